@@ -1,0 +1,718 @@
+"""The rectifier family, each a docstring and a few lines on top of :mod:`rectax._gradients`.
+
+Conventions shared by every function here:
+
+* ``x`` keeps its dtype end to end; hyperparameters are cast to ``x.dtype`` (a float32 slope
+  never promotes a bfloat16 activation) and their cotangents come back in their own dtype.
+* Bool and complex inputs raise ``TypeError``. Integer inputs are accepted (and stay integer)
+  only by the functions that are exact on integers: ``relu``, ``relu6``, ``hard_tanh``,
+  ``squared_relu`` and ``necro_relu``; the others raise ``TypeError`` instead of silently
+  promoting (cast explicitly, e.g. ``x.astype(jnp.float32)``).
+* Concrete hyperparameters are validated (``ValueError`` naming the argument); traced ones never
+  are, so every hyperparameter stays jit-able, vmappable and differentiable.
+* Forward passes propagate NaN and have the right limits at ±inf.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.typing import ArrayLike
+
+from ._gradients import elementwise, lean
+
+Array = jax.Array
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+# Beyond |x| > _TAIL the smooth gates (Φ, σ-based GELU, σ) are exactly 0 or 1 in every float
+# dtype, so clamping there changes no finite result and turns -inf·0 into 0.
+_TAIL = 40.0
+_SILU_TAIL = 800.0
+
+
+# --------------------------------------------------------------------------- input checks
+def _check_x(name: str, x: ArrayLike, *, integers: bool = False) -> Array:
+    x = jnp.asarray(x)
+    dtype = x.dtype
+    if dtype == jnp.bool_ or jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(
+            f"rectax.{name}: x must be a real floating array, got dtype {dtype}. "
+            "Complex and boolean inputs are not supported."
+        )
+    if jnp.issubdtype(dtype, jnp.integer) and not integers:
+        raise TypeError(
+            f"rectax.{name}: x has integer dtype {dtype}; {name} is not exact on integers and "
+            "rectax does not promote silently. Cast first, e.g. x.astype(jnp.float32)."
+        )
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(f"rectax.{name}: unsupported dtype {dtype}.")
+    return x
+
+
+def _concrete(value: Any) -> np.ndarray | None:
+    """The value as a NumPy array if it is known at trace time, else None."""
+    if isinstance(value, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+def _check(name: str, arg: str, value: Any, ok: Callable[[np.ndarray], Any], allowed: str) -> None:
+    v = _concrete(value)
+    if v is not None and not bool(np.all(ok(v))):
+        raise ValueError(f"rectax.{name}: {arg} must be {allowed}, got {value!r}.")
+
+
+def _cast(value: ArrayLike, like: Array) -> Array:
+    return lax.convert_element_type(value, like.dtype)
+
+
+# --------------------------------------------------------------------------- piecewise linear
+def _relu_forward(x: Array) -> Array:
+    return jnp.maximum(x, 0)
+
+
+_relu = jax.jit(elementwise(_relu_forward, lambda m: m, mask=lambda x: x > 0))
+
+
+def relu(x: ArrayLike) -> Array:
+    r"""Rectified linear unit.
+
+    .. math:: \mathrm{relu}(x) = \max(x, 0)
+
+    The derivative is 1 for ``x > 0`` and 0 otherwise (0 at the kink, as ``jax.nn.relu``; see
+    Bertoin et al., NeurIPS 2021), also for positive subnormals. NaN propagates forward. Reverse
+    mode keeps 1 bit per element.
+
+    Args:
+      x: input array; floating or integer (integers stay integer).
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.relu(jnp.array([-2.0, 0.0, 3.0]))
+      Array([0., 0., 3.], dtype=float32)
+
+    See also: :func:`necro_relu`, :func:`leaky_relu`, :func:`jax.nn.relu`.
+    """
+    return _relu(_check_x("relu", x, integers=True))
+
+
+_relu6 = jax.jit(
+    elementwise(
+        lambda x: jnp.minimum(jnp.maximum(x, 0), 6),
+        lambda m: m,
+        mask=lambda x: (x > 0) & (x < 6),
+    )
+)
+
+
+def relu6(x: ArrayLike) -> Array:
+    r"""ReLU capped at 6 (MobileNet).
+
+    .. math:: \mathrm{relu6}(x) = \min(\max(x, 0), 6)
+
+    The derivative is 1 on the open interval (0, 6) and 0 elsewhere, including both kinks
+    (as ``jax.nn.relu6``).
+
+    Args:
+      x: input array; floating or integer.
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.relu6(jnp.array([-1.0, 3.0, 9.0]))
+      Array([0., 3., 6.], dtype=float32)
+    """
+    return _relu6(_check_x("relu6", x, integers=True))
+
+
+def _leaky_forward(x: Array, slope: Array) -> Array:
+    return jnp.where(x >= 0, x, slope * x)
+
+
+_leaky = elementwise(
+    _leaky_forward,
+    lambda m, slope: jnp.where(m, jnp.ones_like(slope), slope),
+    mask=lambda x, slope: x >= 0,
+)
+
+
+@jax.jit
+def _leaky_jit(x: Array, slope: ArrayLike) -> Array:
+    return _leaky(x, _cast(slope, x))
+
+
+def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 0.01) -> Array:
+    r"""Leaky rectified linear unit.
+
+    .. math:: \mathrm{leaky\_relu}(x) = x \text{ if } x \ge 0 \text{ else } a x
+
+    Derivative: 1 for ``x >= 0`` (1 at the kink, as ``jax.nn.leaky_relu``; torch uses ``a``),
+    ``a`` otherwise. ``negative_slope`` is an ordinary argument: traceable, vmappable, and it
+    receives the true gradient ``min(x, 0)``.
+
+    Args:
+      x: floating input array.
+      negative_slope: slope ``a`` for negative inputs (default 0.01, as jax and torch); any
+        array broadcastable to ``x``.
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.leaky_relu(jnp.array([-2.0, 3.0]), negative_slope=0.5)
+      Array([-1.,  3.], dtype=float32)
+    """
+    return _leaky_jit(_check_x("leaky_relu", x), negative_slope)
+
+
+_necro = elementwise(
+    lambda x, slope: _relu_forward(x),
+    lambda m, slope: jnp.where(m, jnp.ones_like(slope), slope),
+    mask=lambda x, slope: x > 0,
+)
+
+
+@jax.jit
+def _necro_jit(x: Array, slope: ArrayLike) -> Array:
+    return _necro(x, _cast(slope, x))
+
+
+def necro_relu(x: ArrayLike, negative_slope: ArrayLike = 0.1) -> Array:
+    r"""NecroReLU: ReLU forward, leaky derivative backward, so units cannot die.
+
+    .. math::
+      y = \max(x, 0), \qquad
+      \frac{\partial y}{\partial x} := 1 \text{ if } x > 0 \text{ else } a
+
+    The forward pass is bitwise :func:`relu`. Units whose pre-activation is negative still
+    pass ``a`` times the incoming gradient back, so a unit that outputs 0 on every example keeps
+    learning. The surrogate derivative is used consistently by every AD entry point (grad, vjp,
+    jvp, jacfwd, hessian); ``negative_slope`` gets a zero gradient (the forward does not depend on
+    it). Backward gradient variance grows like ``(1 + a^2)^{L/2}`` relative to ReLU with depth
+    ``L``: keep ``a`` small in deep nets (see the initializers' ``backward`` gain). A cousin of
+    straight-through estimators (Bengio et al. 2013) and of SUGAR (arXiv 2505.22074).
+
+    Args:
+      x: input array; floating or integer (integers stay integer).
+      negative_slope: surrogate derivative ``a`` for ``x <= 0`` (default 0.1).
+
+    Returns:
+      An array of ``x``'s shape and dtype, equal to ``relu(x)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import rectax as rx
+      >>> x = jnp.array([-2.0, 0.0, 3.0])
+      >>> rx.necro_relu(x)
+      Array([0., 0., 3.], dtype=float32)
+      >>> jax.grad(lambda x: rx.necro_relu(x).sum())(x)
+      Array([0.1, 0.1, 1. ], dtype=float32)
+
+    See also: :func:`surrogate`, :func:`relu`.
+    """
+    x = _check_x("necro_relu", x, integers=True)
+    if jnp.issubdtype(x.dtype, jnp.integer):
+        return _relu(x)
+    return _necro_jit(x, negative_slope)
+
+
+def prelu(x: ArrayLike, slope: ArrayLike) -> Array:
+    r"""Parametric ReLU (He et al. 2015) with a learned slope.
+
+    .. math:: \mathrm{prelu}(x) = x \text{ if } x \ge 0 \text{ else } a_c x
+
+    ``slope`` broadcasts against ``x`` with NumPy rules: a scalar is shared, a vector of length
+    ``C`` is one slope per channel on the last axis. The derivative in ``x`` is 1 for
+    ``x >= 0`` (as flax's PReLU; torch uses ``a``), ``a`` otherwise; the slope receives
+    ``min(x, 0)`` summed over the broadcast axes.
+
+    Args:
+      x: floating input array.
+      slope: the slope ``a`` (cast to ``x.dtype``).
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.prelu(jnp.array([[-1.0, -1.0], [2.0, 2.0]]), jnp.array([0.25, 0.5]))
+      Array([[-0.25, -0.5 ],
+             [ 2.  ,  2.  ]], dtype=float32)
+    """
+    return _leaky_jit(_check_x("prelu", x), slope)
+
+
+def _rrelu_sample(x: Array, key: Array, lower: ArrayLike, upper: ArrayLike) -> Array:
+    wide = jnp.promote_types(x.dtype, jnp.float32)
+    lo = lax.convert_element_type(lower, wide)
+    hi = lax.convert_element_type(upper, wide)
+    u = jax.random.uniform(key, x.shape, wide)
+    return _cast(lo + (hi - lo) * u, x)
+
+
+@jax.jit
+@lean
+def _rrelu_train(x: Array, key: Array, lower: ArrayLike, upper: ArrayLike) -> Array:
+    return _leaky(x, lax.stop_gradient(_rrelu_sample(x, key, lower, upper)))
+
+
+def rrelu(
+    x: ArrayLike,
+    key: Array | None = None,
+    lower: ArrayLike = 1.0 / 8.0,
+    upper: ArrayLike = 1.0 / 3.0,
+) -> Array:
+    r"""Randomized leaky ReLU (Xu et al. 2015).
+
+    .. math:: \mathrm{rrelu}(x) = x \text{ if } x \ge 0 \text{ else } a x,\quad
+      a \sim U(l, u) \text{ per element (training)},\quad a = (l + u)/2 \text{ (evaluation)}
+
+    With ``key=None`` this is the evaluation form, :func:`leaky_relu` with slope
+    ``(lower + upper) / 2`` (0.2291667 with torch's defaults). With a PRNG key it samples one slope
+    per element (in float32 or wider, then cast) and its derivative uses the sampled slopes;
+    reverse mode keeps 1 bit per element and regenerates the slopes from ``key``.
+
+    Args:
+      x: floating input array.
+      key: ``jax.random`` key, or None for the deterministic evaluation form.
+      lower: lower bound of the slope distribution (default 1/8, as torch).
+      upper: upper bound (default 1/3, as torch); must be >= ``lower``.
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.rrelu(jnp.array([-1.0, 1.0]), lower=0.1, upper=0.3)
+      Array([-0.2,  1. ], dtype=float32)
+      >>> y = rx.rrelu(-jnp.ones(3), jax.random.key(0))
+      >>> bool(jnp.all((y <= -1 / 8) & (y >= -1 / 3)))
+      True
+    """
+    x = _check_x("rrelu", x)
+    lo, hi = _concrete(lower), _concrete(upper)
+    if lo is not None and hi is not None and not bool(np.all(lo <= hi)):
+        raise ValueError(
+            f"rectax.rrelu: lower must be <= upper, got lower={lower!r}, upper={upper!r}."
+        )
+    if key is None:
+        return _leaky_jit(x, (jnp.asarray(lower) + jnp.asarray(upper)) / 2)
+    return _rrelu_train(x, key, lower, upper)
+
+
+_hard_tanh = jax.jit(
+    elementwise(
+        lambda x: jnp.minimum(jnp.maximum(x, -1), 1),
+        lambda m: m,
+        mask=lambda x: (x >= -1) & (x <= 1),
+    )
+)
+
+
+def hard_tanh(x: ArrayLike) -> Array:
+    r"""Hard tanh: the identity clipped to [-1, 1].
+
+    .. math:: \mathrm{hard\_tanh}(x) = \min(\max(x, -1), 1)
+
+    Derivative: 1 on the closed interval [-1, 1] (1 at ±1, as ``jax.nn.hard_tanh``; torch
+    uses 0), 0 outside.
+
+    Args:
+      x: input array; floating or integer.
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.hard_tanh(jnp.array([-3.0, 0.5, 2.0]))
+      Array([-1. ,  0.5,  1. ], dtype=float32)
+    """
+    return _hard_tanh(_check_x("hard_tanh", x, integers=True))
+
+
+_squared_relu = jax.jit(
+    elementwise(
+        lambda x: jnp.square(jnp.maximum(x, 0)),
+        lambda x: 2 * jnp.maximum(x, 0),
+    )
+)
+
+
+def squared_relu(x: ArrayLike) -> Array:
+    r"""Squared ReLU (So et al. 2021, Primer).
+
+    .. math:: \mathrm{squared\_relu}(x) = \max(x, 0)^2, \qquad f'(x) = 2\max(x, 0)
+
+    Args:
+      x: input array; floating or integer.
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.squared_relu(jnp.array([-2.0, 3.0]))
+      Array([0., 9.], dtype=float32)
+    """
+    return _squared_relu(_check_x("squared_relu", x, integers=True))
+
+
+# --------------------------------------------------------------------------- exponential family
+def _nonpositive(x: Array) -> Array:
+    """``min(x, 0)`` whose derivative at 0 is 1 (the ``x <= 0`` branch owns the kink)."""
+    return jnp.where(x > 0, jnp.zeros_like(x), x)
+
+
+def _elu_forward(x: Array, alpha: Array) -> Array:
+    return jnp.where(x > 0, x, alpha * jnp.expm1(_nonpositive(x)))
+
+
+def _elu_derivative(x: Array, alpha: Array) -> Array:
+    # From the input, never from expm1: exact in the whole negative tail.
+    return jnp.where(x > 0, jnp.ones_like(x), alpha * jnp.exp(_nonpositive(x)))
+
+
+_elu = elementwise(_elu_forward, _elu_derivative)
+
+
+@jax.jit
+def _elu_jit(x: Array, alpha: ArrayLike) -> Array:
+    return _elu(x, _cast(alpha, x))
+
+
+def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
+    r"""Exponential linear unit (Clevert et al. 2016).
+
+    .. math:: \mathrm{elu}(x) = x \text{ if } x > 0 \text{ else } \alpha(e^x - 1)
+
+    The derivative is 1 for ``x > 0`` and ``α·exp(x)`` otherwise (``α`` at 0, as jax and torch),
+    computed from the input as ``α·exp(min(x, 0))``: correct in float32 below -17 and in bfloat16
+    below -6, where ``jax.nn.elu``'s gradient through ``expm1`` is wrong or zero.
+    ``elu(-inf) = -α``. ``alpha`` is differentiable.
+
+    Args:
+      x: floating input array.
+      alpha: saturation value for negative inputs (default 1.0).
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.elu(jnp.array([-jnp.inf, 0.0, 2.0]))
+      Array([-1.,  0.,  2.], dtype=float32)
+    """
+    return _elu_jit(_check_x("elu", x), alpha)
+
+
+_celu = elementwise(
+    lambda x, alpha: jnp.maximum(x, 0) + alpha * jnp.expm1(_nonpositive(x) / alpha),
+    lambda x, alpha: jnp.where(x > 0, jnp.ones_like(x), jnp.exp(_nonpositive(x) / alpha)),
+)
+
+
+@jax.jit
+def _celu_jit(x: Array, alpha: ArrayLike) -> Array:
+    return _celu(x, _cast(alpha, x))
+
+
+def celu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
+    r"""Continuously differentiable ELU (Barron 2017).
+
+    .. math:: \mathrm{celu}(x) = \max(0, x) + \min(0, \alpha(e^{x/\alpha} - 1))
+
+    Derivative 1 for ``x > 0``, ``exp(x/α)`` otherwise (1 at 0), computed from the input.
+
+    Args:
+      x: floating input array.
+      alpha: positive scale (default 1.0).
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Raises:
+      ValueError: if a concrete ``alpha`` is not positive.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.celu(jnp.array([-jnp.inf, 1.0]), alpha=2.0)
+      Array([-2.,  1.], dtype=float32)
+    """
+    _check("celu", "alpha", alpha, lambda a: a > 0, "positive")
+    return _celu_jit(_check_x("celu", x), alpha)
+
+
+def selu(x: ArrayLike) -> Array:
+    r"""Scaled ELU (Klambauer et al. 2017), self-normalising with LeCun-normal init.
+
+    .. math:: \mathrm{selu}(x) = \lambda\,\mathrm{elu}(x, \alpha),\quad
+      \alpha = 1.6732632423543772848\ldots,\ \lambda = 1.0507009873554804934\ldots
+
+    Derivative ``λ`` for ``x > 0``, ``λα·exp(x)`` otherwise (``λα = 1.7580993`` at 0).
+
+    Args:
+      x: floating input array.
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.selu(jnp.array([1.0]))
+      Array([1.050701], dtype=float32)
+    """
+    x = _check_x("selu", x)
+    return SELU_SCALE * _elu_jit(x, SELU_ALPHA)
+
+
+# --------------------------------------------------------------------------- smooth gates
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_CUBIC = 0.044715
+
+
+def _gelu_exact_forward(x: Array) -> Array:
+    xc = jnp.clip(x, -_TAIL, _TAIL)
+    return jnp.maximum(x, -_TAIL) * (0.5 * lax.erfc(-xc * _INV_SQRT_2))
+
+
+def _gelu_exact_derivative(x: Array) -> Array:
+    xc = jnp.clip(x, -_TAIL, _TAIL)
+    return 0.5 * lax.erfc(-xc * _INV_SQRT_2) + xc * _INV_SQRT_2PI * jnp.exp(-0.5 * xc * xc)
+
+
+def _gelu_tanh_gate(xc: Array) -> Array:
+    # 0.5 (1 + tanh(u)) written as sigmoid(2u): accurate in the negative tail.
+    return jax.nn.sigmoid(2 * _SQRT_2_OVER_PI * (xc + _GELU_CUBIC * xc * xc * xc))
+
+
+def _gelu_tanh_forward(x: Array) -> Array:
+    return jnp.maximum(x, -_TAIL) * _gelu_tanh_gate(jnp.clip(x, -_TAIL, _TAIL))
+
+
+def _gelu_tanh_derivative(x: Array) -> Array:
+    xc = jnp.clip(x, -_TAIL, _TAIL)
+    s = _gelu_tanh_gate(xc)
+    ds = 2 * s * (1 - s) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * xc * xc)
+    return s + xc * ds
+
+
+_gelu_exact = jax.jit(elementwise(_gelu_exact_forward, _gelu_exact_derivative))
+_gelu_tanh = jax.jit(elementwise(_gelu_tanh_forward, _gelu_tanh_derivative))
+
+
+def gelu(x: ArrayLike, approximate: bool | Literal["none", "tanh"] = True) -> Array:
+    r"""Gaussian error linear unit (Hendrycks & Gimpel 2016).
+
+    .. math::
+      \mathrm{gelu}(x) = x\,\Phi(x) \quad\text{(exact)},\qquad
+      \tfrac{x}{2}\bigl(1 + \tanh(\sqrt{2/\pi}(x + 0.044715x^3))\bigr) \quad\text{(tanh)}
+
+    ``approximate`` accepts jax.nn's booleans (default True, the tanh form, as jax and flax;
+    torch and keras default to the exact form) and torch's strings ``'none'``/``'tanh'``.
+    Unlike ``jax.nn.gelu``, ``gelu(-inf) = 0`` and the gradient is finite (0 or 1) at ±inf and
+    ±finfo.max in every dtype; the negative tail is computed through ``erfc``/``sigmoid`` so it
+    keeps relative accuracy.
+
+    Args:
+      x: floating input array.
+      approximate: True or ``'tanh'`` for the tanh form, False or ``'none'`` for the exact one.
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Raises:
+      ValueError: for any other ``approximate``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.gelu(jnp.array([-jnp.inf, 0.0, 1.0]), approximate="none")
+      Array([-0.       ,  0.       ,  0.8413447], dtype=float32)
+    """
+    if approximate is True or approximate == "tanh":
+        fn = _gelu_tanh
+    elif approximate is False or approximate == "none":
+        fn = _gelu_exact
+    else:
+        raise ValueError(
+            f"rectax.gelu: approximate must be True, False, 'tanh' or 'none', got {approximate!r}."
+        )
+    return fn(_check_x("gelu", x))
+
+
+_silu = jax.jit(
+    elementwise(
+        lambda x: jnp.maximum(x, -_SILU_TAIL) * jax.nn.sigmoid(x),
+        lambda x: (
+            jax.nn.sigmoid(x)
+            + jnp.clip(x, -_SILU_TAIL, _SILU_TAIL) * jax.nn.sigmoid(x) * jax.nn.sigmoid(-x)
+        ),
+    )
+)
+
+
+def silu(x: ArrayLike) -> Array:
+    r"""Sigmoid linear unit, also called swish (Ramachandran et al. 2017).
+
+    .. math:: \mathrm{silu}(x) = x\,\sigma(x), \qquad
+      f'(x) = \sigma(x)\bigl(1 + x(1 - \sigma(x))\bigr)
+
+    ``silu(-inf) = 0`` and the derivative is 0 and 1 at -inf and +inf.
+
+    Args:
+      x: floating input array.
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.silu(jnp.array([-jnp.inf, 0.0]))
+      Array([-0.,  0.], dtype=float32)
+    """
+    return _silu(_check_x("silu", x))
+
+
+swish = silu
+
+
+def _softplus_core(x: Array, beta: Array, threshold: Array) -> Array:
+    z = jnp.minimum(beta * x, threshold)
+    return (jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z)))) / beta
+
+
+def _softplus_forward(x: Array, beta: Array, threshold: Array) -> Array:
+    return jnp.where(beta * x > threshold, x, _softplus_core(x, beta, threshold))
+
+
+def _softplus_derivative(x: Array, beta: Array, threshold: Array) -> Array:
+    z = beta * x
+    return jnp.where(z > threshold, jnp.ones_like(x), jax.nn.sigmoid(z))
+
+
+_softplus = elementwise(_softplus_forward, _softplus_derivative)
+
+
+@partial(jax.jit, static_argnames=("linear_tail",))
+def _softplus_jit(x: Array, beta: ArrayLike, threshold: ArrayLike, linear_tail: bool) -> Array:
+    t = _cast(threshold, x) if linear_tail else jnp.asarray(jnp.inf, x.dtype)
+    return _softplus(x, _cast(beta, x), lax.stop_gradient(t))
+
+
+def softplus(x: ArrayLike, beta: ArrayLike = 1.0, threshold: ArrayLike | None = 20.0) -> Array:
+    r"""Softplus, a smooth ReLU, with torch's ``beta`` and ``threshold``.
+
+    .. math:: \mathrm{softplus}(x) = \tfrac{1}{\beta}\log(1 + e^{\beta x}),
+      \text{ and } x \text{ where } \beta x > \text{threshold}
+
+    Computed stably as ``(max(z, 0) + log1p(exp(-|z|))) / β`` with ``z = βx``. With the defaults
+    it equals ``jax.nn.softplus`` to float32 rounding (the linear tail above 20 is exact in
+    float32; in float64 it differs from the smooth function by at most 2e-9). Pass
+    ``threshold=None`` for the smooth function everywhere. The derivative is ``σ(βx)`` (0.5 at 0),
+    and 1 in the linear tail; ``beta`` is differentiable.
+
+    Args:
+      x: floating input array.
+      beta: positive sharpness (default 1.0).
+      threshold: ``βx`` above which the function is the identity (default 20.0, as torch), or None.
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Raises:
+      ValueError: if a concrete ``beta`` is not positive.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.softplus(jnp.array([0.0, 30.0]))
+      Array([ 0.6931472, 30.       ], dtype=float32)
+    """
+    _check("softplus", "beta", beta, lambda b: b > 0, "positive")
+    x = _check_x("softplus", x)
+    return _softplus_jit(x, beta, 0.0 if threshold is None else threshold, threshold is not None)
+
+
+# --------------------------------------------------------------------------- surrogates
+def surrogate(
+    forward: Callable[..., Array],
+    derivative: Callable[..., Array],
+    *,
+    mask: Callable[..., Array] | None = None,
+) -> Callable[..., Array]:
+    r"""Builds an activation from any forward function and any backward derivative.
+
+    The result ``f(x, *params)`` computes ``forward(x, *params)``; every AD entry point (grad,
+    vjp, jvp, jacfwd, jacrev, hessian) sees ``derivative`` as its derivative in ``x`` and the true
+    derivative in each hyperparameter. It is jit-compiled.
+
+    Two forms:
+
+    * ``surrogate(forward, derivative)``: ``derivative(x, *params)`` returns the elementwise
+      factor; reverse mode keeps one array of ``x``'s dtype.
+    * ``surrogate(forward, derivative, mask=pred)``: for derivatives that take one of two values.
+      ``pred(x, *params)`` returns a boolean array, saved at 1 bit per element, and
+      ``derivative(m, *params)`` maps it to the factor. :func:`necro_relu` is this form.
+
+    Args:
+      forward: the forward pass, elementwise in ``x``.
+      derivative: the (surrogate) derivative, as above.
+      mask: optional predicate for the 1-bit form.
+
+    Returns:
+      The activation function.
+
+    Example:
+      A straight-through Heaviside step and ReLU with a B-SiLU derivative (SUGAR):
+
+      >>> import jax, jax.numpy as jnp
+      >>> import rectax as rx
+      >>> step = rx.surrogate(lambda x: (x > 0).astype(x.dtype), lambda x: jnp.ones_like(x))
+      >>> jax.grad(lambda x: step(x).sum())(jnp.array([-1.0, 2.0]))
+      Array([1., 1.], dtype=float32)
+      >>> def bsilu_derivative(x):
+      ...     s = jax.nn.sigmoid(x)
+      ...     return s + (x + 1.67) * s * (1 - s)
+      >>> relu_bsilu = rx.surrogate(rx.relu, bsilu_derivative)
+      >>> relu_bsilu(jnp.array([-1.0, 2.0]))
+      Array([0., 2.], dtype=float32)
+    """
+    fn = jax.jit(elementwise(forward, derivative, mask=mask))
+
+    def activation(x: ArrayLike, *params: Any) -> Array:
+        return fn(_check_x("surrogate", x), *params)
+
+    activation.__doc__ = forward.__doc__
+    return activation

@@ -1,0 +1,136 @@
+"""The one custom-derivative mechanism behind every rectax activation.
+
+An activation states its derivative rule once, as an elementwise factor ``d(x, *params)`` with
+``f'(x) = d``. :func:`elementwise` turns ``(forward, derivative)`` into a ``jax.custom_jvp``
+function whose tangent rule is ``t_out = d * t_x`` (plus the true derivative in the direction of
+any differentiated hyperparameter). Because the rule is linear in the tangent, JAX transposes it
+for reverse mode, so one rule serves every entry point:
+
+* ``jax.grad``, ``jax.vjp``, ``jax.jacrev`` (reverse mode: the linearised rule, transposed);
+* ``jax.jvp``, ``jax.jacfwd``, ``jax.linearize`` (forward mode: the rule itself);
+* ``jax.hessian`` and other higher orders (the rule differentiated again: for a surrogate such as
+  NecroReLU the second derivative is that of the surrogate, i.e. zero, never a mix).
+
+``jax.custom_vjp`` would give reverse mode only and break ``jvp``/``jacfwd``; a ``custom_vjp``
+backward rule that is linear in the cotangent is exactly the transpose of this JVP rule, so
+nothing is lost by stating it in forward form.
+
+Lean residuals. When the derivative takes one of two values (relu, leaky_relu, NecroReLU, relu6,
+hard_tanh, prelu, rrelu), the rule is given as ``derivative(mask, *params)`` of a boolean
+``mask(x, *params)``. The mask is packed to 1 bit per element along the last axis
+(``jnp.packbits``), tagged with :func:`jax.ad_checkpoint.checkpoint_name`, and the function is
+wrapped in ``jax.checkpoint`` with a policy that saves only that name. Reverse mode then keeps
+1 bit per element instead of an array of the input's dtype; everything else the backward pass
+needs is recomputed from the bits and the (small) hyperparameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.ad_checkpoint import checkpoint_name
+
+Array = jax.Array
+
+RESIDUAL_NAME = "rectax_bits"
+"""Name under which 1-bit residual masks are saved (usable in your own checkpoint policies)."""
+
+_SAVE_BITS = jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)
+
+
+def _is_zero(t: Any) -> bool:
+    return isinstance(t, jax.custom_derivatives.SymbolicZero)
+
+
+def pack_mask(mask: Array) -> Array:
+    """Packs a boolean array to ``uint8`` along its last axis (1 bit per element)."""
+    mask = jnp.atleast_1d(mask)
+    return jnp.packbits(mask, axis=-1, bitorder="little")
+
+
+def unpack_mask(bits: Array, shape: Sequence[int]) -> Array:
+    """Inverse of :func:`pack_mask` for an array of the given ``shape``."""
+    count = shape[-1] if shape else 1
+    mask = jnp.unpackbits(bits, axis=-1, count=count, bitorder="little")
+    return mask.reshape(shape).astype(bool)
+
+
+def _param_tangent(
+    forward: Callable[..., Array],
+    x: Array,
+    params: Sequence[Any],
+    tangents: Sequence[Any],
+) -> Array | None:
+    """JVP of ``forward`` in the direction of the hyperparameters that carry a tangent."""
+    live = [i for i, t in enumerate(tangents) if not _is_zero(t)]
+    if not live:
+        return None
+
+    def partial(*live_params: Any) -> Array:
+        full = list(params)
+        for i, p in zip(live, live_params, strict=True):
+            full[i] = p
+        return forward(x, *full)
+
+    _, t = jax.jvp(partial, [params[i] for i in live], [tangents[i] for i in live])
+    return t
+
+
+def elementwise(
+    forward: Callable[..., Array],
+    derivative: Callable[..., Array],
+    *,
+    mask: Callable[..., Array] | None = None,
+) -> Callable[..., Array]:
+    """Builds ``f(x, *params)`` from its forward pass and its derivative in ``x``.
+
+    Args:
+      forward: ``forward(x, *params) -> y``, elementwise in ``x``.
+      derivative: without ``mask``, ``derivative(x, *params) -> dy/dx``; with ``mask``,
+        ``derivative(m, *params) -> dy/dx`` where ``m = mask(x, *params)``. May return a
+        surrogate (any elementwise factor), not necessarily the true derivative.
+      mask: optional ``mask(x, *params) -> bool``. If given, reverse mode saves only this mask,
+        packed to 1 bit per element.
+
+    Returns:
+      A function of ``(x, *params)``. Its derivative in ``x`` is ``derivative``; its derivative
+      in each hyperparameter is the true one (autodiff of ``forward``). Tangents and cotangents
+      have their primal's dtype.
+    """
+
+    @jax.custom_jvp
+    def fn(x: Array, *params: Any) -> Array:
+        return forward(x, *params)
+
+    def rule(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Array, Array]:
+        x, *params = primals
+        t_x, *t_params = tangents
+        y = forward(x, *params)
+        t_out = _param_tangent(forward, x, params, t_params)
+        if not _is_zero(t_x):
+            if mask is None:
+                d = checkpoint_name(derivative(x, *params), RESIDUAL_NAME)
+            else:
+                bits = checkpoint_name(pack_mask(mask(x, *params)), RESIDUAL_NAME)
+                d = derivative(unpack_mask(bits, x.shape), *params)
+            t_dx = t_x * lax.convert_element_type(d, t_x.dtype)
+            t_out = t_dx if t_out is None else t_out + t_dx
+        if t_out is None:  # pragma: no cover - custom_jvp never calls a rule with all-zero tangents
+            t_out = jnp.zeros_like(y)
+        return y, t_out
+
+    fn.defjvp(rule, symbolic_zeros=True)
+    return jax.checkpoint(fn, policy=_SAVE_BITS)
+
+
+def lean(fn: Callable[..., Array]) -> Callable[..., Array]:
+    """Wraps ``fn`` so that reverse mode saves only 1-bit masks and recomputes the rest.
+
+    Use around a composition that produces large intermediates from cheap inputs (for example
+    rrelu's per-element slopes, which are regenerated from the PRNG key in the backward pass).
+    """
+    return jax.checkpoint(fn, policy=_SAVE_BITS)
