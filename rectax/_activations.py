@@ -511,13 +511,14 @@ def _gelu_exact_derivative(x: Array) -> Array:
     return 0.5 * lax.erfc(-xc * _INV_SQRT_2) + xc * _INV_SQRT_2PI * jnp.exp(-0.5 * xc * xc)
 
 
-def _gelu_tanh_gate(xc: Array) -> Array:
-    # 0.5 (1 + tanh(u)) written as sigmoid(2u): accurate in the negative tail.
-    return jax.nn.sigmoid(2 * _SQRT_2_OVER_PI * (xc + _GELU_CUBIC * xc * xc * xc))
+def _gelu_tanh_gate(x: Array) -> Array:
+    # 0.5 (1 + tanh(u)) written as 1 / (1 + exp(-2u)): keeps relative accuracy in the negative
+    # tail, where 1 + tanh(u) cancels; saturates to exactly 0 or 1 (no NaN) when u overflows.
+    return 1 / (1 + jnp.exp(-2 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * x * x * x)))
 
 
 def _gelu_tanh_forward(x: Array) -> Array:
-    return jnp.maximum(x, -_TAIL) * _gelu_tanh_gate(jnp.clip(x, -_TAIL, _TAIL))
+    return jnp.maximum(x, -_TAIL) * _gelu_tanh_gate(x)
 
 
 def _gelu_tanh_derivative(x: Array) -> Array:
@@ -571,13 +572,14 @@ def gelu(x: ArrayLike, approximate: bool | Literal["none", "tanh"] = True) -> Ar
     return fn(_check_x("gelu", x))
 
 
+def _silu_derivative(s: Array, xc: Array) -> Array:
+    return s + xc * s * (1 - s)
+
+
 _silu = jax.jit(
     elementwise(
         lambda x: jnp.maximum(x, -_SILU_TAIL) * jax.nn.sigmoid(x),
-        lambda x: (
-            jax.nn.sigmoid(x)
-            + jnp.clip(x, -_SILU_TAIL, _SILU_TAIL) * jax.nn.sigmoid(x) * jax.nn.sigmoid(-x)
-        ),
+        lambda x: _silu_derivative(jax.nn.sigmoid(x), jnp.clip(x, -_SILU_TAIL, _SILU_TAIL)),
     )
 )
 
