@@ -1,0 +1,300 @@
+"""Layer-sequential unit-variance (LSUV) initialization for Flax models (nnx and linen).
+
+Mishkin & Matas, "All you need is a good init", ICLR 2016. Flax is imported inside
+:func:`lsuv`, so ``import rectax.initializers`` does not import it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._init_variance import orthogonal
+
+Array = jax.Array
+
+
+class LSUVLayer(NamedTuple):
+    """One row of :func:`lsuv`'s report.
+
+    Attributes:
+      path: the layer's path in the model, ``/``-joined (``"layers/0"``, ``"Dense_1"``).
+      kind: the layer's class name (``"Linear"``, ``"Conv"``, ``"Dense"``).
+      iterations: how many times the kernel was rescaled.
+      variance_initial: the output variance after the orthonormal pre-init (and after the
+        earlier layers were rescaled), before this layer's first rescale.
+      variance: the output variance at the end.
+      converged: whether ``|variance - 1| < tol``.
+    """
+
+    path: str
+    kind: str
+    iterations: int
+    variance_initial: float
+    variance: float
+    converged: bool
+
+
+def _path(parts: tuple[Any, ...]) -> str:
+    return "/".join(str(p) for p in parts)
+
+
+@contextlib.contextmanager
+def _call_hook(classes: tuple[type, ...], record: Callable[[Any, Any], None]) -> Iterator[None]:
+    """Temporarily wraps ``__call__`` of ``classes`` to report (module, output) pairs."""
+    saved: list[tuple[type, Any, bool]] = []
+
+    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+        def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
+            out = original(self, *args, **kwargs)
+            record(self, out)
+            return out
+
+        return __call__
+
+    try:
+        for cls in classes:
+            own = "__call__" in cls.__dict__
+            saved.append((cls, cls.__dict__.get("__call__"), own))
+            cls.__call__ = wrap(cls.__call__)  # type: ignore[method-assign]
+        yield
+    finally:
+        for cls, original, own in reversed(saved):
+            if own:
+                cls.__call__ = original
+            else:
+                delattr(cls, "__call__")
+
+
+def _variance(y: Array) -> Array:
+    return jnp.var(y.astype(jnp.promote_types(y.dtype, jnp.float32)))
+
+
+def _iterate(
+    order: list[str],
+    kinds: dict[str, str],
+    measure: Callable[[], list[float]],
+    rescale: Callable[[str, float], None],
+    tol: float,
+    max_iters: int,
+) -> list[LSUVLayer]:
+    report = []
+    for i, path in enumerate(order):
+        variance = initial = measure()[i]
+        iterations = 0
+        while abs(variance - 1.0) >= tol and iterations < max_iters:
+            if not (math.isfinite(variance) and variance > 0):
+                break  # a dead or exploding layer cannot be rescaled to unit variance
+            rescale(path, 1.0 / math.sqrt(variance))
+            iterations += 1
+            variance = measure()[i]
+        report.append(
+            LSUVLayer(path, kinds[path], iterations, initial, variance, abs(variance - 1) < tol)
+        )
+    return report
+
+
+def _lsuv_nnx(
+    nnx: Any,
+    model: Any,
+    batch: Any,
+    key: Array | None,
+    tol: float,
+    max_iters: int,
+    orthonormal: bool,
+) -> tuple[Any, list[LSUVLayer]]:
+    classes = (nnx.Linear, nnx.Conv)
+    layers = {_path(p): m for p, m in nnx.iter_modules(model) if isinstance(m, classes)}
+    if not layers:
+        raise ValueError("rectax.initializers.lsuv: the model has no nnx.Linear or nnx.Conv.")
+    kinds = {p: type(m).__name__ for p, m in layers.items()}
+    if orthonormal and key is not None:
+        for k, layer in zip(jax.random.split(key, len(layers)), layers.values(), strict=True):
+            w = layer.kernel.get_value()
+            layer.kernel.set_value(orthogonal()(k, w.shape, w.dtype))
+            if layer.bias is not None:
+                layer.bias.set_value(jnp.zeros_like(layer.bias.get_value()))
+    graphdef, _ = nnx.split(model)
+    hook_classes = tuple({type(m) for m in layers.values()})
+    order: list[str] = []
+
+    @jax.jit
+    def forward(state: Any, batch: Any) -> list[Array]:
+        merged = nnx.merge(graphdef, state)
+        ids = {id(m): _path(p) for p, m in nnx.iter_modules(merged) if isinstance(m, classes)}
+        seen: dict[str, Array] = {}
+
+        def record(module: Any, out: Any) -> None:
+            path = ids.get(id(module))
+            if path is not None and path not in seen:
+                seen[path] = _variance(out)
+
+        with _call_hook(hook_classes, record):
+            merged(batch)
+        order[:] = list(seen)
+        return list(seen.values())
+
+    def measure() -> list[float]:
+        return [float(v) for v in forward(nnx.state(model), batch)]
+
+    def rescale(path: str, factor: float) -> None:
+        kernel = layers[path].kernel
+        w = kernel.get_value()
+        kernel.set_value((w * factor).astype(w.dtype))
+
+    measure()  # traces once, fixing the call order
+    report = _iterate(order, kinds, measure, rescale, tol, max_iters)
+    return nnx.state(model, nnx.Param), report
+
+
+def _lsuv_linen(
+    module_or_apply: Any,
+    variables: Any,
+    batch: Any,
+    key: Array | None,
+    tol: float,
+    max_iters: int,
+    orthonormal: bool,
+) -> tuple[Any, list[LSUVLayer]]:
+    import flax.linen as nn
+    from flax import traverse_util
+
+    apply = module_or_apply.apply if isinstance(module_or_apply, nn.Module) else module_or_apply
+
+    order: list[str] = []
+    kinds: dict[str, str] = {}
+
+    def is_layer(module: Any, method: str) -> bool:
+        if method == "__call__" and isinstance(module, (nn.Dense, nn.Conv)):
+            kinds[_path(tuple(module.path))] = type(module).__name__
+            return True
+        return False
+
+    @jax.jit
+    def forward(variables: Any, batch: Any) -> list[Array]:
+        _, state = apply(
+            variables, batch, capture_intermediates=is_layer, mutable=["intermediates"]
+        )
+        flat = traverse_util.flatten_dict(state.get("intermediates", {}))
+        order[:] = [_path(p[:-1]) for p in flat]
+        return [_variance(outs[0]) for outs in flat.values()]
+
+    params = {_path(k): v for k, v in traverse_util.flatten_dict(variables["params"]).items()}
+    raw_keys = {_path(k): k for k in traverse_util.flatten_dict(variables["params"])}
+    forward(variables, batch)
+    if not order:
+        raise ValueError("rectax.initializers.lsuv: the model calls no nn.Dense or nn.Conv.")
+    for path in order:
+        if path + "/kernel" not in params:
+            raise ValueError(f"rectax.initializers.lsuv: no kernel found for layer {path!r}.")
+    if orthonormal and key is not None:
+        for k, path in zip(jax.random.split(key, len(order)), order, strict=True):
+            w = params[path + "/kernel"]
+            params[path + "/kernel"] = orthogonal()(k, w.shape, w.dtype)
+            if path + "/bias" in params:
+                params[path + "/bias"] = jnp.zeros_like(params[path + "/bias"])
+
+    def current() -> Any:
+        unflat = traverse_util.unflatten_dict({raw_keys[p]: v for p, v in params.items()})
+        return {**variables, "params": unflat}
+
+    def measure() -> list[float]:
+        return [float(v) for v in forward(current(), batch)]
+
+    def rescale(path: str, factor: float) -> None:
+        w = params[path + "/kernel"]
+        params[path + "/kernel"] = (w * factor).astype(w.dtype)
+
+    report = _iterate(list(order), kinds, measure, rescale, tol, max_iters)
+    return current(), report
+
+
+def lsuv(
+    model: Any,
+    variables_or_batch: Any,
+    batch: Any = None,
+    *,
+    key: Array | None = None,
+    tol: float = 0.1,
+    max_iters: int = 10,
+    orthonormal: bool = True,
+) -> tuple[Any, list[LSUVLayer]]:
+    r"""Layer-sequential unit-variance initialization (Mishkin & Matas 2016).
+
+    .. math::
+      W_\ell \leftarrow W_\ell / \sqrt{\mathrm{Var}[W_\ell x_{\ell-1} + b_\ell]}
+      \quad \text{until } |\mathrm{Var} - 1| < \mathrm{tol}
+
+    Every Dense/Linear and Conv kernel is first replaced by an orthonormal matrix
+    (:func:`orthogonal`, biases zeroed). Then, layer by layer in call order, one mini-batch is
+    fed through the model (a jit-compiled forward pass, compiled once), the variance of the
+    layer's output (before its nonlinearity, over batch and units) is measured, and the kernel
+    is divided by its square root, until the variance is within ``tol`` of 1 or ``max_iters``
+    rescales were made. A layer whose output variance is 0 or not finite is left as it is and
+    reported as not converged.
+
+    Two calling conventions:
+
+    * **nnx**: ``lsuv(model, batch, key=...)`` for an ``nnx.Module``. The ``nnx.Linear`` and
+      ``nnx.Conv`` submodules are found with ``nnx.iter_modules`` and ordered by their first
+      call (their ``__call__`` is wrapped while the forward pass is traced). The model is
+      updated in place; the returned parameters are ``nnx.state(model, nnx.Param)``.
+    * **linen**: ``lsuv(module_or_apply_fn, variables, batch, key=...)``. ``nn.Dense`` and
+      ``nn.Conv`` outputs are captured with ``capture_intermediates``; ``apply_fn`` must accept
+      Flax's ``apply`` keywords (``module.apply`` does). Returns new ``variables``.
+
+    Args:
+      model: an ``nnx.Module``, a ``flax.linen.Module`` or its ``apply`` function.
+      variables_or_batch: the batch (nnx) or the variables (linen).
+      batch: the batch (linen only).
+      key: PRNG key for the orthonormal pre-init (required unless ``orthonormal=False``).
+      tol: tolerance on the output variance (default 0.1, as the paper).
+      max_iters: most rescales per layer (default 10, as the paper).
+      orthonormal: do the orthonormal pre-init (default True).
+
+    Returns:
+      ``(params, report)``: the new parameters (nnx: ``nnx.State``; linen: the variables dict)
+      and a list of :class:`LSUVLayer`, one per layer in call order.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from rectax.initializers import lsuv
+      >>> model = nnx.Sequential(nnx.Linear(16, 32, rngs=nnx.Rngs(0)), jax.nn.relu,
+      ...                        nnx.Linear(32, 8, rngs=nnx.Rngs(1)))
+      >>> x = jax.random.normal(jax.random.key(2), (256, 16))
+      >>> params, report = lsuv(model, x, key=jax.random.key(3))
+      >>> [(r.path, r.converged) for r in report]
+      [('layers/0', True), ('layers/2', True)]
+    """
+    if not tol > 0:
+        raise ValueError(f"rectax.initializers.lsuv: tol must be > 0, got {tol!r}.")
+    if not (isinstance(max_iters, int | np.integer) and max_iters >= 0):
+        raise ValueError(
+            f"rectax.initializers.lsuv: max_iters must be an int >= 0, got {max_iters!r}."
+        )
+    if orthonormal and key is None:
+        raise ValueError(
+            "rectax.initializers.lsuv: pass key= for the orthonormal pre-init "
+            "(or orthonormal=False)."
+        )
+    from flax import nnx
+
+    if isinstance(model, nnx.Module):
+        if batch is not None:
+            raise TypeError(
+                "rectax.initializers.lsuv: for an nnx.Module call lsuv(model, batch, key=...)."
+            )
+        return _lsuv_nnx(nnx, model, variables_or_batch, key, tol, max_iters, orthonormal)
+    if batch is None:
+        raise TypeError(
+            "rectax.initializers.lsuv: for linen call lsuv(module_or_apply_fn, variables, "
+            "batch, key=...)."
+        )
+    return _lsuv_linen(model, variables_or_batch, batch, key, tol, max_iters, orthonormal)

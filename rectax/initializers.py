@@ -1,0 +1,84 @@
+"""Initializers for rectifier networks, in the style of :mod:`jax.nn.initializers`.
+
+Every initializer here is a :class:`jax.nn.initializers.Initializer`,
+``init(key, shape, dtype=None) -> jax.Array``, so it plugs into ``flax.linen.Dense``,
+``flax.nnx.Linear``, ``Conv`` and friends as ``kernel_init``/``bias_init``. Differences from
+:mod:`jax.nn.initializers` (see ``docs/initializers.md``): unbiased bfloat16/float16 samples,
+build-time validation, no guessed receptive field for rank >= 3 kernels (pass ``layout=``),
+empty arrays for zero-size shapes, clear errors for integer dtypes.
+
+Example:
+  >>> import jax
+  >>> import rectax as rx
+  >>> from rectax import initializers as init
+  >>> w = init.for_activation(rx.relu)(jax.random.key(0), (256, 128))
+  >>> w.shape
+  (256, 128)
+
+Importing this module does not import Flax; :func:`lsuv` imports it when called.
+"""
+
+from jax.nn.initializers import constant as constant
+from jax.nn.initializers import ones as ones
+from jax.nn.initializers import zeros as zeros
+
+from ._init_gain import TorchDefault as TorchDefault
+from ._init_gain import for_activation as for_activation
+from ._init_gain import gain as gain
+from ._init_gain import second_moment as second_moment
+from ._init_gain import torch_default as torch_default
+from ._init_lsuv import LSUVLayer as LSUVLayer
+from ._init_lsuv import lsuv as lsuv
+from ._init_rai import RAIInitializers as RAIInitializers
+from ._init_rai import rai as rai
+from ._init_rai import rai_initializers as rai_initializers
+from ._init_rai import rai_sigma as rai_sigma
+from ._init_variance import LAYOUTS as LAYOUTS
+from ._init_variance import Initializer as Initializer
+from ._init_variance import compute_fans as compute_fans
+from ._init_variance import fan_in_bias as fan_in_bias
+from ._init_variance import glorot_normal as glorot_normal
+from ._init_variance import glorot_uniform as glorot_uniform
+from ._init_variance import he_normal as he_normal
+from ._init_variance import he_uniform as he_uniform
+from ._init_variance import kaiming_normal as kaiming_normal
+from ._init_variance import kaiming_uniform as kaiming_uniform
+from ._init_variance import lecun_normal as lecun_normal
+from ._init_variance import lecun_uniform as lecun_uniform
+from ._init_variance import orthogonal as orthogonal
+from ._init_variance import variance_scaling as variance_scaling
+from ._init_variance import xavier_normal as xavier_normal
+from ._init_variance import xavier_uniform as xavier_uniform
+
+__all__ = [
+    "LAYOUTS",
+    "Initializer",
+    "LSUVLayer",
+    "RAIInitializers",
+    "TorchDefault",
+    "compute_fans",
+    "constant",
+    "fan_in_bias",
+    "for_activation",
+    "gain",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "lsuv",
+    "ones",
+    "orthogonal",
+    "rai",
+    "rai_initializers",
+    "rai_sigma",
+    "second_moment",
+    "torch_default",
+    "variance_scaling",
+    "xavier_normal",
+    "xavier_uniform",
+    "zeros",
+]
