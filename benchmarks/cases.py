@@ -1,0 +1,377 @@
+"""What is benchmarked: the activation registry, run configurations and case generation.
+
+Each :class:`Activation` holds the rectax implementation first, then its counterparts (the first
+counterpart is the *primary baseline* that ratios and goals refer to). PyTorch counterparts live in
+:mod:`benchmarks.torch_baseline` and are added only when torch is importable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import flax.linen as linen
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax import lax
+
+import rectax as rx
+
+Array = jax.Array
+
+LEAKY_SLOPE = 0.01
+NECRO_SLOPE = 0.1
+PRELU_SLOPE = 0.25
+RRELU_LOWER = 1.0 / 8.0
+RRELU_UPPER = 1.0 / 3.0
+RRELU_KEY_SEED = 0
+
+DTYPES: dict[str, jnp.dtype] = {
+    "f32": jnp.dtype(jnp.float32),
+    "bf16": jnp.dtype(jnp.bfloat16),
+    "f16": jnp.dtype(jnp.float16),
+}
+ELEMENTWISE_MODES = ("forward", "fwd+bwd")
+TRAIN_MODES = ("mlp", "cnn")
+OTHER_MODES = ("memory", "init", "multidevice")
+ALL_MODES = ELEMENTWISE_MODES + TRAIN_MODES + OTHER_MODES
+
+RECTAX = "rectax"
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One implementation of an activation: ``fn(x) -> y`` with fixed hyperparameters."""
+
+    library: str
+    function: str
+    fn: Callable[[Array], Array]
+
+    @property
+    def label(self) -> str:
+        return f"{self.library}:{self.function}"
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation, its rectax implementation and its counterparts (primary first)."""
+
+    name: str
+    rectax: Impl
+    baselines: tuple[Impl, ...]
+    piecewise_linear: bool
+
+    @property
+    def impls(self) -> tuple[Impl, ...]:
+        return (self.rectax, *self.baselines)
+
+    @property
+    def primary(self) -> Impl:
+        return self.baselines[0]
+
+
+def _rrelu_key() -> Array:
+    return jax.random.key(RRELU_KEY_SEED)
+
+
+def _rrelu_rectax(x: Array) -> Array:
+    return rx.rrelu(x, _rrelu_key(), RRELU_LOWER, RRELU_UPPER)
+
+
+def _rrelu_jax(x: Array) -> Array:
+    slopes = jax.random.uniform(_rrelu_key(), x.shape, jnp.float32, RRELU_LOWER, RRELU_UPPER)
+    return jax.nn.leaky_relu(x, slopes.astype(x.dtype))
+
+
+def _necro_ste(x: Array) -> Array:
+    """NecroReLU the plain-JAX way: leaky_relu's gradient, relu's value (straight-through)."""
+    leaky = jax.nn.leaky_relu(x, NECRO_SLOPE)
+    return leaky + lax.stop_gradient(jax.nn.relu(x) - leaky)
+
+
+def _flax_linen_prelu(x: Array) -> Array:
+    params = {"params": {"negative_slope": jnp.asarray(PRELU_SLOPE, jnp.float32)}}
+    return cast(Array, linen.PReLU(negative_slope_init=PRELU_SLOPE).apply(params, x))
+
+
+_NNX_PRELU = nnx.PReLU(negative_slope_init=PRELU_SLOPE)
+
+
+def _flax_nnx_prelu(x: Array) -> Array:
+    return _NNX_PRELU(x)
+
+
+def _jax(function: str, fn: Callable[[Array], Array]) -> Impl:
+    return Impl("jax.nn", function, fn)
+
+
+def _rectax(function: str, fn: Callable[[Array], Array]) -> Impl:
+    return Impl(RECTAX, function, fn)
+
+
+def _registry() -> dict[str, Activation]:
+    acts = [
+        Activation(
+            "relu", _rectax("relu", rx.relu), (_jax("relu", jax.nn.relu),), piecewise_linear=True
+        ),
+        Activation(
+            "relu6",
+            _rectax("relu6", rx.relu6),
+            (_jax("relu6", jax.nn.relu6),),
+            piecewise_linear=True,
+        ),
+        Activation(
+            "leaky_relu",
+            _rectax(f"leaky_relu(x, {LEAKY_SLOPE})", lambda x: rx.leaky_relu(x, LEAKY_SLOPE)),
+            (_jax(f"leaky_relu(x, {LEAKY_SLOPE})", lambda x: jax.nn.leaky_relu(x, LEAKY_SLOPE)),),
+            piecewise_linear=True,
+        ),
+        Activation(
+            "necro_relu",
+            _rectax(f"necro_relu(x, {NECRO_SLOPE})", lambda x: rx.necro_relu(x, NECRO_SLOPE)),
+            (
+                _jax("relu", jax.nn.relu),
+                _jax(f"leaky_relu straight-through ({NECRO_SLOPE})", _necro_ste),
+            ),
+            piecewise_linear=True,
+        ),
+        Activation(
+            "prelu",
+            _rectax(f"prelu(x, {PRELU_SLOPE})", lambda x: rx.prelu(x, PRELU_SLOPE)),
+            (
+                _jax(f"leaky_relu(x, {PRELU_SLOPE})", lambda x: jax.nn.leaky_relu(x, PRELU_SLOPE)),
+                Impl("flax.linen", f"PReLU({PRELU_SLOPE})", _flax_linen_prelu),
+                Impl("flax.nnx", f"PReLU({PRELU_SLOPE})", _flax_nnx_prelu),
+            ),
+            piecewise_linear=True,
+        ),
+        Activation(
+            "rrelu",
+            _rectax("rrelu(x, key)", _rrelu_rectax),
+            (_jax("leaky_relu(x, uniform(key))", _rrelu_jax),),
+            piecewise_linear=True,
+        ),
+        Activation("elu", _rectax("elu", rx.elu), (_jax("elu", jax.nn.elu),), False),
+        Activation("celu", _rectax("celu", rx.celu), (_jax("celu", jax.nn.celu),), False),
+        Activation("selu", _rectax("selu", rx.selu), (_jax("selu", jax.nn.selu),), False),
+        Activation(
+            "gelu_tanh",
+            _rectax("gelu(approximate='tanh')", lambda x: rx.gelu(x, approximate="tanh")),
+            (_jax("gelu(approximate=True)", lambda x: jax.nn.gelu(x, approximate=True)),),
+            piecewise_linear=False,
+        ),
+        Activation(
+            "gelu_exact",
+            _rectax("gelu(approximate='none')", lambda x: rx.gelu(x, approximate="none")),
+            (_jax("gelu(approximate=False)", lambda x: jax.nn.gelu(x, approximate=False)),),
+            piecewise_linear=False,
+        ),
+        Activation("silu", _rectax("silu", rx.silu), (_jax("silu", jax.nn.silu),), False),
+        Activation(
+            "softplus",
+            _rectax("softplus", rx.softplus),
+            (_jax("softplus", jax.nn.softplus),),
+            False,
+        ),
+        Activation(
+            "hard_tanh",
+            _rectax("hard_tanh", rx.hard_tanh),
+            (_jax("hard_tanh", jax.nn.hard_tanh),),
+            piecewise_linear=True,
+        ),
+        Activation(
+            "squared_relu",
+            _rectax("squared_relu", rx.squared_relu),
+            (Impl("jax.numpy", "square(jax.nn.relu(x))", lambda x: jnp.square(jax.nn.relu(x))),),
+            piecewise_linear=False,
+        ),
+    ]
+    return {a.name: a for a in acts}
+
+
+ACTIVATIONS: dict[str, Activation] = _registry()
+PIECEWISE_LINEAR = tuple(name for name, a in ACTIVATIONS.items() if a.piecewise_linear)
+
+
+# --------------------------------------------------------------------------- configurations
+@dataclass(frozen=True)
+class MlpSpec:
+    depth: int
+    width: int
+    batch: int
+
+
+@dataclass(frozen=True)
+class CnnSpec:
+    batch: int
+    image: int
+    channels: tuple[int, ...]
+    classes: int = 10
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run measures.
+
+    ``secondary_activations`` limits the dtypes after the first to those activations and to the
+    largest size (the quick run's "bf16 for a few"); None runs every combination.
+    ``cnn_activations`` limits the CNN step (slow to compile on CPU) likewise; None: all.
+    """
+
+    activations: tuple[str, ...]
+    sizes: tuple[int, ...]
+    dtypes: tuple[str, ...]
+    modes: tuple[str, ...]
+    repeats: int
+    warmup: int
+    quick: bool
+    secondary_activations: tuple[str, ...] | None
+    mlp: MlpSpec
+    cnn: CnnSpec
+    mlp_memory: MlpSpec
+    init_shapes: tuple[tuple[int, ...], ...]
+    initializers: tuple[str, ...]
+    multidevice_size: int
+    multidevice_activations: tuple[str, ...]
+    cnn_activations: tuple[str, ...] | None = None
+    torch: bool = True
+    device_index: int = 0
+    seed: int = 0
+
+    def replace(self, **changes: object) -> Config:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+INITIALIZERS = ("he_normal", "glorot_normal", "lecun_normal", "orthogonal", "variance_scaling")
+
+# REFERENCE.md §3's model: compiled (never run) for the temp-memory figures.
+REFERENCE_MLP = MlpSpec(depth=8, width=2048, batch=4096)
+
+
+def _dense_shapes(blocks: int, d: int) -> tuple[tuple[int, ...], ...]:
+    """A transformer-like stack of (in, out) kernels: attention qkv and output, MLP in and out.
+
+    Dense only: rectax's initializers want ``layout='conv'`` for HWIO kernels (they refuse to
+    guess a receptive field), which jax.nn.initializers' signature cannot express.
+    """
+    return ((d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)) * blocks
+
+
+def quick_config(platform: str) -> Config:
+    """``--quick`` (what ``make bench`` runs): every activation, a representative subset."""
+    del platform
+    return Config(
+        activations=tuple(ACTIVATIONS),
+        sizes=(2**12, 2**24),
+        dtypes=("f32", "bf16"),
+        modes=ALL_MODES,
+        repeats=3,
+        warmup=1,
+        quick=True,
+        secondary_activations=("relu", "necro_relu", "gelu_tanh"),
+        mlp=MlpSpec(depth=4, width=512, batch=256),
+        cnn=CnnSpec(batch=8, image=16, channels=(16, 32)),
+        mlp_memory=REFERENCE_MLP,
+        init_shapes=_dense_shapes(1, 512),
+        initializers=("he_normal", "glorot_normal"),
+        multidevice_size=2**22,
+        multidevice_activations=("relu", "gelu_tanh"),
+        cnn_activations=("relu", "leaky_relu", "necro_relu", "gelu_tanh", "silu"),
+    )
+
+
+def full_config(platform: str) -> Config:
+    """The full sweep for real hardware: 2^10..2^26 elements (2^28 off CPU), all dtypes."""
+    top = 26 if platform == "cpu" else 28
+    return Config(
+        activations=tuple(ACTIVATIONS),
+        sizes=tuple(2**k for k in range(10, top + 1, 2)),
+        dtypes=tuple(DTYPES),
+        modes=ALL_MODES,
+        repeats=20,
+        warmup=2,
+        quick=False,
+        secondary_activations=None,
+        mlp=REFERENCE_MLP,
+        cnn=CnnSpec(batch=128, image=64, channels=(64, 128, 128)),
+        mlp_memory=REFERENCE_MLP,
+        init_shapes=_dense_shapes(12, 1024),
+        initializers=INITIALIZERS,
+        multidevice_size=2**26 if platform == "cpu" else 2**28,
+        multidevice_activations=("relu", "necro_relu", "gelu_tanh", "silu"),
+    )
+
+
+# --------------------------------------------------------------------------- cases
+@dataclass(frozen=True)
+class Case:
+    """One group of interleaved measurements: every implementation of one activation.
+
+    ``size`` is the element count for elementwise cases and 0 where it does not apply.
+    """
+
+    kind: str
+    mode: str
+    activation: str
+    size: int
+    dtype: str
+
+    @property
+    def title(self) -> str:
+        parts = [self.kind, self.mode, self.activation]
+        if self.size:
+            parts.append(f"2^{self.size.bit_length() - 1}")
+        parts.append(self.dtype)
+        return " ".join(p for p in parts if p)
+
+
+def generate_cases(config: Config) -> list[Case]:
+    """Expands a configuration into the ordered list of cases the runner executes."""
+    unknown = [a for a in config.activations if a not in ACTIVATIONS]
+    if unknown:
+        raise ValueError(f"unknown activations {unknown}; known: {sorted(ACTIVATIONS)}.")
+    bad_modes = [m for m in config.modes if m not in ALL_MODES]
+    if bad_modes:
+        raise ValueError(f"unknown modes {bad_modes}; known: {list(ALL_MODES)}.")
+    bad_dtypes = [d for d in config.dtypes if d not in DTYPES]
+    if bad_dtypes:
+        raise ValueError(f"unknown dtypes {bad_dtypes}; known: {list(DTYPES)}.")
+
+    cases: list[Case] = []
+    first = config.dtypes[0] if config.dtypes else "f32"
+
+    def selection(dtype: str) -> tuple[Sequence[str], Sequence[int]]:
+        if dtype == first or config.secondary_activations is None:
+            return config.activations, config.sizes
+        acts = [a for a in config.activations if a in config.secondary_activations]
+        return acts, (max(config.sizes),) if config.sizes else ()
+
+    for mode in ELEMENTWISE_MODES:
+        if mode not in config.modes:
+            continue
+        for dtype in config.dtypes:
+            acts, sizes = selection(dtype)
+            cases += [Case("elementwise", mode, a, n, dtype) for n in sizes for a in acts]
+    for mode in TRAIN_MODES:
+        if mode not in config.modes:
+            continue
+        for dtype in config.dtypes:
+            if dtype != first and config.secondary_activations is not None:
+                continue  # the quick run trains in the first dtype only
+            acts = config.activations
+            if mode == "cnn" and config.cnn_activations is not None:
+                acts = tuple(a for a in acts if a in config.cnn_activations)
+            cases += [Case("train", mode, a, 0, dtype) for a in acts]
+    if "memory" in config.modes:
+        cases += [Case("memory", "memory", a, 0, first) for a in config.activations]
+    if "init" in config.modes:
+        cases += [Case("init", "init", name, 0, first) for name in config.initializers]
+    if "multidevice" in config.modes:
+        acts = [a for a in config.multidevice_activations if a in config.activations]
+        cases += [Case("multidevice", "forward", a, config.multidevice_size, first) for a in acts]
+        if acts:
+            cases.append(Case("multidevice", "mlp", acts[0], 0, first))
+    return cases

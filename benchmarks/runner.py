@@ -1,0 +1,485 @@
+"""Runs cases and turns raw timings into :class:`~benchmarks.schema.Row` figures."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import rectax as rx
+from benchmarks import memory, steps, torch_baseline
+from benchmarks.cases import (
+    ACTIVATIONS,
+    DTYPES,
+    RECTAX,
+    Case,
+    Config,
+)
+from benchmarks.schema import Row
+from benchmarks.timing import Clock, Timings, compile_timed, interleave, pair_ratios, ratio_stats
+
+COPY = "xla:x * one"
+RESIDUAL_SHAPE = (256, 1024)
+
+
+@dataclass
+class Context:
+    """What every case needs: the configuration, the device, torch (or None) and the clock."""
+
+    config: Config
+    device: jax.Device
+    torch: Any | None = None
+    clock: Clock = time.perf_counter
+
+    @property
+    def platform(self) -> str:
+        return str(self.device.platform)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def environment(device: jax.Device, torch: Any | None) -> dict[str, Any]:
+    """Device, backend and versions, logged with every result (REFERENCE.md §6)."""
+    return {
+        "backend": jax.default_backend(),
+        "device": str(device),
+        "device_kind": device.device_kind,
+        "device_count": len(jax.devices(device.platform)),
+        "jax": jax.__version__,
+        "jaxlib": _version("jaxlib"),
+        "flax": _version("flax"),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "rectax": rx.__version__,
+        "torch": None if torch is None else str(torch.__version__),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
+# --------------------------------------------------------------------------- helpers
+def _error_note(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+
+
+def _put(x: Any, where: Any) -> Any:
+    return jax.block_until_ready(jax.device_put(x, where))
+
+
+def _fill_times(row: Row, timings: Timings, label: str) -> None:
+    times = timings.times[label]
+    stats = timings.stats(label)
+    row.times_s = list(times)
+    row.median_s, row.min_s, row.max_s = stats.median, stats.min, stats.max
+    row.compiles_during_timing = timings.compiles.get(label, 0)
+    row.retraced = timings.retraced(label)
+    if row.retraced:
+        row.note = (row.note + " " if row.note else "") + (
+            f"RETRACED: {row.compiles_during_timing} trace/compile events while timing"
+        )
+
+
+def _fill_ratios(rows: dict[str, Row], timings: Timings, rectax: str, baselines: list[str]) -> None:
+    """rectax's row: ratio to the primary baseline (and to all); each baseline: rectax / it."""
+    measured = [b for b in baselines if b in timings.times]
+    if rectax not in timings.times:
+        return
+    for label in measured:
+        stats = ratio_stats(timings.times[rectax], timings.times[label])
+        rows[label].ratio, rows[label].ratio_min, rows[label].ratio_max = (
+            stats.median,
+            stats.min,
+            stats.max,
+        )
+        rows[label].baseline = rectax
+        rows[rectax].ratios[label] = stats.median
+        if label == baselines[0]:
+            row = rows[rectax]
+            row.baseline = label
+            row.ratio, row.ratio_min, row.ratio_max = stats.median, stats.min, stats.max
+
+
+def _fill_temp_ratios(rows: dict[str, Row], rectax: str, primary: str) -> None:
+    base = rows.get(primary)
+    mine = rows.get(rectax)
+    if base is None or mine is None or mine.temp_bytes is None:
+        return
+    if base.temp_bytes:
+        mine.temp_ratio = mine.temp_bytes / base.temp_bytes
+    for row in rows.values():
+        if row is not mine and row.temp_bytes:
+            row.temp_ratio = mine.temp_bytes / row.temp_bytes
+
+
+def _time_group(
+    ctx: Context, fns: dict[str, Callable[[], Any]], rows: dict[str, Row]
+) -> Timings | None:
+    if not fns:
+        return None
+    timings = interleave(fns, ctx.config.repeats, warmup=ctx.config.warmup, clock=ctx.clock)
+    for label, row in rows.items():
+        if label in timings.times:
+            _fill_times(row, timings, label)
+    return timings
+
+
+def _compile_into(
+    ctx: Context,
+    row: Row,
+    fns: dict[str, Callable[[], Any]],
+    label: str,
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+) -> None:
+    """Compiles ``jit(fn)`` for ``args`` (timed, with temp memory) and registers its launcher."""
+    try:
+        jitted = jax.jit(fn)
+        compiled, row.compile_s = compile_timed(jitted, *args, clock=ctx.clock)
+        row.temp_bytes = memory.temp_bytes(compiled)
+        fns[label] = partial(jitted, *args)
+    except Exception as exc:  # one failing variant must not end the run
+        row.status, row.note = "error", _error_note(exc)
+
+
+def _base_row(case: Case, library: str, function: str, **fields: Any) -> Row:
+    fields.setdefault("kind", case.kind)
+    return Row(
+        mode=case.mode,
+        activation=case.activation,
+        library=library,
+        function=function,
+        dtype=case.dtype,
+        size=case.size,
+        **fields,
+    )
+
+
+# --------------------------------------------------------------------------- elementwise
+def run_elementwise(case: Case, ctx: Context) -> list[Row]:
+    act = ACTIVATIONS[case.activation]
+    dtype = DTYPES[case.dtype]
+    shape = steps.elementwise_shape(case.size)
+    key_x, key_g = jax.random.split(jax.random.key(ctx.config.seed))
+    x_host = np.asarray(3 * jax.random.normal(key_x, shape, jnp.float32))
+    x = _put(jnp.asarray(x_host, dtype), ctx.device)
+    g = _put(jax.random.normal(key_g, shape, jnp.float32).astype(dtype), ctx.device)
+    one = _put(jnp.ones((), dtype), ctx.device)
+    forward = case.mode == "forward"
+    args = (x,) if forward else (x, g)
+    make = steps.forward if forward else steps.forward_backward
+    nbytes = steps.bytes_moved(case.mode, case.size, dtype.itemsize)
+
+    rows: dict[str, Row] = {}
+    fns: dict[str, Callable[[], Any]] = {}
+    for impl in act.impls:
+        row = rows[impl.label] = _base_row(
+            case, impl.library, impl.function, shape=list(shape), bytes=nbytes
+        )
+        _compile_into(ctx, row, fns, impl.label, make(impl.fn), args)
+    if ctx.torch is not None:
+        found = torch_baseline.function(ctx.torch, case.activation)
+        if found is not None:
+            name, tfn = found
+            row = rows[f"torch:{name}"] = _base_row(
+                case, "torch", name, shape=list(shape), bytes=nbytes
+            )
+            try:
+                fns[row.label] = torch_baseline.make_call(
+                    ctx.torch, tfn, case.mode, x_host, case.dtype, ctx.platform
+                )
+            except Exception as exc:  # e.g. a dtype torch lacks on this device
+                row.status, row.note = "error", _error_note(exc)
+    copy_row = rows[COPY] = _base_row(
+        case,
+        "xla",
+        "x * one",
+        kind="roofline",
+        shape=list(shape),
+        bytes=steps.bytes_moved("copy", case.size, dtype.itemsize),
+    )
+    _compile_into(ctx, copy_row, fns, COPY, steps.copy_kernel, (x, one))
+
+    timings = _time_group(ctx, fns, rows)
+    if timings is None:
+        return list(rows.values())
+    copy_times = timings.times.get(COPY)
+    for label, row in rows.items():
+        if row.median_s is None or row.bytes is None:
+            continue
+        row.gbps = row.bytes / row.median_s / 1e9
+        if copy_times is not None and copy_row.bytes is not None:
+            row.roofline_gbps = copy_row.bytes / statistics.median(copy_times) / 1e9
+            per_pair = pair_ratios(copy_times, timings.times[label])
+            row.roofline_fraction = statistics.median(
+                r * row.bytes / copy_row.bytes for r in per_pair
+            )
+    torch_labels = [label for label in rows if label.startswith("torch:")]
+    baselines = [b.label for b in act.baselines] + torch_labels
+    _fill_ratios(rows, timings, act.rectax.label, baselines)
+    return list(rows.values())
+
+
+# --------------------------------------------------------------------------- training steps
+def _model(case: Case, ctx: Context) -> tuple[Any, Callable[..., Any], Any, str]:
+    key_p, key_x = jax.random.split(jax.random.key(ctx.config.seed))
+    dtype = DTYPES[case.dtype]
+    if case.mode == "mlp":
+        spec = ctx.config.mlp
+        params = steps.mlp_init(key_p, spec, dtype)
+        x = steps.mlp_batch(key_x, spec, dtype)
+        note = f"MLP depth {spec.depth}, width {spec.width}, batch {spec.batch}"
+        return params, steps.mlp_loss, x, note
+    cnn = ctx.config.cnn
+    params = steps.cnn_init(key_p, cnn, dtype)
+    x = steps.cnn_batch(key_x, cnn, dtype)
+    note = f"CNN 3x3 convs {list(cnn.channels)}, batch {cnn.batch}, {cnn.image}x{cnn.image}"
+    return params, steps.cnn_loss, x, note
+
+
+def run_train(case: Case, ctx: Context) -> list[Row]:
+    act = ACTIVATIONS[case.activation]
+    params, loss, x, note = _model(case, ctx)
+    params = _put(params, ctx.device)
+    x = _put(x, ctx.device)
+    rows: dict[str, Row] = {}
+    fns: dict[str, Callable[[], Any]] = {}
+    for impl in act.impls:
+        row = rows[impl.label] = _base_row(
+            case, impl.library, impl.function, shape=list(x.shape), note=note
+        )
+        _compile_into(ctx, row, fns, impl.label, jax.grad(loss(impl.fn)), (params, x))
+    timings = _time_group(ctx, fns, rows)
+    if timings is not None:
+        _fill_ratios(rows, timings, act.rectax.label, [b.label for b in act.baselines])
+    _fill_temp_ratios(rows, act.rectax.label, act.primary.label)
+    peak = memory.peak_bytes(ctx.device)
+    for row in rows.values():
+        row.peak_bytes = peak
+    return list(rows.values())
+
+
+# --------------------------------------------------------------------------- memory
+def run_memory(case: Case, ctx: Context) -> list[Row]:
+    """Residual bytes per element, and the compiled temp memory of REFERENCE.md §3's MLP."""
+    act = ACTIVATIONS[case.activation]
+    dtype = DTYPES[case.dtype]
+    spec = ctx.config.mlp_memory
+    out: list[Row] = []
+    for impl in act.impls:
+        row = _base_row(case, impl.library, impl.function, shape=list(RESIDUAL_SHAPE))
+        row.mode = "residuals"
+        try:
+            row.residual_bytes_per_element = memory.residual_bytes_per_element(
+                impl.fn, RESIDUAL_SHAPE, dtype
+            )
+        except Exception as exc:
+            row.status, row.note = "error", _error_note(exc)
+        out.append(row)
+
+    key = jax.random.key(ctx.config.seed)
+    params = jax.eval_shape(lambda k: steps.mlp_init(k, spec, dtype), key)
+    x = jax.ShapeDtypeStruct((spec.batch, spec.width), dtype)
+    rows: dict[str, Row] = {}
+    for impl in act.impls:
+        row = rows[impl.label] = _base_row(
+            case,
+            impl.library,
+            impl.function,
+            shape=[spec.batch, spec.width],
+            note=f"compiled only: MLP depth {spec.depth}, width {spec.width}, batch {spec.batch}",
+        )
+        row.mode = "mlp-ref"
+        try:
+            jitted = jax.jit(jax.grad(steps.mlp_loss(impl.fn)))
+            compiled, row.compile_s = compile_timed(jitted, params, x, clock=ctx.clock)
+            row.temp_bytes = memory.temp_bytes(compiled)
+        except Exception as exc:
+            row.status, row.note = "error", _error_note(exc)
+    _fill_temp_ratios(rows, act.rectax.label, act.primary.label)
+    return out + list(rows.values())
+
+
+# --------------------------------------------------------------------------- initializers
+def run_init(case: Case, ctx: Context) -> list[Row]:
+    """Time to initialise a model's kernels: rectax.initializers vs jax.nn.initializers."""
+    name = case.activation
+    dtype = DTYPES[case.dtype]
+    shapes = ctx.config.init_shapes
+    count = sum(int(np.prod(s)) for s in shapes)
+    mine = Row("init", "init", name, RECTAX, f"initializers.{name}", case.dtype)
+    try:
+        ours = importlib.import_module("rectax.initializers")
+        getattr(ours, name)
+    except (ImportError, AttributeError) as exc:
+        mine.status, mine.note = "skipped", f"rectax.initializers.{name} unavailable: {exc}"
+        return [mine]
+    theirs = Row("init", "init", name, "jax.nn", f"initializers.{name}", case.dtype)
+    key = _put(jax.random.key(ctx.config.seed), ctx.device)
+    rows = {mine.label: mine, theirs.label: theirs}
+    fns: dict[str, Callable[[], Any]] = {}
+    for row, namespace in ((mine, ours), (theirs, jax.nn.initializers)):
+        row.size, row.bytes = count, count * dtype.itemsize
+        row.note = f"{len(shapes)} kernels, {count / 1e6:.1f}M parameters"
+        try:
+            init = steps.init_model(steps.make_initializer(namespace, name), shapes, dtype)
+        except Exception as exc:
+            row.status, row.note = "error", _error_note(exc)
+            continue
+        _compile_into(ctx, row, fns, row.label, init, (key,))
+    timings = _time_group(ctx, fns, rows)
+    for row in rows.values():
+        if row.median_s and row.bytes:
+            row.gbps = row.bytes / row.median_s / 1e9
+    if timings is not None:
+        _fill_ratios(rows, timings, mine.label, [theirs.label])
+    return list(rows.values())
+
+
+# --------------------------------------------------------------------------- multi-device
+def device_counts(available: int) -> list[int]:
+    """1, 2, 4, … up to ``available``, and ``available`` itself."""
+    counts = [1]
+    while counts[-1] * 2 <= available:
+        counts.append(counts[-1] * 2)
+    if counts[-1] != available:
+        counts.append(available)
+    return counts
+
+
+def run_multidevice(case: Case, ctx: Context) -> list[Row]:
+    """The same case with the batch split over 1..N devices (Mesh + NamedSharding)."""
+    act = ACTIVATIONS[case.activation]
+    dtype = DTYPES[case.dtype]
+    devices = jax.devices(ctx.device.platform)
+    impls = (act.rectax, act.primary)
+    if case.mode == "forward":
+        shape = steps.elementwise_shape(case.size)
+        host: Any = jax.random.normal(jax.random.key(ctx.config.seed), shape, jnp.float32)
+        host = host.astype(dtype)
+        batch = shape[0]
+    else:
+        params_host, loss, host, note = _model(
+            Case("train", "mlp", case.activation, 0, case.dtype), ctx
+        )
+        batch = host.shape[0]
+    counts = [k for k in device_counts(len(devices)) if batch % k == 0]
+    rows: dict[str, Row] = {}
+    fns: dict[str, Callable[[], Any]] = {}
+    for k in counts:
+        mesh = Mesh(np.array(devices[:k]), ("batch",))
+        split = NamedSharding(mesh, P("batch"))
+        for impl in impls:
+            label = f"{impl.label}@{k}"
+            row = rows[label] = _base_row(
+                case, impl.library, impl.function, devices=k, shape=list(host.shape)
+            )
+            if case.mode == "forward":
+                x = _put(host, split)
+                row.bytes = steps.bytes_moved("forward", case.size, dtype.itemsize)
+                _compile_into(ctx, row, fns, label, impl.fn, (x,))
+            else:
+                row.note = note
+                params = _put(params_host, NamedSharding(mesh, P()))
+                x = _put(host, split)
+                _compile_into(ctx, row, fns, label, jax.grad(loss(impl.fn)), (params, x))
+    timings = _time_group(ctx, fns, rows)
+    if timings is None:
+        return list(rows.values())
+    for impl in impls:
+        one = f"{impl.label}@1"
+        for k in counts:
+            label = f"{impl.label}@{k}"
+            row = rows[label]
+            if row.median_s is None or one not in timings.times or label not in timings.times:
+                continue
+            if row.bytes:
+                row.gbps = row.bytes / row.median_s / 1e9
+            row.scaling = ratio_stats(timings.times[one], timings.times[label]).median
+            row.efficiency = row.scaling / k
+    for k in counts:
+        mine, base = f"{act.rectax.label}@{k}", f"{act.primary.label}@{k}"
+        if mine in timings.times and base in timings.times:
+            stats = ratio_stats(timings.times[mine], timings.times[base])
+            rows[mine].baseline = act.primary.label
+            rows[mine].ratio, rows[mine].ratio_min, rows[mine].ratio_max = (
+                stats.median,
+                stats.min,
+                stats.max,
+            )
+    return list(rows.values())
+
+
+# --------------------------------------------------------------------------- driver
+RUNNERS: dict[str, Callable[[Case, Context], list[Row]]] = {
+    "elementwise": run_elementwise,
+    "train": run_train,
+    "memory": run_memory,
+    "init": run_init,
+    "multidevice": run_multidevice,
+}
+
+
+def run_case(case: Case, ctx: Context) -> list[Row]:
+    """Runs one case; an unexpected failure becomes an error row instead of ending the run."""
+    try:
+        return RUNNERS[case.kind](case, ctx)
+    except Exception as exc:
+        return [
+            Row(
+                kind=case.kind,
+                mode=case.mode,
+                activation=case.activation,
+                library=RECTAX,
+                function="(case)",
+                dtype=case.dtype,
+                size=case.size,
+                status="error",
+                note=_error_note(exc),
+            )
+        ]
+
+
+def run(
+    cases: Sequence[Case],
+    ctx: Context,
+    on_case: Callable[[int, Case], None] | None = None,
+) -> list[Row]:
+    """Runs every case in order; ``on_case(i, case)`` is called before each (the progress bar)."""
+    rows: list[Row] = []
+    if ctx.config.torch and ctx.torch is None:
+        rows.append(
+            Row(
+                kind="elementwise",
+                mode="forward",
+                activation="*",
+                library="torch",
+                function="torch.nn.functional",
+                dtype="*",
+                status="skipped",
+                note="torch is not importable (optional baseline; never installed by the harness)",
+            )
+        )
+    for i, case in enumerate(cases):
+        if on_case is not None:
+            on_case(i, case)
+        rows += run_case(case, ctx)
+    return rows

@@ -1,0 +1,174 @@
+"""Timing primitives (REFERENCE.md §6).
+
+* Compile separately from the steady state (:func:`compile_timed`).
+* Wait for every result (``jax.block_until_ready``) and time only after the first call.
+* Interleave the compared variants, A B C C B A A B C … (:func:`interleave`), so that drift in
+  clock speed, cache state and the neighbours' load hits them alike.
+* Compare variants pair by pair, round by round, and report the median of the per-pair ratios
+  (:func:`ratio_stats`), with min/median/max of every series (:class:`Stats`).
+* Count traces and compilations while timing (:class:`CompileCounter`): a variant that retraces in
+  its steady state is flagged instead of silently timed.
+
+Every function takes an injectable ``clock`` so that the arithmetic is testable with fake timers.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import jax
+from jax import monitoring
+
+Clock = Callable[[], float]
+
+_TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Median, minimum and maximum of a series."""
+
+    median: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stats:
+        if not values:
+            raise ValueError("Stats.of: empty series.")
+        return cls(statistics.median(values), min(values), max(values))
+
+
+class CompileCounter:
+    """Counts JAX traces and XLA compilations while active (a context manager).
+
+    Listens to JAX's monitoring events, so it sees every trace and backend compilation in the
+    process, including those of nested jitted functions.
+    """
+
+    def __init__(self) -> None:
+        self.traces = 0
+        self.compiles = 0
+        self.compile_s = 0.0
+
+    def _listen(self, event: str, duration_secs: float, **kwargs: str | int) -> None:
+        del kwargs
+        if event == _TRACE_EVENT:
+            self.traces += 1
+        elif event == _COMPILE_EVENT:
+            self.compiles += 1
+            self.compile_s += duration_secs
+
+    @property
+    def events(self) -> int:
+        """Traces plus compilations seen so far."""
+        return self.traces + self.compiles
+
+    def __enter__(self) -> CompileCounter:
+        monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        monitoring.unregister_event_duration_listener(self._listen)
+
+
+@dataclass
+class Timings:
+    """Raw result of :func:`interleave`: seconds per call and retrace events per variant."""
+
+    times: dict[str, list[float]]
+    compiles: dict[str, int] = field(default_factory=dict)
+
+    def stats(self, label: str) -> Stats:
+        return Stats.of(self.times[label])
+
+    def retraced(self, label: str) -> bool:
+        return self.compiles.get(label, 0) > 0
+
+
+def compile_timed(jitted: Any, *args: Any, clock: Clock = time.perf_counter) -> tuple[Any, float]:
+    """Traces, lowers and compiles ``jitted`` for ``args``; returns (compiled, seconds).
+
+    The ahead-of-time compilation also fills ``jitted``'s own cache, so the first timed call of
+    ``jitted(*args)`` does not compile again (the retrace guard would flag it if it did).
+    """
+    start = clock()
+    compiled = jitted.lower(*args).compile()
+    return compiled, clock() - start
+
+
+def interleave(
+    fns: Mapping[str, Callable[[], Any]],
+    repeats: int,
+    *,
+    warmup: int = 1,
+    clock: Clock = time.perf_counter,
+    sync: Callable[[Any], Any] = jax.block_until_ready,
+    count_compiles: bool = True,
+) -> Timings:
+    """Times each variant ``repeats`` times, interleaved.
+
+    Round ``r`` runs the variants in order for even ``r`` and in reverse order for odd ``r``
+    (A B C, C B A, …), so that a variant's position in the round cancels out. Each call is timed
+    from dispatch until ``sync`` returns (``block_until_ready``). ``warmup`` untimed interleaved
+    rounds come first. Traces and compilations during the timed rounds are counted per variant.
+
+    Args:
+      fns: label -> zero-argument callable that launches the work and returns its result.
+      repeats: timed rounds (one call per variant per round).
+      warmup: untimed rounds before the timed ones.
+      clock: monotonic clock in seconds.
+      sync: waits for a result.
+      count_compiles: whether to count traces/compilations (the retrace guard).
+
+    Returns:
+      :class:`Timings` with ``repeats`` times per label, in round order.
+    """
+    if repeats < 1:
+        raise ValueError(f"interleave: repeats must be >= 1, got {repeats}.")
+    labels = list(fns)
+    for _ in range(warmup):
+        for label in labels:
+            sync(fns[label]())
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    compiles = dict.fromkeys(labels, 0)
+    for r in range(repeats):
+        for label in labels if r % 2 == 0 else reversed(labels):
+            fn = fns[label]
+            if count_compiles:
+                with CompileCounter() as counter:
+                    start = clock()
+                    sync(fn())
+                    elapsed = clock() - start
+                compiles[label] += counter.events
+            else:
+                start = clock()
+                sync(fn())
+                elapsed = clock() - start
+            times[label].append(elapsed)
+    return Timings(times, compiles)
+
+
+def pair_ratios(numerator: Sequence[float], denominator: Sequence[float]) -> list[float]:
+    """Round-by-round ratios ``numerator[r] / denominator[r]`` of two interleaved series."""
+    if len(numerator) != len(denominator):
+        raise ValueError(
+            f"pair_ratios: series of unequal length ({len(numerator)} and {len(denominator)})."
+        )
+    return [a / b for a, b in zip(numerator, denominator, strict=True)]
+
+
+def ratio_stats(numerator: Sequence[float], denominator: Sequence[float]) -> Stats:
+    """Median (and range) of the per-pair ratios: robust to drift that a ratio of medians is not."""
+    return Stats.of(pair_ratios(numerator, denominator))

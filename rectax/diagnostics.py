@@ -1,0 +1,615 @@
+"""Dead units, sparsity and signal propagation, as pure functions that run inside ``jit``.
+
+Three layers of tools:
+
+* **Batch statistics** of one layer's pre-activations: :func:`fire_counts`, :func:`dead_units`,
+  :func:`dead_fraction`, :func:`sparsity`, :func:`layer_moments`.
+* **A streaming accumulator**, :class:`UnitStats`: a small pytree (a ``NamedTuple`` of arrays)
+  with :func:`unit_stats` (the summary of one batch), :func:`init_stats`, :func:`update_stats`,
+  :func:`merge_stats` and :func:`summarize`. Updating it is a handful of reductions and never
+  syncs with the host, so it belongs inside a jitted train step or a ``lax.scan``. Merging is
+  associative (counts add, means and variances combine with Chan et al.'s parallel formula), so
+  batch summaries can be merged across steps, devices or layers' repeated calls. The Flax
+  modules in :mod:`rectax.linen` and :mod:`rectax.nnx` sow exactly these summaries when
+  ``record_stats=True``.
+* **Probes** for experiments: :func:`signal_propagation` (per-layer forward second moments and
+  backward gradient second moments / parameter-gradient norms) and
+  :func:`born_dead_probability` (Monte Carlo estimate of the probability that a deep ReLU net is
+  born dead, Lu et al. 2020).
+
+Conventions: a *unit* is one index along ``unit_axis`` (default the last axis: a neuron of a
+dense layer, a channel of an NHWC convolution); every other axis (batch, space) is reduced. A unit
+*fires* at a position when its pre-activation is ``> threshold`` (default 0, where a ReLU is
+active); it is *dead* over a set of inputs when it never fires on any of them. *Sparsity* is the
+fraction of exact zeros in the activation's output (by default the ReLU of the pre-activation,
+i.e. pre-activations ``<= 0``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from ._activations import relu
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+
+__all__ = [
+    "BornDeadEstimate",
+    "SignalStats",
+    "StatsSummary",
+    "UnitStats",
+    "born_dead_probability",
+    "dead_fraction",
+    "dead_units",
+    "fire_counts",
+    "global_norm",
+    "init_stats",
+    "layer_moments",
+    "merge_stats",
+    "signal_propagation",
+    "sparsity",
+    "summarize",
+    "unit_stats",
+    "update_stats",
+]
+
+
+# --------------------------------------------------------------------------- batch statistics
+def _units_last(x: ArrayLike, unit_axis: int) -> Array:
+    x = jnp.asarray(x)
+    if x.ndim == 0:
+        raise ValueError("rectax.diagnostics: pre-activations must have at least one axis.")
+    return jnp.moveaxis(x, unit_axis, -1).reshape(-1, x.shape[unit_axis])
+
+
+def fire_counts(pre: ArrayLike, *, unit_axis: int = -1, threshold: float = 0.0) -> Array:
+    """Per-unit number of positions where the pre-activation is above ``threshold``.
+
+    Args:
+      pre: pre-activations, e.g. ``(batch, units)`` or ``(batch, height, width, channels)``.
+      unit_axis: the axis that indexes units; all other axes are reduced.
+      threshold: a unit fires where ``pre > threshold`` (0 for ReLU).
+
+    Returns:
+      An int32 array of shape ``(pre.shape[unit_axis],)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import diagnostics
+      >>> pre = jnp.array([[1.0, -1.0, 0.0], [2.0, -3.0, 0.5]])
+      >>> diagnostics.fire_counts(pre)
+      Array([2, 0, 1], dtype=int32)
+    """
+    return jnp.sum(_units_last(pre, unit_axis) > threshold, axis=0, dtype=jnp.int32)
+
+
+def dead_units(pre: ArrayLike, *, unit_axis: int = -1, threshold: float = 0.0) -> Array:
+    """Boolean mask of units that never fire over the batch (and spatial) positions.
+
+    Args:
+      pre: pre-activations.
+      unit_axis: the axis that indexes units.
+      threshold: a unit fires where ``pre > threshold``.
+
+    Returns:
+      A bool array of shape ``(pre.shape[unit_axis],)``, True for dead units.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import diagnostics
+      >>> diagnostics.dead_units(jnp.array([[1.0, -1.0], [2.0, 0.0]]))
+      Array([False,  True], dtype=bool)
+    """
+    return fire_counts(pre, unit_axis=unit_axis, threshold=threshold) == 0
+
+
+def dead_fraction(pre: ArrayLike, *, unit_axis: int = -1, threshold: float = 0.0) -> Array:
+    """Fraction of units that never fire over the batch: the dead-unit rate of a layer.
+
+    Args:
+      pre: pre-activations.
+      unit_axis: the axis that indexes units.
+      threshold: a unit fires where ``pre > threshold``.
+
+    Returns:
+      A float32 scalar in [0, 1].
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import diagnostics
+      >>> diagnostics.dead_fraction(jnp.array([[1.0, -1.0, -2.0, 3.0]]))
+      Array(0.5, dtype=float32)
+    """
+    return jnp.mean(dead_units(pre, unit_axis=unit_axis, threshold=threshold), dtype=jnp.float32)
+
+
+def sparsity(post: ArrayLike) -> Array:
+    """Fraction of exact zeros in an activation's output.
+
+    Args:
+      post: activations (after the rectifier), any shape.
+
+    Returns:
+      A float32 scalar in [0, 1].
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> from rectax import diagnostics
+      >>> diagnostics.sparsity(rx.relu(jnp.array([-1.0, 0.0, 2.0, 3.0])))
+      Array(0.5, dtype=float32)
+    """
+    return jnp.mean(jnp.asarray(post) == 0, dtype=jnp.float32)
+
+
+def layer_moments(x: ArrayLike) -> tuple[Array, Array, Array]:
+    """Mean, variance and second moment over all elements of a layer's activations.
+
+    Computed in float32 (or wider) whatever ``x``'s dtype.
+
+    Args:
+      x: a layer's pre-activations or activations, any shape.
+
+    Returns:
+      ``(mean, variance, second_moment)``, scalars.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import diagnostics
+      >>> mean, var, m2 = diagnostics.layer_moments(jnp.array([1.0, 3.0]))
+      >>> float(mean), float(var), float(m2)
+      (2.0, 1.0, 5.0)
+    """
+    x = jnp.asarray(x)
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    mean = jnp.mean(x)
+    return mean, jnp.mean(jnp.square(x - mean)), jnp.mean(jnp.square(x))
+
+
+# --------------------------------------------------------------------------- accumulator
+class UnitStats(NamedTuple):
+    """Streaming per-unit statistics of one layer: a pytree to carry through ``jit``/``scan``.
+
+    Attributes:
+      seen: int32 scalar, positions seen per unit (batch size times spatial size, summed).
+      fires: int32 ``(units,)``, positions where each unit fired.
+      zeros: int32 scalar, exact zeros in the layer's output (over ``seen * units`` elements).
+      mean: float32 ``(units,)``, running mean of each unit's pre-activation.
+      m2: float32 ``(units,)``, running sum of squared deviations from ``mean`` (Welford).
+    """
+
+    seen: Array
+    fires: Array
+    zeros: Array
+    mean: Array
+    m2: Array
+
+
+class StatsSummary(NamedTuple):
+    """What :func:`summarize` reports for one layer.
+
+    Attributes:
+      dead_fraction: fraction of units that never fired over everything accumulated.
+      dead: bool ``(units,)``, the dead units.
+      fire_rate: float32 ``(units,)``, fraction of positions where each unit fired.
+      sparsity: fraction of exact zeros in the layer's output.
+      mean: mean pre-activation over all units and positions.
+      var: variance of the pre-activation over all units and positions.
+      unit_mean: float32 ``(units,)``.
+      unit_var: float32 ``(units,)``.
+    """
+
+    dead_fraction: Array
+    dead: Array
+    fire_rate: Array
+    sparsity: Array
+    mean: Array
+    var: Array
+    unit_mean: Array
+    unit_var: Array
+
+
+def _is_stats(x: Any) -> bool:
+    return isinstance(x, UnitStats)
+
+
+def init_stats(num_units: int) -> UnitStats:
+    """An empty accumulator for a layer of ``num_units`` units.
+
+    Args:
+      num_units: the size of the layer's unit axis.
+
+    Returns:
+      A :class:`UnitStats` with every count zero.
+
+    Example:
+      >>> from rectax import diagnostics
+      >>> diagnostics.init_stats(3).fires
+      Array([0, 0, 0], dtype=int32)
+    """
+    zeros_u = jnp.zeros((num_units,), jnp.float32)
+    return UnitStats(
+        seen=jnp.zeros((), jnp.int32),
+        fires=jnp.zeros((num_units,), jnp.int32),
+        zeros=jnp.zeros((), jnp.int32),
+        mean=zeros_u,
+        m2=zeros_u,
+    )
+
+
+def unit_stats(
+    pre: ArrayLike,
+    post: ArrayLike | None = None,
+    *,
+    unit_axis: int = -1,
+    threshold: float = 0.0,
+) -> UnitStats:
+    """The :class:`UnitStats` summary of one batch of pre-activations.
+
+    Args:
+      pre: pre-activations (the rectifier's input).
+      post: the rectifier's output, for sparsity; None counts ``relu(pre)``'s zeros, i.e.
+        pre-activations ``<= 0``.
+      unit_axis: the axis that indexes units.
+      threshold: a unit fires where ``pre > threshold``.
+
+    Returns:
+      A :class:`UnitStats` that :func:`merge_stats` can combine with others.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import diagnostics
+      >>> s = diagnostics.unit_stats(jnp.array([[1.0, -1.0], [3.0, -2.0]]))
+      >>> s.seen, s.fires, s.zeros
+      (Array(2, dtype=int32), Array([2, 0], dtype=int32), Array(2, dtype=int32))
+    """
+    x = _units_last(pre, unit_axis)
+    wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    mean = jnp.mean(wide, axis=0)
+    if post is None:
+        zeros = jnp.sum(x <= 0, dtype=jnp.int32)
+    else:
+        zeros = jnp.sum(jnp.asarray(post) == 0, dtype=jnp.int32)
+    return UnitStats(
+        seen=jnp.asarray(x.shape[0], jnp.int32),
+        fires=jnp.sum(x > threshold, axis=0, dtype=jnp.int32),
+        zeros=zeros,
+        mean=mean.astype(jnp.float32),
+        m2=jnp.sum(jnp.square(wide - mean), axis=0).astype(jnp.float32),
+    )
+
+
+def _merge(a: UnitStats, b: UnitStats) -> UnitStats:
+    na = a.seen.astype(jnp.float32)
+    nb = b.seen.astype(jnp.float32)
+    n = jnp.maximum(na + nb, 1.0)
+    delta = b.mean - a.mean
+    return UnitStats(
+        seen=a.seen + b.seen,
+        fires=a.fires + b.fires,
+        zeros=a.zeros + b.zeros,
+        mean=a.mean + delta * (nb / n),
+        m2=a.m2 + b.m2 + jnp.square(delta) * (na * nb / n),
+    )
+
+
+def merge_stats(a: Any, b: Any) -> Any:
+    """Combines two accumulators (or two pytrees of them, e.g. one per layer).
+
+    Associative and commutative up to float rounding, with :func:`init_stats` as identity.
+
+    Args:
+      a: a :class:`UnitStats` or a pytree of them.
+      b: the same structure.
+
+    Returns:
+      The statistics of the union of the data behind ``a`` and ``b``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import diagnostics
+      >>> a = diagnostics.unit_stats(jnp.array([[1.0], [3.0]]))
+      >>> b = diagnostics.unit_stats(jnp.array([[5.0]]))
+      >>> s = diagnostics.merge_stats(a, b)
+      >>> s.seen, s.mean
+      (Array(3, dtype=int32), Array([3.], dtype=float32))
+    """
+    return jax.tree.map(_merge, a, b, is_leaf=_is_stats)
+
+
+def update_stats(
+    state: UnitStats,
+    pre: ArrayLike,
+    post: ArrayLike | None = None,
+    *,
+    unit_axis: int = -1,
+    threshold: float = 0.0,
+) -> UnitStats:
+    """Adds one batch of pre-activations to an accumulator.
+
+    Pure and traceable: call it inside the jitted train step or a ``lax.scan`` body.
+
+    Args:
+      state: the accumulator so far.
+      pre: this batch's pre-activations.
+      post: the rectifier's output, or None (see :func:`unit_stats`).
+      unit_axis: the axis that indexes units.
+      threshold: a unit fires where ``pre > threshold``.
+
+    Returns:
+      The updated accumulator.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from rectax import diagnostics
+      >>> batches = jnp.array([[[1.0, -1.0]], [[-2.0, -1.0]], [[0.5, -3.0]]])
+      >>> def step(state, pre):
+      ...     return diagnostics.update_stats(state, pre), None
+      >>> state, _ = jax.lax.scan(step, diagnostics.init_stats(2), batches)
+      >>> diagnostics.summarize(state).dead
+      Array([False,  True], dtype=bool)
+    """
+    return _merge(state, unit_stats(pre, post, unit_axis=unit_axis, threshold=threshold))
+
+
+def _summarize(s: UnitStats) -> StatsSummary:
+    units = s.fires.shape[0]
+    n = s.seen.astype(jnp.float32)
+    safe_n = jnp.maximum(n, 1.0)
+    grand_mean = jnp.mean(s.mean)
+    between = jnp.sum(jnp.square(s.mean - grand_mean)) * n
+    dead = s.fires == 0
+    return StatsSummary(
+        dead_fraction=jnp.mean(dead, dtype=jnp.float32),
+        dead=dead,
+        fire_rate=s.fires.astype(jnp.float32) / safe_n,
+        sparsity=s.zeros.astype(jnp.float32) / jnp.maximum(n * units, 1.0),
+        mean=grand_mean,
+        var=(jnp.sum(s.m2) + between) / jnp.maximum(n * units, 1.0),
+        unit_mean=s.mean,
+        unit_var=s.m2 / safe_n,
+    )
+
+
+def summarize(state: Any) -> Any:
+    """Turns an accumulator (or a pytree of them) into readable statistics.
+
+    Args:
+      state: a :class:`UnitStats` or a pytree of them.
+
+    Returns:
+      A :class:`StatsSummary` per accumulator, in the same structure.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import diagnostics
+      >>> s = diagnostics.unit_stats(jnp.array([[1.0, -1.0, 0.0], [3.0, -1.0, 0.0]]))
+      >>> out = diagnostics.summarize(s)
+      >>> round(float(out.dead_fraction), 4), round(float(out.sparsity), 4), out.fire_rate
+      (0.6667, 0.6667, Array([1., 0., 0.], dtype=float32))
+    """
+    return jax.tree.map(_summarize, state, is_leaf=_is_stats)
+
+
+# --------------------------------------------------------------------------- signal propagation
+class SignalStats(NamedTuple):
+    """Per-layer signal statistics from :func:`signal_propagation` (arrays of length L).
+
+    Attributes:
+      forward: second moment ``E[h_l²]`` of each layer's output.
+      backward: second moment ``E[g_l²]`` of the gradient with respect to each layer's output.
+      grad_norm: global L2 norm of the gradient of each layer's parameters (None without
+        parameters).
+    """
+
+    forward: Array
+    backward: Array
+    grad_norm: Array | None
+
+
+def signal_propagation(
+    layers: Sequence[Callable[..., Array]],
+    x: ArrayLike,
+    params: Sequence[Any] | None = None,
+    *,
+    key: Array | None = None,
+    cotangent: ArrayLike | None = None,
+) -> SignalStats:
+    r"""Probes how signals propagate forward and gradients backward through a stack of layers.
+
+    The network is ``h_0 = x``, ``h_l = layers[l](h_{l-1})`` (or ``layers[l](params[l], h_{l-1})``
+    when ``params`` is given). The backward signal is the gradient of
+    ``L = sum(h_L * c)`` with respect to each ``h_l``, where ``c`` is ``cotangent`` or a standard
+    normal draw from ``key``: with a random unit cotangent, ``E[g_l²]`` is the quantity He et al.
+    (2015) keep constant across layers. With Kaiming init and ReLU both moments stay flat with
+    depth; with Xavier init they halve per layer.
+
+    Args:
+      layers: the layer functions, each mapping one layer's output to the next.
+      x: the input batch.
+      params: optional per-layer parameters; then each layer is called as ``layer(p, h)`` and
+        per-layer parameter gradient norms are reported.
+      key: PRNG key for the random cotangent (default ``jax.random.key(0)``).
+      cotangent: explicit cotangent of the last layer's output (overrides ``key``).
+
+    Returns:
+      A :class:`SignalStats`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import rectax as rx
+      >>> from rectax import diagnostics
+      >>> layers = [lambda h: rx.relu(2.0 * h)] * 3
+      >>> s = diagnostics.signal_propagation(layers, jnp.ones((4, 2)), cotangent=jnp.ones((4, 2)))
+      >>> s.forward, s.backward
+      (Array([ 4., 16., 64.], dtype=float32), Array([16.,  4.,  1.], dtype=float32))
+    """
+    x = jnp.asarray(x)
+    n = len(layers)
+    has_params = params is not None
+    ps: Sequence[Any] = params if params is not None else [None] * n
+    if len(ps) != n:
+        raise ValueError(
+            f"rectax.diagnostics.signal_propagation: got {n} layers and {len(ps)} params."
+        )
+
+    def forward(ps: Sequence[Any], perturbations: Sequence[Any]) -> tuple[Array, list[Array]]:
+        h = x
+        hs = []
+        for layer, p, d in zip(layers, ps, perturbations, strict=True):
+            h = (layer(p, h) if has_params else layer(h)) + d
+            hs.append(h)
+        return h, hs
+
+    shapes = jax.eval_shape(lambda: forward(ps, [0.0] * n)[1])
+    zeros = [jnp.zeros(s.shape, s.dtype) for s in shapes]
+    out, vjp, hs = jax.vjp(forward, ps, zeros, has_aux=True)
+    if cotangent is None:
+        k = jax.random.key(0) if key is None else key
+        c = jax.random.normal(k, out.shape, jnp.promote_types(out.dtype, jnp.float32))
+    else:
+        c = jnp.broadcast_to(jnp.asarray(cotangent), out.shape)
+    g_params, g_outputs = vjp(c.astype(out.dtype))
+
+    def second_moment(a: Array) -> Array:
+        return jnp.mean(jnp.square(a.astype(jnp.promote_types(a.dtype, jnp.float32))))
+
+    grad_norm = None
+    if has_params:
+        grad_norm = jnp.stack([global_norm(g) for g in g_params])
+    return SignalStats(
+        forward=jnp.stack([second_moment(h) for h in hs]),
+        backward=jnp.stack([second_moment(g) for g in g_outputs]),
+        grad_norm=grad_norm,
+    )
+
+
+def global_norm(tree: Any) -> Array:
+    """Global L2 norm of a pytree of arrays (``optax.global_norm`` without optax).
+
+    Args:
+      tree: any pytree of arrays.
+
+    Returns:
+      A float32 (or wider) scalar.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import diagnostics
+      >>> diagnostics.global_norm({"w": jnp.array([3.0]), "b": jnp.array([4.0])})
+      Array(5., dtype=float32)
+    """
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
+    return jnp.sqrt(
+        sum(
+            jnp.sum(jnp.square(leaf.astype(jnp.promote_types(leaf.dtype, jnp.float32))))
+            for leaf in leaves
+        )
+    )
+
+
+# --------------------------------------------------------------------------- born dead
+class BornDeadEstimate(NamedTuple):
+    """Monte Carlo estimate from :func:`born_dead_probability`.
+
+    Attributes:
+      probability: fraction of sampled nets that are born dead.
+      stderr: its binomial standard error, ``sqrt(p(1 - p)/n)``.
+      dead: bool ``(num_nets,)``, which sampled nets were born dead.
+      first_dead_layer: int32 ``(num_nets,)``, index of the first layer with every unit
+        inactive on every input, or -1 for live nets.
+    """
+
+    probability: Array
+    stderr: Array
+    dead: Array
+    first_dead_layer: Array
+
+
+def born_dead_probability(
+    key: Array,
+    x: ArrayLike,
+    widths: Sequence[int],
+    *,
+    num_nets: int = 1000,
+    kernel_init: Initializer | None = None,
+    bias_init: Initializer | None = None,
+    activation: Callable[[Array], Array] = relu,
+) -> BornDeadEstimate:
+    r"""Probability that a randomly initialised deep ReLU net is born dead (Lu et al. 2020).
+
+    Samples ``num_nets`` independent fully connected nets with hidden widths ``widths`` (input
+    width ``x.shape[-1]``), each layer ``h_l = activation(h_{l-1} W_l + b_l)``, and runs the batch
+    ``x`` through them (vmapped, one compiled program). A net is *born dead* when some hidden layer
+    has every unit inactive (pre-activation ``<= 0``) on every input of the batch: from there on
+    the net is a constant function of its input and gradient descent cannot revive it
+    (Lu, Shin, Su & Karniadakis, "Dying ReLU and initialization", CiCP 2020). For fixed width
+    the probability tends to 1 with depth; the safe depth grows like ``log(width)``.
+
+    Known answer: for width 1 and zero biases, each layer after the first dies with probability
+    1/2 (its input is non-negative), so ``P = 1 - 2^{-(L-1)}`` when the batch has inputs of
+    both signs.
+
+    Args:
+      key: PRNG key; the estimate is deterministic given it.
+      x: input batch, ``(batch, features)``. Lu et al. use a 1-D input on a uniform grid.
+      widths: hidden layer widths, one per layer.
+      num_nets: number of nets sampled.
+      kernel_init: initializer ``(key, shape, dtype)`` for ``(in, out)`` kernels; default He
+        normal (``jax.nn.initializers.he_normal()``), a symmetric init.
+      bias_init: initializer for ``(out,)`` biases; default zeros. Lu et al. draw biases from the
+        same symmetric distribution as the weights.
+      activation: the rectifier (default :func:`rectax.relu`).
+
+    Returns:
+      A :class:`BornDeadEstimate`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from rectax import diagnostics
+      >>> x = jnp.linspace(-1.0, 1.0, 16)[:, None]
+      >>> est = diagnostics.born_dead_probability(jax.random.key(0), x, [1, 1, 1], num_nets=2000)
+      >>> abs(float(est.probability) - 0.75) < 0.05
+      True
+    """
+    x = jnp.asarray(x)
+    if x.ndim != 2:
+        raise ValueError("rectax.diagnostics.born_dead_probability: x must be (batch, features).")
+    if num_nets < 1 or not widths:
+        raise ValueError(
+            "rectax.diagnostics.born_dead_probability: need num_nets >= 1 and at least one layer."
+        )
+    k_init = jax.nn.initializers.he_normal() if kernel_init is None else kernel_init
+    b_init = jax.nn.initializers.zeros if bias_init is None else bias_init
+    dims = [x.shape[-1], *widths]
+    dtype = jnp.promote_types(x.dtype, jnp.float32)
+
+    def one_net(k: Array) -> Array:
+        h = x.astype(dtype)
+        dead_layers = []
+        for i, (d_in, d_out) in enumerate(itertools.pairwise(dims)):
+            kw, kb = jax.random.split(jax.random.fold_in(k, i))
+            pre = h @ k_init(kw, (d_in, d_out), dtype) + b_init(kb, (d_out,), dtype)
+            dead_layers.append(jnp.all(pre <= 0))
+            h = activation(pre)
+        return jnp.stack(dead_layers)
+
+    dead_layers = jax.jit(jax.vmap(one_net))(jax.random.split(key, num_nets))
+    dead = jnp.any(dead_layers, axis=1)
+    first = jnp.where(dead, jnp.argmax(dead_layers, axis=1), -1).astype(jnp.int32)
+    p = jnp.mean(dead, dtype=jnp.float32)
+    return BornDeadEstimate(
+        probability=p,
+        stderr=jnp.sqrt(p * (1 - p) / num_nets),
+        dead=dead,
+        first_dead_layer=first,
+    )

@@ -1,0 +1,433 @@
+"""Flax Linen modules for rectax's activations, and MLP/CNN builders with matched initializers.
+
+Twins of :mod:`rectax.nnx`: same class names, hyperparameters, parameter names and numbers.
+
+=================  =========================================================================
+module             behaviour
+=================  =========================================================================
+``PReLU``          learned slope, shared or one per channel (``axis``), initialised at 0.25
+``RReLU``          random slope per element in training (rng stream ``'rrelu'``), mean in eval
+``NecroReLU``      ReLU forward, leaky derivative backward (:func:`rectax.necro_relu`)
+``Activation``     any activation function with fixed hyperparameters, as a module
+``MLP``, ``CNN``   builders with ``activation=`` and ``kernel_init="auto"``
+=================  =========================================================================
+
+Every activation module has ``record_stats: bool = False``; when True it sows a
+:class:`rectax.diagnostics.UnitStats` summary of its input under
+``('intermediates', 'unit_stats')`` (apply with ``mutable=['intermediates']``). When False nothing
+is computed or traced.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax.core import FrozenDict
+from jax.typing import DTypeLike
+
+import rectax
+
+from . import _modules_common as common
+from . import diagnostics
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+
+__all__ = ["CNN", "MLP", "Activation", "NecroReLU", "PReLU", "RReLU"]
+
+
+def _record(module: nn.Module, pre: Array, post: Array, unit_axis: int = -1) -> None:
+    module.sow(
+        "intermediates",
+        "unit_stats",
+        diagnostics.unit_stats(pre, post, unit_axis=unit_axis),
+        reduce_fn=lambda prev, new: new if prev is None else diagnostics.merge_stats(prev, new),
+        init_fn=lambda: None,
+    )
+
+
+class PReLU(nn.Module):
+    """Parametric ReLU (He et al. 2015) with a shared or per-channel learned slope.
+
+    ``y = x`` for ``x >= 0`` and ``a·x`` otherwise (:func:`rectax.prelu`). The slope parameter
+    ``'negative_slope'`` has shape ``()`` when ``num_parameters == 1`` and ``(num_parameters,)``
+    otherwise, one per index of ``axis``; it is never shaped like spatial dimensions. It is kept in
+    ``param_dtype`` and cast to the compute dtype in the forward pass; its gradient comes back in
+    ``param_dtype``. Exclude it from weight decay (:func:`rectax.optim.weight_decay_mask`).
+
+    Unlike :class:`flax.linen.PReLU` (0.01, scalar), the default slope is 0.25 as in He et al.
+    and torch. torch's ``init`` argument is named ``negative_slope_init`` here (flax's name),
+    because a Linen field cannot be called ``init``.
+
+    Attributes:
+      num_parameters: 1 for one shared slope, or the number of channels.
+      negative_slope_init: initial slope (default 0.25).
+      axis: the channel axis for per-channel slopes (default -1).
+      dtype: compute dtype; None computes in the input's dtype.
+      param_dtype: dtype of the slope parameter (default float32).
+      record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from rectax import linen as rxl
+      >>> layer = rxl.PReLU(num_parameters=2)
+      >>> variables = layer.init(jax.random.key(0), jnp.ones((1, 2)))
+      >>> variables["params"]["negative_slope"]
+      Array([0.25, 0.25], dtype=float32)
+      >>> layer.apply(variables, jnp.array([[-4.0, 4.0]]))
+      Array([[-1.,  4.]], dtype=float32)
+    """
+
+    num_parameters: int = 1
+    negative_slope_init: float = common.PRELU_INIT
+    axis: int = -1
+    dtype: DTypeLike | None = None
+    param_dtype: DTypeLike = jnp.float32
+    record_stats: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """Applies PReLU.
+
+        Args:
+          x: input array.
+
+        Returns:
+          ``prelu(x, slope)`` in ``dtype`` (or ``x``'s dtype).
+        """
+        slope = self.param(
+            "negative_slope",
+            lambda key, shape, dtype: jnp.full(shape, self.negative_slope_init, dtype),
+            common.slope_shape(self.num_parameters),
+            self.param_dtype,
+        )
+        x = jnp.asarray(x, self.dtype) if self.dtype is not None else jnp.asarray(x)
+        y = rectax.prelu(x, common.check_slope_axis(x, slope, self.axis))
+        if self.record_stats:
+            _record(self, x, y, self.axis)
+        return y
+
+
+class RReLU(nn.Module):
+    """Randomized leaky ReLU (Xu et al. 2015): a random slope per element while training.
+
+    In training (``deterministic=False``) each element's negative slope is drawn from
+    ``U(lower, upper)`` with a key from the ``rng_collection`` stream (default ``'rrelu'``, so
+    ``apply(..., rngs={'rrelu': key})``) or from the ``rng`` call argument; in evaluation the slope
+    is the mean ``(lower + upper)/2``. ``deterministic`` follows :class:`flax.linen.Dropout`: an
+    attribute and a call argument, one of which must be set.
+
+    Attributes:
+      lower: lower bound of the slope (default 1/8, as torch).
+      upper: upper bound of the slope (default 1/3, as torch).
+      deterministic: evaluation mode if True; None defers to the call argument.
+      rng_collection: name of the rng stream.
+      record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from rectax import linen as rxl
+      >>> x = jnp.array([-1.0, 1.0])
+      >>> rxl.RReLU(lower=0.1, upper=0.3).apply({}, x, deterministic=True)
+      Array([-0.2,  1. ], dtype=float32)
+      >>> y = rxl.RReLU().apply({}, -jnp.ones(3), deterministic=False,
+      ...                       rngs={"rrelu": jax.random.key(0)})
+      >>> bool(jnp.all((y <= -1 / 8) & (y >= -1 / 3)))
+      True
+    """
+
+    lower: float = common.RRELU_LOWER
+    upper: float = common.RRELU_UPPER
+    deterministic: bool | None = None
+    rng_collection: str = "rrelu"
+    record_stats: bool = False
+
+    @nn.compact
+    def __call__(
+        self, x: Array, deterministic: bool | None = None, rng: Array | None = None
+    ) -> Array:
+        """Applies RReLU.
+
+        Args:
+          x: floating input array.
+          deterministic: overrides the attribute if given.
+          rng: explicit PRNG key for the slopes (training only).
+
+        Returns:
+          An array of ``x``'s shape and dtype.
+        """
+        common.check_rrelu_bounds(self.lower, self.upper)
+        deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
+        if deterministic:
+            key = None
+        else:
+            key = rng if rng is not None else self.make_rng(self.rng_collection)
+        y = rectax.rrelu(x, key, self.lower, self.upper)
+        if self.record_stats:
+            _record(self, jnp.asarray(x), y)
+        return y
+
+
+class NecroReLU(nn.Module):
+    """NecroReLU as a module: ReLU forward, derivative ``negative_slope`` for ``x <= 0``.
+
+    See :func:`rectax.necro_relu`.
+
+    Attributes:
+      negative_slope: the surrogate derivative on the negative side (default 0.1).
+      record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import linen as rxl
+      >>> rxl.NecroReLU().apply({}, jnp.array([-1.0, 2.0]))
+      Array([0., 2.], dtype=float32)
+    """
+
+    negative_slope: float = 0.1
+    record_stats: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """Applies NecroReLU.
+
+        Args:
+          x: input array.
+
+        Returns:
+          ``rectax.necro_relu(x, negative_slope)``.
+        """
+        y = rectax.necro_relu(x, self.negative_slope)
+        if self.record_stats:
+            _record(self, jnp.asarray(x), y)
+        return y
+
+
+class _ActivationFields(nn.Module):
+    fn: Callable[..., Array]
+    params: Mapping[str, Any] = FrozenDict()
+    record_stats: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """Applies ``fn(x, **params)``.
+
+        Args:
+          x: input array.
+
+        Returns:
+          The activation's output.
+        """
+        y = self.fn(x, **self.params)
+        if self.record_stats:
+            _record(self, jnp.asarray(x), y)
+        return y
+
+
+class Activation(_ActivationFields):
+    """Wraps an activation function and fixed hyperparameters as a module.
+
+    ``Activation(fn, **params)(x)`` computes ``fn(x, **params)``; ``fn`` may be a rectax or
+    jax.nn function, any callable, or a name (``"leaky_relu"``).
+
+    Args:
+      fn: the activation function or its name.
+      params: hyperparameters as a mapping (what :meth:`clone` passes); merged with ``**kwargs``.
+      record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
+      parent: Linen parent (set by Flax).
+      name: Linen name.
+      **kwargs: hyperparameters passed to ``fn``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> from rectax import linen as rxl
+      >>> act = rxl.Activation(rx.leaky_relu, negative_slope=0.5)
+      >>> act.apply({}, jnp.array([-2.0, 2.0]))
+      Array([-1.,  2.], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        fn: str | Callable[..., Array],
+        params: Mapping[str, Any] | None = None,
+        record_stats: bool = False,
+        parent: Any = nn.module._unspecified_parent,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            fn=common.resolve_function(fn),
+            params=FrozenDict({**(params or {}), **kwargs}),
+            record_stats=record_stats,
+            parent=parent,
+            name=name,
+        )
+
+
+# --------------------------------------------------------------------------- builders
+_RECTAX_MODULES = {"PReLU": PReLU, "RReLU": RReLU, "NecroReLU": NecroReLU}
+
+
+def _accepts(fn: Callable[..., Any], arg: str) -> bool:
+    try:
+        return arg in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _make_activation(activation: Any, record_stats: bool) -> Callable[[], nn.Module]:
+    cls = common.module_class(activation)
+    if cls is not None:
+        extra = {}
+        if record_stats and "record_stats" in getattr(cls, "__dataclass_fields__", {}):
+            extra["record_stats"] = True
+        return lambda: activation(**extra)
+    fn = common.resolve_function(activation)
+    return lambda: Activation(fn, record_stats=record_stats)
+
+
+def _call_activation(act: nn.Module, x: Array, deterministic: bool | None) -> Array:
+    if deterministic is not None and _accepts(act.__call__, "deterministic"):
+        return act(x, deterministic=deterministic)
+    return act(x)
+
+
+class MLP(nn.Module):
+    """A multilayer perceptron: Dense layers with an activation between them (none after the last).
+
+    Attributes:
+      features: output widths of the layers, e.g. ``(128, 128, 10)``.
+      activation: a function (``rectax.relu``, ``jax.nn.gelu``), a name (``"necro_relu"``), or a
+        module class (``rectax.linen.PReLU``, or a ``functools.partial`` of one); module classes
+        get a fresh instance per layer.
+      kernel_init: an initializer, or ``"auto"`` for
+        ``rectax.initializers.for_activation(activation)`` (He for the ReLU family, LeCun for
+        SELU, the computed gain otherwise).
+      bias_init: bias initializer (zeros).
+      dtype: compute dtype of the Dense layers (None: inferred by Flax).
+      param_dtype: parameter dtype.
+      record_stats: make the activation modules sow their :class:`~rectax.diagnostics.UnitStats`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from rectax import linen as rxl
+      >>> model = rxl.MLP(features=(16, 3), activation="relu",
+      ...                 kernel_init=jax.nn.initializers.he_normal())
+      >>> params = model.init(jax.random.key(0), jnp.ones((2, 4)))
+      >>> model.apply(params, jnp.ones((2, 4))).shape
+      (2, 3)
+    """
+
+    features: Sequence[int]
+    activation: Any = rectax.relu
+    kernel_init: Initializer | str = "auto"
+    bias_init: Initializer = nn.initializers.zeros_init()
+    dtype: DTypeLike | None = None
+    param_dtype: DTypeLike = jnp.float32
+    record_stats: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array, deterministic: bool | None = None) -> Array:
+        """Runs the MLP.
+
+        Args:
+          x: ``(..., in_features)``.
+          deterministic: forwarded to activation modules that take it (e.g. :class:`RReLU`).
+
+        Returns:
+          ``(..., features[-1])``.
+        """
+        init = common.kernel_init_for(self.activation, self.kernel_init)
+        make_act = _make_activation(self.activation, self.record_stats)
+        for i, width in enumerate(self.features):
+            x = nn.Dense(
+                width,
+                kernel_init=init,
+                bias_init=self.bias_init,
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                name=f"Dense_{i}",
+            )(x)
+            if i < len(self.features) - 1:
+                x = _call_activation(make_act(), x, deterministic)
+        return x
+
+
+class CNN(nn.Module):
+    """A small CNN for NHWC images: [Conv, activation, 2x2 average pool] blocks, then an MLP head.
+
+    Attributes:
+      features: channels of the conv blocks, e.g. ``(16, 32)``.
+      dense: widths of the hidden Dense layers of the head.
+      num_classes: output width.
+      kernel_size: convolution window.
+      activation: as for :class:`MLP`.
+      kernel_init: an initializer, or ``"auto"`` (see :class:`MLP`).
+      bias_init: bias initializer (zeros).
+      dtype: compute dtype.
+      param_dtype: parameter dtype.
+      record_stats: make the activation modules sow their :class:`~rectax.diagnostics.UnitStats`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from rectax import linen as rxl
+      >>> model = rxl.CNN(features=(4,), dense=(8,), num_classes=3,
+      ...                 kernel_init=jax.nn.initializers.he_normal())
+      >>> params = model.init(jax.random.key(0), jnp.ones((2, 8, 8, 1)))
+      >>> model.apply(params, jnp.ones((2, 8, 8, 1))).shape
+      (2, 3)
+    """
+
+    features: Sequence[int] = (16, 32)
+    dense: Sequence[int] = (64,)
+    num_classes: int = 10
+    kernel_size: tuple[int, int] = (3, 3)
+    activation: Any = rectax.relu
+    kernel_init: Initializer | str = "auto"
+    bias_init: Initializer = nn.initializers.zeros_init()
+    dtype: DTypeLike | None = None
+    param_dtype: DTypeLike = jnp.float32
+    record_stats: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array, deterministic: bool | None = None) -> Array:
+        """Runs the CNN.
+
+        Args:
+          x: ``(batch, height, width, channels)``.
+          deterministic: forwarded to activation modules that take it (e.g. :class:`RReLU`).
+
+        Returns:
+          ``(batch, num_classes)`` logits.
+        """
+        init = common.kernel_init_for(self.activation, self.kernel_init, layout="conv")
+        make_act = _make_activation(self.activation, self.record_stats)
+        for i, channels in enumerate(self.features):
+            x = nn.Conv(
+                channels,
+                self.kernel_size,
+                kernel_init=init,
+                bias_init=self.bias_init,
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                name=f"Conv_{i}",
+            )(x)
+            x = _call_activation(make_act(), x, deterministic)
+            x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+        x = x.reshape(x.shape[0], -1)
+        return MLP(
+            features=(*self.dense, self.num_classes),
+            activation=self.activation,
+            kernel_init=self.kernel_init,
+            bias_init=self.bias_init,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            record_stats=self.record_stats,
+            name="head",
+        )(x, deterministic)

@@ -1,0 +1,517 @@
+"""Flax NNX modules for rectax's activations, and MLP/CNN builders with matched initializers.
+
+Twins of :mod:`rectax.linen`: same class names, hyperparameters, parameter names and numbers.
+
+=================  =========================================================================
+module             behaviour
+=================  =========================================================================
+``PReLU``          learned slope, shared or one per channel (``axis``), initialised at 0.25
+``RReLU``          random slope per element in training (rng stream ``'rrelu'``), mean in eval
+``NecroReLU``      ReLU forward, leaky derivative backward (:func:`rectax.necro_relu`)
+``Activation``     any activation function with fixed hyperparameters, as a module
+``MLP``, ``CNN``   builders with ``activation=`` and ``kernel_init="auto"``
+=================  =========================================================================
+
+Every activation module has ``record_stats: bool = False``; when True it sows a
+:class:`rectax.diagnostics.UnitStats` summary of its input as an ``nnx.Intermediate`` named
+``'unit_stats'``; collect it with ``nnx.capture(model, nnx.Intermediate)``. When False nothing is
+computed or traced. All activation modules accept (and, except :class:`RReLU`, ignore) ``rngs``
+so that builders can construct any of them the same way.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.typing import DTypeLike
+
+import rectax
+
+from . import _modules_common as common
+from . import diagnostics
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+
+_ZEROS = nnx.initializers.zeros_init()
+
+__all__ = ["CNN", "MLP", "Activation", "NecroReLU", "PReLU", "RReLU"]
+
+
+def _record(module: nnx.Module, pre: Array, post: Array, unit_axis: int = -1) -> None:
+    module.sow(
+        nnx.Intermediate,
+        "unit_stats",
+        diagnostics.unit_stats(pre, post, unit_axis=unit_axis),
+        reduce_fn=lambda prev, new: new if prev is None else diagnostics.merge_stats(prev, new),
+        init_fn=lambda: None,
+    )
+
+
+class PReLU(nnx.Module):
+    """Parametric ReLU (He et al. 2015) with a shared or per-channel learned slope.
+
+    ``y = x`` for ``x >= 0`` and ``a·x`` otherwise (:func:`rectax.prelu`). The slope
+    ``negative_slope`` is an ``nnx.Param`` of shape ``()`` when ``num_parameters == 1`` and
+    ``(num_parameters,)`` otherwise, one per index of ``axis``. It is kept in ``param_dtype`` and
+    cast to the compute dtype in the forward pass (a float32 slope never promotes a bfloat16
+    activation); its gradient comes back in ``param_dtype``. The default slope is 0.25 (He et al.,
+    torch), not flax's 0.01. Exclude it from weight decay
+    (:func:`rectax.optim.weight_decay_mask`).
+
+    Args:
+      num_parameters: 1 for one shared slope, or the number of channels.
+      negative_slope_init: initial slope (default 0.25).
+      axis: the channel axis for per-channel slopes (default -1).
+      dtype: compute dtype; None computes in the input's dtype.
+      param_dtype: dtype of the slope parameter (default float32).
+      record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
+      rngs: ignored (the init is constant); accepted for a uniform constructor.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import nnx as rxn
+      >>> layer = rxn.PReLU(num_parameters=2)
+      >>> layer.negative_slope[...]
+      Array([0.25, 0.25], dtype=float32)
+      >>> layer(jnp.array([[-4.0, 4.0]]))
+      Array([[-1.,  4.]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        num_parameters: int = 1,
+        negative_slope_init: float = common.PRELU_INIT,
+        *,
+        axis: int = -1,
+        dtype: DTypeLike | None = None,
+        param_dtype: DTypeLike = jnp.float32,
+        record_stats: bool = False,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        del rngs
+        self.num_parameters = num_parameters
+        self.axis = axis
+        self.dtype = dtype
+        self.param_dtype = param_dtype
+        self.record_stats = record_stats
+        self.negative_slope = nnx.Param(
+            jnp.full(common.slope_shape(num_parameters), negative_slope_init, param_dtype)
+        )
+
+    def __call__(self, x: Array) -> Array:
+        """Applies PReLU.
+
+        Args:
+          x: input array.
+
+        Returns:
+          ``prelu(x, slope)`` in ``dtype`` (or ``x``'s dtype).
+        """
+        x = jnp.asarray(x, self.dtype) if self.dtype is not None else jnp.asarray(x)
+        slope = self.negative_slope[...]
+        y = rectax.prelu(x, common.check_slope_axis(x, slope, self.axis))
+        if self.record_stats:
+            _record(self, x, y, self.axis)
+        return y
+
+
+class RReLU(nnx.Module):
+    """Randomized leaky ReLU (Xu et al. 2015): a random slope per element while training.
+
+    Handles randomness like :class:`flax.nnx.Dropout`: with ``deterministic=False`` (training,
+    the default, as Dropout) each element's negative slope is drawn from ``U(lower, upper)`` with
+    a key from the ``rng_collection`` stream (default ``'rrelu'``, falling back to ``'default'``)
+    of the ``rngs`` given to the constructor (forked) or to the call; with ``deterministic=True``
+    the slope is ``(lower + upper)/2``. ``model.eval()`` / ``model.train()`` and ``nnx.view``
+    switch it.
+
+    Args:
+      lower: lower bound of the slope (default 1/8, as torch).
+      upper: upper bound of the slope (default 1/3, as torch).
+      deterministic: evaluation mode if True (default False).
+      rng_collection: name of the rng stream.
+      record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
+      rngs: an ``nnx.Rngs`` or ``RngStream`` for the slopes, or None.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from rectax import nnx as rxn
+      >>> layer = rxn.RReLU(lower=0.1, upper=0.3, rngs=nnx.Rngs(0))
+      >>> y = layer(-jnp.ones(3))
+      >>> bool(jnp.all((y <= -0.1) & (y >= -0.3)))
+      True
+      >>> layer.eval()
+      >>> layer(jnp.array([-1.0, 1.0]))
+      Array([-0.2,  1. ], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        lower: float = common.RRELU_LOWER,
+        upper: float = common.RRELU_UPPER,
+        *,
+        deterministic: bool = False,
+        rng_collection: str = "rrelu",
+        record_stats: bool = False,
+        rngs: nnx.Rngs | nnx.RngStream | None = None,
+    ) -> None:
+        common.check_rrelu_bounds(lower, upper)
+        self.lower = lower
+        self.upper = upper
+        self.deterministic = deterministic
+        self.rng_collection = rng_collection
+        self.record_stats = record_stats
+        self.rngs: nnx.RngStream | None
+        if isinstance(rngs, nnx.Rngs):
+            self.rngs = rngs[rng_collection].fork()
+        elif isinstance(rngs, nnx.RngStream):
+            self.rngs = rngs.fork()
+        elif rngs is None:
+            self.rngs = nnx.data(None)
+        else:
+            raise TypeError(f"rectax RReLU: rngs must be Rngs, RngStream or None, got {rngs!r}.")
+
+    def __call__(
+        self,
+        x: Array,
+        *,
+        deterministic: bool | None = None,
+        rngs: nnx.Rngs | nnx.RngStream | Array | None = None,
+    ) -> Array:
+        """Applies RReLU.
+
+        Args:
+          x: floating input array.
+          deterministic: overrides the attribute if given.
+          rngs: a key, ``RngStream`` or ``Rngs`` that overrides the constructor's.
+
+        Returns:
+          An array of ``x``'s shape and dtype.
+        """
+        det = self.deterministic if deterministic is None else deterministic
+        key: Array | None = None
+        if not det:
+            source = rngs if rngs is not None else self.rngs
+            if source is None:
+                raise ValueError(
+                    "rectax RReLU: deterministic is False but no rngs were given to the "
+                    "constructor or the call."
+                )
+            if isinstance(source, nnx.Rngs):
+                key = source[self.rng_collection]()
+            elif isinstance(source, nnx.RngStream):
+                key = source()
+            else:
+                key = source
+        y = rectax.rrelu(x, key, self.lower, self.upper)
+        if self.record_stats:
+            _record(self, jnp.asarray(x), y)
+        return y
+
+    def set_view(self, deterministic: bool | None = None) -> None:
+        """Used by ``nnx.view``.
+
+        Args:
+          deterministic: if True, use the mean slope.
+        """
+        if deterministic is not None:
+            self.deterministic = deterministic
+
+
+class NecroReLU(nnx.Module):
+    """NecroReLU as a module: ReLU forward, derivative ``negative_slope`` for ``x <= 0``.
+
+    See :func:`rectax.necro_relu`.
+
+    Args:
+      negative_slope: the surrogate derivative on the negative side (default 0.1).
+      record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
+      rngs: ignored; accepted for a uniform constructor.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import nnx as rxn
+      >>> rxn.NecroReLU()(jnp.array([-1.0, 2.0]))
+      Array([0., 2.], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        negative_slope: float = 0.1,
+        *,
+        record_stats: bool = False,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        del rngs
+        self.negative_slope = negative_slope
+        self.record_stats = record_stats
+
+    def __call__(self, x: Array) -> Array:
+        """Applies NecroReLU.
+
+        Args:
+          x: input array.
+
+        Returns:
+          ``rectax.necro_relu(x, negative_slope)``.
+        """
+        y = rectax.necro_relu(x, self.negative_slope)
+        if self.record_stats:
+            _record(self, jnp.asarray(x), y)
+        return y
+
+
+class Activation(nnx.Module):
+    """Wraps an activation function and fixed hyperparameters as a module.
+
+    ``Activation(fn, **params)(x)`` computes ``fn(x, **params)``; ``fn`` may be a rectax or
+    jax.nn function, any callable, or a name (``"leaky_relu"``).
+
+    Args:
+      fn: the activation function or its name.
+      record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
+      rngs: ignored; accepted for a uniform constructor.
+      **params: hyperparameters passed to ``fn``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> from rectax import nnx as rxn
+      >>> rxn.Activation(rx.leaky_relu, negative_slope=0.5)(jnp.array([-2.0, 2.0]))
+      Array([-1.,  2.], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        fn: str | Callable[..., Array],
+        /,
+        *,
+        record_stats: bool = False,
+        rngs: nnx.Rngs | None = None,
+        **params: Any,
+    ) -> None:
+        del rngs
+        self.fn = common.resolve_function(fn)
+        self.params = dict(params)
+        self.record_stats = record_stats
+
+    def __call__(self, x: Array) -> Array:
+        """Applies ``fn(x, **params)``.
+
+        Args:
+          x: input array.
+
+        Returns:
+          The activation's output.
+        """
+        y = self.fn(x, **self.params)
+        if self.record_stats:
+            _record(self, jnp.asarray(x), y)
+        return y
+
+
+# --------------------------------------------------------------------------- builders
+def _accepts(fn: Callable[..., Any], arg: str) -> bool:
+    try:
+        return arg in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _make_activation(activation: Any, record_stats: bool, rngs: nnx.Rngs) -> nnx.Module:
+    cls: Any = common.module_class(activation)
+    if cls is not None:
+        extra: dict[str, Any] = {}
+        if _accepts(cls.__init__, "rngs"):
+            extra["rngs"] = rngs
+        if record_stats and _accepts(cls.__init__, "record_stats"):
+            extra["record_stats"] = True
+        return activation(**extra)
+    return Activation(common.resolve_function(activation), record_stats=record_stats)
+
+
+def _call_activation(act: nnx.Module, x: Array, deterministic: bool | None) -> Array:
+    if deterministic is not None and _accepts(act.__call__, "deterministic"):
+        return act(x, deterministic=deterministic)
+    return act(x)
+
+
+class MLP(nnx.Module):
+    """A multilayer perceptron: Linear layers with an activation between them (none after the last).
+
+    Args:
+      in_features: input width.
+      features: output widths of the layers, e.g. ``(128, 128, 10)``.
+      activation: a function (``rectax.relu``, ``jax.nn.gelu``), a name (``"necro_relu"``), or a
+        module class (``rectax.nnx.PReLU``, or a ``functools.partial`` of one); module classes get
+        a fresh instance per layer.
+      kernel_init: an initializer, or ``"auto"`` for
+        ``rectax.initializers.for_activation(activation)``.
+      bias_init: bias initializer (zeros).
+      dtype: compute dtype of the Linear layers (None: inferred by Flax).
+      param_dtype: parameter dtype.
+      record_stats: make the activation modules sow their :class:`~rectax.diagnostics.UnitStats`.
+      rngs: ``nnx.Rngs`` for the parameters (and RReLU's stream).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from rectax import nnx as rxn
+      >>> model = rxn.MLP(4, (16, 3), activation="relu",
+      ...                 kernel_init=jax.nn.initializers.he_normal(), rngs=nnx.Rngs(0))
+      >>> model(jnp.ones((2, 4))).shape
+      (2, 3)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        features: Sequence[int],
+        *,
+        activation: Any = rectax.relu,
+        kernel_init: Initializer | str = "auto",
+        bias_init: Initializer = _ZEROS,
+        dtype: DTypeLike | None = None,
+        param_dtype: DTypeLike = jnp.float32,
+        record_stats: bool = False,
+        rngs: nnx.Rngs,
+    ) -> None:
+        init = common.kernel_init_for(activation, kernel_init)
+        dims = [in_features, *features]
+        self.layers = nnx.List(
+            [
+                nnx.Linear(
+                    d_in,
+                    d_out,
+                    kernel_init=init,
+                    bias_init=bias_init,
+                    dtype=dtype,
+                    param_dtype=param_dtype,
+                    rngs=rngs,
+                )
+                for d_in, d_out in itertools.pairwise(dims)
+            ]
+        )
+        self.activations = nnx.List(
+            [_make_activation(activation, record_stats, rngs) for _ in features[:-1]]
+        )
+
+    def __call__(self, x: Array, *, deterministic: bool | None = None) -> Array:
+        """Runs the MLP.
+
+        Args:
+          x: ``(..., in_features)``.
+          deterministic: forwarded to activation modules that take it (e.g. :class:`RReLU`).
+
+        Returns:
+          ``(..., features[-1])``.
+        """
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.activations):
+                x = _call_activation(self.activations[i], x, deterministic)
+        return x
+
+
+class CNN(nnx.Module):
+    """A small CNN for NHWC images: [Conv, activation, 2x2 average pool] blocks, then an MLP head.
+
+    Args:
+      in_channels: input channels.
+      image_size: ``(height, width)`` of the input, to size the head.
+      features: channels of the conv blocks, e.g. ``(16, 32)``.
+      dense: widths of the hidden Linear layers of the head.
+      num_classes: output width.
+      kernel_size: convolution window.
+      activation: as for :class:`MLP`.
+      kernel_init: an initializer, or ``"auto"``.
+      bias_init: bias initializer (zeros).
+      dtype: compute dtype.
+      param_dtype: parameter dtype.
+      record_stats: make the activation modules sow their :class:`~rectax.diagnostics.UnitStats`.
+      rngs: ``nnx.Rngs``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from rectax import nnx as rxn
+      >>> model = rxn.CNN(1, (8, 8), features=(4,), dense=(8,), num_classes=3,
+      ...                 kernel_init=jax.nn.initializers.he_normal(), rngs=nnx.Rngs(0))
+      >>> model(jnp.ones((2, 8, 8, 1))).shape
+      (2, 3)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: tuple[int, int],
+        *,
+        features: Sequence[int] = (16, 32),
+        dense: Sequence[int] = (64,),
+        num_classes: int = 10,
+        kernel_size: tuple[int, int] = (3, 3),
+        activation: Any = rectax.relu,
+        kernel_init: Initializer | str = "auto",
+        bias_init: Initializer = _ZEROS,
+        dtype: DTypeLike | None = None,
+        param_dtype: DTypeLike = jnp.float32,
+        record_stats: bool = False,
+        rngs: nnx.Rngs,
+    ) -> None:
+        init = common.kernel_init_for(activation, kernel_init, layout="conv")
+        chans = [in_channels, *features]
+        self.convs = nnx.List(
+            [
+                nnx.Conv(
+                    c_in,
+                    c_out,
+                    kernel_size,
+                    kernel_init=init,
+                    bias_init=bias_init,
+                    dtype=dtype,
+                    param_dtype=param_dtype,
+                    rngs=rngs,
+                )
+                for c_in, c_out in itertools.pairwise(chans)
+            ]
+        )
+        self.conv_activations = nnx.List(
+            [_make_activation(activation, record_stats, rngs) for _ in features]
+        )
+        h, w = image_size
+        for _ in features:
+            h, w = h // 2, w // 2
+        self.head = MLP(
+            h * w * chans[-1],
+            (*dense, num_classes),
+            activation=activation,
+            kernel_init=kernel_init,
+            bias_init=bias_init,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            record_stats=record_stats,
+            rngs=rngs,
+        )
+
+    def __call__(self, x: Array, *, deterministic: bool | None = None) -> Array:
+        """Runs the CNN.
+
+        Args:
+          x: ``(batch, height, width, channels)``.
+          deterministic: forwarded to activation modules that take it (e.g. :class:`RReLU`).
+
+        Returns:
+          ``(batch, num_classes)`` logits.
+        """
+        for conv, act in zip(self.convs, self.conv_activations, strict=True):
+            x = _call_activation(act, conv(x), deterministic)
+            x = nnx.avg_pool(x, (2, 2), strides=(2, 2))
+        return self.head(x.reshape(x.shape[0], -1), deterministic=deterministic)

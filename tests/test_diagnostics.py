@@ -1,0 +1,172 @@
+"""rectax.diagnostics: hand-made pre-activations with known answers, jit/scan, probes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rectax as rx
+from rectax import diagnostics as dg
+from rectax import initializers
+
+# Two units over a batch of 3; unit 1 never fires, unit 0 fires twice; a 0 is not firing.
+PRE = jnp.array([[1.0, -1.0], [0.0, -2.0], [2.0, 0.0]])
+
+
+def test_fire_counts_dead_units_and_fraction():
+    np.testing.assert_array_equal(dg.fire_counts(PRE), [2, 0])
+    np.testing.assert_array_equal(dg.dead_units(PRE), [False, True])
+    assert float(dg.dead_fraction(PRE)) == 0.5
+    assert dg.fire_counts(PRE).dtype == jnp.int32
+
+
+def test_threshold_and_unit_axis_for_convolutions():
+    # NHWC: channel 0 fires at exactly one position, channel 1 never, channel 2 everywhere.
+    x = -jnp.ones((2, 3, 3, 3))
+    x = x.at[1, 2, 0, 0].set(0.5).at[..., 2].set(1.0)
+    np.testing.assert_array_equal(dg.fire_counts(x), [1, 0, 18])
+    np.testing.assert_array_equal(dg.dead_units(x, threshold=0.75), [True, True, False])
+    # NCHW: the same tensor transposed, units on axis 1.
+    np.testing.assert_array_equal(dg.fire_counts(jnp.moveaxis(x, -1, 1), unit_axis=1), [1, 0, 18])
+
+
+def test_sparsity_counts_exact_zeros_only():
+    post = jnp.array([[0.0, 1e-30, -0.0, 2.0]])
+    assert float(dg.sparsity(post)) == 0.5
+    assert float(dg.sparsity(rx.relu(PRE))) == pytest.approx(4 / 6)
+
+
+def test_layer_moments_known_values_and_bf16_input():
+    mean, var, m2 = dg.layer_moments(jnp.array([[1.0, 2.0], [3.0, 6.0]]))
+    assert (float(mean), float(var), float(m2)) == (3.0, 3.5, 12.5)
+    mean, var, _ = dg.layer_moments(jnp.array([1.0, 3.0], jnp.bfloat16))
+    assert mean.dtype == jnp.float32
+    assert (float(mean), float(var)) == (2.0, 1.0)
+
+
+def test_unit_stats_summary_matches_numpy():
+    x = jax.random.normal(jax.random.key(0), (64, 5)) + jnp.arange(5.0)
+    s = dg.summarize(dg.unit_stats(x))
+    xn = np.asarray(x, np.float64)
+    np.testing.assert_allclose(s.unit_mean, xn.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(s.unit_var, xn.var(0), rtol=1e-5)
+    np.testing.assert_allclose(s.mean, xn.mean(), rtol=1e-5)
+    np.testing.assert_allclose(s.var, xn.var(), rtol=1e-5)
+    np.testing.assert_allclose(s.fire_rate, (xn > 0).mean(0), rtol=1e-6)
+    np.testing.assert_allclose(s.sparsity, (xn <= 0).mean(), rtol=1e-6)
+
+
+def test_unit_stats_counts_zeros_of_given_output():
+    s = dg.unit_stats(PRE, rx.leaky_relu(PRE))  # leaky output is zero only where pre == 0
+    assert int(s.zeros) == 2
+    assert int(dg.unit_stats(PRE).zeros) == 4
+
+
+def test_merge_equals_stats_of_concatenation_and_init_is_identity():
+    key_a, key_b = jax.random.split(jax.random.key(1))
+    a = jax.random.normal(key_a, (7, 3)) * 3 + 1
+    b = jax.random.normal(key_b, (20, 3)) - 2
+    merged = dg.merge_stats(dg.merge_stats(dg.init_stats(3), dg.unit_stats(a)), dg.unit_stats(b))
+    whole = dg.unit_stats(jnp.concatenate([a, b]))
+    for got, want in zip(merged, whole, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_merge_stats_over_a_pytree_of_layers():
+    tree = {"l0": dg.unit_stats(PRE), "l1": dg.unit_stats(PRE[:, :1])}
+    out = dg.summarize(dg.merge_stats(tree, tree))
+    assert float(out["l0"].dead_fraction) == 0.5
+    assert float(out["l1"].dead_fraction) == 0.0
+    assert int(dg.merge_stats(tree, tree)["l0"].seen) == 6
+
+
+def test_accumulator_inside_jit_and_scan_tracks_dead_units():
+    batches = jax.random.normal(jax.random.key(2), (10, 8, 4))
+    batches = batches.at[..., 3].set(-jnp.abs(batches[..., 3]))  # unit 3 is dead throughout
+    batches = batches.at[4, 0, 2].set(5.0).at[..., 2].min(0.0)  # unit 2 fires zero times...
+    batches = batches.at[4, 0, 2].set(5.0)  # ...except once, in the fifth batch
+
+    @jax.jit
+    def run(batches):
+        def step(state, pre):
+            return dg.update_stats(state, pre), dg.dead_fraction(pre)
+
+        return jax.lax.scan(step, dg.init_stats(4), batches)
+
+    state, per_batch = run(batches)
+    summary = dg.summarize(state)
+    np.testing.assert_array_equal(summary.dead, [False, False, False, True])
+    assert float(summary.dead_fraction) == 0.25
+    assert int(state.seen) == 80
+    assert int(state.fires[2]) == 1
+    # Per batch, unit 2 looks dead in nine of ten batches: dead over training != dead per batch.
+    np.testing.assert_allclose(per_batch[4], 0.25)
+    np.testing.assert_allclose(per_batch[0], 0.5)
+
+
+def test_signal_propagation_known_answers_with_params():
+    layers = [lambda w, h: w * h] * 3
+    params = [jnp.array(2.0), jnp.array(3.0), jnp.array(0.5)]
+    x = jnp.ones((4,))
+    s = dg.signal_propagation(layers, x, params, cotangent=jnp.ones(4))
+    np.testing.assert_allclose(s.forward, [4.0, 36.0, 9.0])
+    np.testing.assert_allclose(s.backward, [2.25, 0.25, 1.0])
+    # dL/dw_l = sum(h_{l-1} * g_l) = 4 * h_{l-1} * g_l.
+    np.testing.assert_allclose(s.grad_norm, [4 * 1 * 1.5, 4 * 2 * 0.5, 4 * 6 * 1.0])
+
+
+def test_signal_propagation_he_flat_xavier_halves():
+    width, depth = 256, 12
+    x = jax.random.normal(jax.random.key(0), (512, width))
+
+    def stats(init):
+        keys = jax.random.split(jax.random.key(1), depth)
+        ws = [init(k, (width, width), jnp.float32) for k in keys]
+        layers = [lambda w, h: rx.relu(h @ w)] * depth
+        return dg.signal_propagation(layers, x, ws, key=jax.random.key(2))
+
+    he = stats(initializers.he_normal())
+    xavier = stats(initializers.glorot_normal())
+    ratio_he = float(he.forward[-1] / he.forward[0])
+    ratio_xavier = float(xavier.forward[-1] / xavier.forward[0])
+    assert 0.5 < ratio_he < 2.0
+    assert ratio_xavier == pytest.approx(0.5 ** (depth - 1), rel=0.5)
+    assert 0.5 < float(he.backward[0] / he.backward[-1]) < 2.0
+    assert float(xavier.backward[0] / xavier.backward[-1]) < 0.5 ** (depth - 3)
+
+
+def test_signal_propagation_rejects_mismatched_params():
+    with pytest.raises(ValueError, match="layers"):
+        dg.signal_propagation([lambda p, h: h], jnp.ones(2), [1.0, 2.0])
+
+
+def test_born_dead_width_one_known_answer():
+    x = jnp.linspace(-1.0, 1.0, 16)[:, None]
+    est = dg.born_dead_probability(jax.random.key(0), x, [1, 1, 1, 1], num_nets=4000)
+    want = 1 - 0.5**3
+    assert abs(float(est.probability) - want) < 5 * float(est.stderr) + 1e-3
+    assert est.dead.shape == (4000,)
+    # The first layer sees inputs of both signs, so it is never the dead one.
+    assert int(jnp.min(jnp.where(est.dead, est.first_dead_layer, 99))) >= 1
+    assert bool(jnp.all(jnp.where(est.dead, est.first_dead_layer >= 0, est.first_dead_layer == -1)))
+
+
+def test_born_dead_wide_shallow_nets_live_and_narrow_deep_nets_die():
+    x = jax.random.uniform(jax.random.key(1), (64, 1), minval=-(3**0.5), maxval=3**0.5)
+    wide = dg.born_dead_probability(jax.random.key(2), x, [64] * 3, num_nets=200)
+    assert float(wide.probability) == 0.0
+    kw = {"num_nets": 500, "bias_init": jax.nn.initializers.normal(0.5)}
+    shallow = dg.born_dead_probability(jax.random.key(3), x, [3] * 5, **kw)
+    deep = dg.born_dead_probability(jax.random.key(3), x, [3] * 40, **kw)
+    assert float(deep.probability) > float(shallow.probability) + 0.2
+
+
+def test_born_dead_is_deterministic_and_validates():
+    x = jnp.linspace(-1.0, 1.0, 8)[:, None]
+    a = dg.born_dead_probability(jax.random.key(5), x, [2, 2], num_nets=64)
+    b = dg.born_dead_probability(jax.random.key(5), x, [2, 2], num_nets=64)
+    np.testing.assert_array_equal(a.dead, b.dead)
+    with pytest.raises(ValueError, match="batch"):
+        dg.born_dead_probability(jax.random.key(0), jnp.ones(3), [2])
+    with pytest.raises(ValueError, match="num_nets"):
+        dg.born_dead_probability(jax.random.key(0), x, [])
