@@ -26,7 +26,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from ._gradients import elementwise, lean
+from ._gradients import elementwise
 
 Array = jax.Array
 
@@ -265,7 +265,8 @@ def prelu(x: ArrayLike, slope: ArrayLike) -> Array:
 
 
 def _rrelu_sample(x: Array, key: Array, lower: ArrayLike, upper: ArrayLike) -> Array:
-    wide = jnp.promote_types(x.dtype, jnp.float32)
+    # float32 or wider, chosen without jnp.promote_types (an error under strict promotion).
+    wide = x.dtype if jnp.finfo(x.dtype).bits >= 32 else jnp.dtype(jnp.float32)
     lo = lax.convert_element_type(lower, wide)
     hi = lax.convert_element_type(upper, wide)
     u = jax.random.uniform(key, x.shape, wide)
@@ -273,7 +274,6 @@ def _rrelu_sample(x: Array, key: Array, lower: ArrayLike, upper: ArrayLike) -> A
 
 
 @jax.jit
-@lean
 def _rrelu_train(x: Array, key: Array, lower: ArrayLike, upper: ArrayLike) -> Array:
     return _leaky(x, lax.stop_gradient(_rrelu_sample(x, key, lower, upper)))
 
@@ -292,7 +292,8 @@ def rrelu(
     With ``key=None`` this is the evaluation form, :func:`leaky_relu` with slope
     ``(lower + upper) / 2`` (0.2291667 with torch's defaults). With a PRNG key it samples one slope
     per element (in float32 or wider, then cast) and its derivative uses the sampled slopes;
-    reverse mode keeps 1 bit per element and regenerates the slopes from ``key``.
+    reverse mode keeps the 1-bit mask and the sampled slopes (regenerating them from ``key``
+    measured worse: XLA hoists the regeneration into the forward pass).
 
     Args:
       x: floating input array.
@@ -524,7 +525,8 @@ def _gelu_tanh_forward(x: Array) -> Array:
 def _gelu_tanh_derivative(x: Array) -> Array:
     xc = jnp.clip(x, -_TAIL, _TAIL)
     s = _gelu_tanh_gate(xc)
-    ds = 2 * s * (1 - s) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * xc * xc)
+    # 1 - s is the gate at -x (u is odd); subtracting from 1 cancels where s ≈ 1.
+    ds = 2 * s * _gelu_tanh_gate(-xc) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * xc * xc)
     return s + xc * ds
 
 
@@ -572,14 +574,17 @@ def gelu(x: ArrayLike, approximate: bool | Literal["none", "tanh"] = True) -> Ar
     return fn(_check_x("gelu", x))
 
 
-def _silu_derivative(s: Array, xc: Array) -> Array:
-    return s + xc * s * (1 - s)
+def _silu_derivative(s: Array, c: Array, xc: Array) -> Array:
+    # c = σ(-x) = 1 - σ(x), computed directly: 1 - s cancels where s ≈ 1.
+    return s + xc * s * c
 
 
 _silu = jax.jit(
     elementwise(
         lambda x: jnp.maximum(x, -_SILU_TAIL) * jax.nn.sigmoid(x),
-        lambda x: _silu_derivative(jax.nn.sigmoid(x), jnp.clip(x, -_SILU_TAIL, _SILU_TAIL)),
+        lambda x: _silu_derivative(
+            jax.nn.sigmoid(x), jax.nn.sigmoid(-x), jnp.clip(x, -_SILU_TAIL, _SILU_TAIL)
+        ),
     )
 )
 
