@@ -27,12 +27,14 @@ i.e. pre-activations ``<= 0``).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.typing import ArrayLike
 
 from ._activations import relu
@@ -593,15 +595,32 @@ def born_dead_probability(
     dims = [x.shape[-1], *widths]
     dtype = jnp.promote_types(x.dtype, jnp.float32)
 
+    pairs = list(itertools.pairwise(dims))
+
     def one_net(k: Array) -> Array:
-        h = x.astype(dtype)
-        dead_layers = []
-        for i, (d_in, d_out) in enumerate(itertools.pairwise(dims)):
+        def layer(h: Array, i: Array | int, d_in: int, d_out: int) -> tuple[Array, Array]:
             kw, kb = jax.random.split(jax.random.fold_in(k, i))
             pre = h @ k_init(kw, (d_in, d_out), dtype) + b_init(kb, (d_out,), dtype)
-            dead_layers.append(jnp.all(pre <= 0))
-            h = activation(pre)
-        return jnp.stack(dead_layers)
+            return activation(pre), jnp.all(pre <= 0)[None]
+
+        h = x.astype(dtype)
+        dead_layers = []
+        start = 0
+        while start < len(pairs):  # runs of equal square layers are scanned, not unrolled
+            stop = start + 1
+            while stop < len(pairs) and pairs[stop] == pairs[start]:
+                stop += 1
+            d_in, d_out = pairs[start]
+            if stop - start == 1:
+                h, dead = layer(h, start, d_in, d_out)
+            else:
+                h, dead = lax.scan(
+                    functools.partial(layer, d_in=d_in, d_out=d_out), h, jnp.arange(start, stop)
+                )
+                dead = dead[:, 0]
+            dead_layers.append(dead)
+            start = stop
+        return jnp.concatenate(dead_layers)
 
     dead_layers = jax.jit(jax.vmap(one_net))(jax.random.split(key, num_nets))
     dead = jnp.any(dead_layers, axis=1)
