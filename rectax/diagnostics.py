@@ -528,13 +528,18 @@ class BornDeadEstimate(NamedTuple):
       stderr: its binomial standard error, ``sqrt(p(1 - p)/n)``.
       dead: bool ``(num_nets,)``, which sampled nets were born dead.
       first_dead_layer: int32 ``(num_nets,)``, index of the first layer with every unit
-        inactive on every input, or -1 for live nets.
+        inactive on every input, or -1 for live nets. ``first_dead_layer < L`` says whether the
+        net's first ``L`` layers (a depth-``L`` net) are born dead, so one deep sample gives the
+        whole curve over depth.
+      dead_unit_fraction: float32 ``(num_nets, layers)``, per layer the fraction of units that
+        are inactive on every input (:func:`dead_fraction`).
     """
 
     probability: Array
     stderr: Array
     dead: Array
     first_dead_layer: Array
+    dead_unit_fraction: Array
 
 
 def born_dead_probability(
@@ -601,7 +606,7 @@ def born_dead_probability(
         def layer(h: Array, i: Array | int, d_in: int, d_out: int) -> tuple[Array, Array]:
             kw, kb = jax.random.split(jax.random.fold_in(k, i))
             pre = h @ k_init(kw, (d_in, d_out), dtype) + b_init(kb, (d_out,), dtype)
-            return activation(pre), jnp.all(pre <= 0)[None]
+            return activation(pre), dead_fraction(pre)[None]
 
         h = x.astype(dtype)
         dead_layers = []
@@ -622,7 +627,8 @@ def born_dead_probability(
             start = stop
         return jnp.concatenate(dead_layers)
 
-    dead_layers = jax.jit(jax.vmap(one_net))(jax.random.split(key, num_nets))
+    unit_fraction = jax.jit(jax.vmap(one_net))(jax.random.split(key, num_nets))
+    dead_layers = unit_fraction == 1
     dead = jnp.any(dead_layers, axis=1)
     first = jnp.where(dead, jnp.argmax(dead_layers, axis=1), -1).astype(jnp.int32)
     p = jnp.mean(dead, dtype=jnp.float32)
@@ -631,4 +637,5 @@ def born_dead_probability(
         stderr=jnp.sqrt(p * (1 - p) / num_nets),
         dead=dead,
         first_dead_layer=first,
+        dead_unit_fraction=unit_fraction,
     )

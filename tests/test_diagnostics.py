@@ -149,6 +149,15 @@ def test_born_dead_width_one_known_answer():
     # The first layer sees inputs of both signs, so it is never the dead one.
     assert int(jnp.min(jnp.where(est.dead, est.first_dead_layer, 99))) >= 1
     assert bool(jnp.all(jnp.where(est.dead, est.first_dead_layer >= 0, est.first_dead_layer == -1)))
+    # Width 1: a layer's single unit is dead (fraction 1) or alive (0), and once a layer is dead
+    # every later one is too (its input is constant 0, its bias 0).
+    frac = est.dead_unit_fraction
+    assert frac.shape == (4000, 4)
+    assert bool(jnp.all((frac == 0) | (frac == 1)))
+    assert bool(jnp.all(jnp.diff(frac, axis=1) >= 0))
+    # Each later layer dies with probability 1/2 given a live input: fractions 0, 1/2, 3/4, 7/8.
+    per_layer = jnp.mean(frac, axis=0)
+    np.testing.assert_allclose(per_layer, [0.0, 0.5, 0.75, 0.875], atol=0.03)
 
 
 def test_born_dead_wide_shallow_nets_live_and_narrow_deep_nets_die():
