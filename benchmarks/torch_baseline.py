@@ -56,7 +56,7 @@ def make_call(
 ) -> Callable[[], None]:
     """A zero-argument launcher for ``mode`` that returns once the device is done."""
     dev = "cuda" if platform == "gpu" and torch.cuda.is_available() else "cpu"
-    x = torch.from_numpy(x_np).to(device=dev, dtype=getattr(torch, _TORCH_DTYPES[dtype]))
+    x = torch.tensor(x_np).to(device=dev, dtype=getattr(torch, _TORCH_DTYPES[dtype]))
     g = torch.ones_like(x)
     leaf = x.detach().requires_grad_(True)
 
