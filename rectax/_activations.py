@@ -522,12 +522,18 @@ def _gelu_tanh_forward(x: Array) -> Array:
     return jnp.maximum(x, -_TAIL) * _gelu_tanh_gate(x)
 
 
+def _sigmoid_pair(z: Array) -> tuple[Array, Array]:
+    """``(σ(z), σ(-z))`` from one ``exp(-|z|)``: no overflow, and no ``1 - σ`` cancellation."""
+    t = jnp.exp(-jnp.abs(z))
+    inv = 1 / (1 + t)
+    positive = z >= 0
+    return jnp.where(positive, inv, t * inv), jnp.where(positive, t * inv, inv)
+
+
 def _gelu_tanh_derivative(x: Array) -> Array:
     xc = jnp.clip(x, -_TAIL, _TAIL)
-    s = _gelu_tanh_gate(xc)
-    # 1 - s is the gate at -x (u is odd); subtracting from 1 cancels where s ≈ 1.
-    ds = 2 * s * _gelu_tanh_gate(-xc) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * xc * xc)
-    return s + xc * ds
+    s, c = _sigmoid_pair(2 * _SQRT_2_OVER_PI * (xc + _GELU_CUBIC * xc * xc * xc))
+    return s + xc * (2 * s * c * _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * xc * xc))
 
 
 _gelu_exact = jax.jit(elementwise(_gelu_exact_forward, _gelu_exact_derivative))
@@ -574,18 +580,13 @@ def gelu(x: ArrayLike, approximate: bool | Literal["none", "tanh"] = True) -> Ar
     return fn(_check_x("gelu", x))
 
 
-def _silu_derivative(s: Array, c: Array, xc: Array) -> Array:
-    # c = σ(-x) = 1 - σ(x), computed directly: 1 - s cancels where s ≈ 1.
-    return s + xc * s * c
+def _silu_derivative(x: Array) -> Array:
+    s, c = _sigmoid_pair(x)  # c = σ(-x) = 1 - σ(x), without the cancellation where s ≈ 1
+    return s + jnp.clip(x, -_SILU_TAIL, _SILU_TAIL) * s * c
 
 
 _silu = jax.jit(
-    elementwise(
-        lambda x: jnp.maximum(x, -_SILU_TAIL) * jax.nn.sigmoid(x),
-        lambda x: _silu_derivative(
-            jax.nn.sigmoid(x), jax.nn.sigmoid(-x), jnp.clip(x, -_SILU_TAIL, _SILU_TAIL)
-        ),
-    )
+    elementwise(lambda x: jnp.maximum(x, -_SILU_TAIL) * jax.nn.sigmoid(x), _silu_derivative)
 )
 
 
