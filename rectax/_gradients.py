@@ -20,9 +20,10 @@ values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pas
 
 * When the derivative takes one of two values (relu, leaky_relu, NecroReLU, relu6, hard_tanh,
   prelu, rrelu), the rule is given as ``derivative(mask, *params)`` of a boolean
-  ``mask(x, *params)``. The mask is packed to 1 bit per element along the last axis
-  (``jnp.packbits``) and tagged, so reverse mode keeps 1 bit per element instead of an array of
-  the input's dtype; the factor is recomputed from the bits and the (small) hyperparameters.
+  ``mask(x, *params)``. The mask is packed to 1 bit per element along the last axis (into
+  ``uint32`` words, :mod:`rectax._packing`) and tagged, so reverse mode keeps 1 bit per element
+  instead of an array of the input's dtype; the factor is recomputed from the bits and the
+  (small) hyperparameters.
 * Otherwise (elu, gelu, silu, ...) nothing is tagged: reverse mode keeps the input ``x`` and
   recomputes ``derivative(x)`` inside the backward pass, fused with the cotangent product. Saving
   the derivative instead lets XLA keep extra transients alive (measured: the exact GELU step
@@ -31,7 +32,6 @@ values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pas
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.ad_checkpoint import checkpoint_name
+
+from . import _packing
 
 Array = jax.Array
 
@@ -53,18 +55,13 @@ def _is_zero(t: Any) -> bool:
 
 
 def pack_mask(mask: Array) -> Array:
-    """Packs a boolean array to ``uint8`` along its last axis (1 bit per element)."""
-    mask = jnp.atleast_1d(mask)
-    return jnp.packbits(mask, axis=-1, bitorder="little")
+    """Packs a boolean array to ``uint32`` words along its last axis (1 bit per element)."""
+    return _packing.pack(mask, 1)
 
 
 def unpack_mask(bits: Array, shape: Sequence[int]) -> Array:
     """Inverse of :func:`pack_mask` for an array of the given ``shape``."""
-    if math.prod(shape) == 0:  # jnp.unpackbits fails to reshape an empty array
-        return jnp.zeros(shape, bool)
-    count = shape[-1] if shape else 1
-    mask = jnp.unpackbits(bits, axis=-1, count=count, bitorder="little")
-    return mask.reshape(shape).astype(bool)
+    return _packing.unpack(bits, 1, shape).astype(bool)
 
 
 def _param_tangent(

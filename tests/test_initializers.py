@@ -16,7 +16,7 @@ import scipy.special
 
 import rectax as rx
 import rectax.initializers as init
-from rectax._init_variance import COMPLEX_TRUNCATED_STD
+from rectax.initializers._variance import COMPLEX_TRUNCATED_STD
 
 KEY = jax.random.key(0)
 

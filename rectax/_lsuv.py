@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._init_variance import orthogonal
+from .initializers._variance import orthogonal
 
 Array = jax.Array
 

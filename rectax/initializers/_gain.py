@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from . import _activations as _act
-from ._init_variance import (
+from .. import _activations as _act
+from ._variance import (
     Axes,
     Distribution,
     Initializer,

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 
-from ._init_variance import Initializer, resolve_dtype, sampling_dtype
+from ._variance import Initializer, resolve_dtype, sampling_dtype
 
 Array = jax.Array
 

@@ -1,0 +1,70 @@
+"""Packing small unsigned codes (1, 2, 4 or 8 bits each) into ``uint32`` words.
+
+Residuals of piecewise-constant derivatives (a 1-bit mask) and of few-bit derivatives (a
+2- or 4-bit bucket index) are saved for the backward pass as packed words. Codes are packed
+along the last axis, so leading-axis and last-axis shardings stay local; the last axis is padded
+to a whole number of words. ``uint32`` words rather than bytes, because XLA:CPU widens ``uint8``
+buffers of a reduction's output to 32-bit words, which costs 4 bits per 1-bit code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+Array = jax.Array
+
+WORD_BITS = 32
+SLOT_BITS = (1, 2, 4, 8)
+
+
+def slot_bits(bits: int) -> int:
+    """The slot width used for ``bits``-bit codes: the next of 1, 2, 4, 8 (3 bits use 4)."""
+    for slot in SLOT_BITS:
+        if bits <= slot:
+            return slot
+    raise ValueError(f"rectax: codes of {bits} bits cannot be packed; at most 8 are supported.")
+
+
+def pack(codes: Array, bits: int) -> Array:
+    """Packs unsigned integer ``codes`` (each ``< 2**bits``) into ``uint32`` words.
+
+    Args:
+      codes: an unsigned integer or boolean array, any shape (a scalar is treated as shape (1,)).
+      bits: code width; 3 is stored in 4-bit slots.
+
+    Returns:
+      ``uint32`` array of shape ``codes.shape[:-1] + (ceil(n * slot / 32),)``, ``n`` the last
+      axis length.
+    """
+    slot = slot_bits(bits)
+    per_word = WORD_BITS // slot
+    codes = jnp.atleast_1d(codes)
+    n = codes.shape[-1]
+    words = -(-n // per_word)
+    pad = words * per_word - n
+    c = lax.convert_element_type(codes, jnp.uint32)
+    if pad:
+        c = jnp.pad(c, [(0, 0)] * (c.ndim - 1) + [(0, pad)])
+    c = c.reshape((*c.shape[:-1], words, per_word))
+    shifts = jnp.arange(per_word, dtype=jnp.uint32) * jnp.uint32(slot)
+    # The shifted codes occupy disjoint bits, so their sum is their bitwise OR.
+    return jnp.sum(c << shifts, axis=-1, dtype=jnp.uint32)
+
+
+def unpack(words: Array, bits: int, shape: Sequence[int]) -> Array:
+    """Inverse of :func:`pack`: the ``uint32`` codes of an array of the given ``shape``."""
+    shape = tuple(shape)
+    if math.prod(shape) == 0:
+        return jnp.zeros(shape, jnp.uint32)
+    slot = slot_bits(bits)
+    per_word = WORD_BITS // slot
+    n = shape[-1] if shape else 1
+    shifts = jnp.arange(per_word, dtype=jnp.uint32) * jnp.uint32(slot)
+    c = (words[..., None] >> shifts) & jnp.uint32((1 << slot) - 1)
+    c = c.reshape((*c.shape[:-2], c.shape[-2] * per_word))[..., :n]
+    return c.reshape(shape)
