@@ -8,7 +8,7 @@ STAMP_BENCH := $(VENV)/.stamp-bench
 STAMP_TEST := $(VENV)/.stamp-test
 export PYTHONHASHSEED := 0
 
-.PHONY: bench bench-full test lint typecheck doctest pytest notebooks clean
+.PHONY: bench bench-full test lint typecheck doctest pytest peer notebooks test-min clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,12 +41,27 @@ doctest: $(STAMP_TEST)
 pytest: $(STAMP_TEST)
 	$(BIN)/pytest -q -n 2 tests
 
+# jax's and flax's own tests with rectax swapped in (tests/peer/README.md), in both configurations.
+peer: $(STAMP_TEST)
+	$(BIN)/pytest -q -n 2 -p no:cacheprovider tests/peer
+	JAX_ENABLE_X64=1 $(BIN)/pytest -q -n 2 -p no:cacheprovider tests/peer
+
 notebooks: $(STAMP_TEST)
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 	  $(BIN)/pytest -q -n 2 --nbmake notebooks; \
 	else echo "no notebooks yet"; fi
 
-test: lint typecheck doctest pytest notebooks
+test: lint typecheck doctest pytest peer notebooks
+
+# The declared minimum versions (pyproject's floors) in their own venv, running the test suite.
+# Not part of `make test`: run it when the floors change.
+MIN_VENV := .venv-min
+MIN_PINS := jax==0.4.35 jaxlib==0.4.35 flax==0.10.0 optax==0.2.3 numpy==1.26.4
+test-min:
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MIN_VENV)/bin/python -m pip install -q -e '.[test-tools]' $(MIN_PINS)
+	$(MIN_VENV)/bin/pytest -q -n 2 -p no:cacheprovider tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MIN_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -30,6 +30,13 @@ def slot_bits(bits: int) -> int:
     raise ValueError(f"rectax: codes of {bits} bits cannot be packed; at most 8 are supported.")
 
 
+def _shifts(slot: int, ndim: int) -> Array:
+    """Bit offsets of the slots in a word, shaped to broadcast against the last axis."""
+    per_word = WORD_BITS // slot
+    shifts = jnp.arange(per_word, dtype=jnp.uint32) * jnp.uint32(slot)
+    return shifts.reshape((1,) * (ndim - 1) + (per_word,))
+
+
 def pack(codes: Array, bits: int) -> Array:
     """Packs unsigned integer ``codes`` (each ``< 2**bits``) into ``uint32`` words.
 
@@ -51,9 +58,8 @@ def pack(codes: Array, bits: int) -> Array:
     if pad:
         c = jnp.pad(c, [(0, 0)] * (c.ndim - 1) + [(0, pad)])
     c = c.reshape((*c.shape[:-1], words, per_word))
-    shifts = jnp.arange(per_word, dtype=jnp.uint32) * jnp.uint32(slot)
     # The shifted codes occupy disjoint bits, so their sum is their bitwise OR.
-    return jnp.sum(c << shifts, axis=-1, dtype=jnp.uint32)
+    return jnp.sum(c << _shifts(slot, c.ndim), axis=-1, dtype=jnp.uint32)
 
 
 def unpack(words: Array, bits: int, shape: Sequence[int]) -> Array:
@@ -64,7 +70,6 @@ def unpack(words: Array, bits: int, shape: Sequence[int]) -> Array:
     slot = slot_bits(bits)
     per_word = WORD_BITS // slot
     n = shape[-1] if shape else 1
-    shifts = jnp.arange(per_word, dtype=jnp.uint32) * jnp.uint32(slot)
-    c = (words[..., None] >> shifts) & jnp.uint32((1 << slot) - 1)
+    c = (words[..., None] >> _shifts(slot, words.ndim + 1)) & jnp.uint32((1 << slot) - 1)
     c = c.reshape((*c.shape[:-2], c.shape[-2] * per_word))[..., :n]
     return c.reshape(shape)

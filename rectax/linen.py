@@ -60,16 +60,18 @@ class PReLU(nn.Module):
     ``param_dtype`` and cast to the compute dtype in the forward pass; its gradient comes back in
     ``param_dtype``. Exclude it from weight decay (:func:`rectax.optim.weight_decay_mask`).
 
-    Unlike :class:`flax.linen.PReLU` (0.01, scalar), the default slope is 0.25 as in He et al.
-    and torch. torch's ``init`` argument is named ``negative_slope_init`` here (flax's name),
-    because a Linen field cannot be called ``init``.
+    A drop-in for :class:`flax.linen.PReLU`: the same fields in the same positional order
+    (``param_dtype``, ``negative_slope_init``) and the same parameter; rectax adds
+    ``num_parameters``, ``axis``, ``dtype`` and ``record_stats`` after them. One difference: the
+    default slope is 0.25, as in He et al. 2015 and torch; flax's is 0.01 (pass
+    ``negative_slope_init=0.01`` to get flax's).
 
     Attributes:
+      param_dtype: dtype of the slope parameter (default float32).
+      negative_slope_init: initial slope (default 0.25; flax's default is 0.01).
       num_parameters: 1 for one shared slope, or the number of channels.
-      negative_slope_init: initial slope (default 0.25).
       axis: the channel axis for per-channel slopes (default -1).
       dtype: compute dtype; None computes in the input's dtype.
-      param_dtype: dtype of the slope parameter (default float32).
       record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
 
     Example:
@@ -83,11 +85,11 @@ class PReLU(nn.Module):
       Array([[-1.,  4.]], dtype=float32)
     """
 
-    num_parameters: int = 1
+    param_dtype: DTypeLike = jnp.float32
     negative_slope_init: float = common.PRELU_INIT
+    num_parameters: int = 1
     axis: int = -1
     dtype: DTypeLike | None = None
-    param_dtype: DTypeLike = jnp.float32
     record_stats: bool = False
 
     @nn.compact

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from flax.nnx.nn import dtypes as flax_dtypes
 from jax.typing import DTypeLike
 
 import rectax
@@ -61,16 +63,22 @@ class PReLU(nnx.Module):
     ``negative_slope`` is an ``nnx.Param`` of shape ``()`` when ``num_parameters == 1`` and
     ``(num_parameters,)`` otherwise, one per index of ``axis``. It is kept in ``param_dtype`` and
     cast to the compute dtype in the forward pass (a float32 slope never promotes a bfloat16
-    activation); its gradient comes back in ``param_dtype``. The default slope is 0.25 (He et al.,
-    torch), not flax's 0.01. Exclude it from weight decay
+    activation); its gradient comes back in ``param_dtype``. Exclude it from weight decay
     (:func:`rectax.optim.weight_decay_mask`).
 
+    A drop-in for :class:`flax.nnx.PReLU`: the same arguments (``negative_slope_init`` first,
+    then keyword-only ``dtype``, ``param_dtype``, ``promote_dtype``,
+    ``negative_slope_metadata``); rectax adds ``num_parameters``, ``axis`` and ``record_stats``.
+    One difference: the default slope is 0.25, as in He et al. 2015 and torch; flax's is 0.01.
+
     Args:
+      negative_slope_init: initial slope (default 0.25; flax's default is 0.01).
       num_parameters: 1 for one shared slope, or the number of channels.
-      negative_slope_init: initial slope (default 0.25).
       axis: the channel axis for per-channel slopes (default -1).
       dtype: compute dtype; None computes in the input's dtype.
       param_dtype: dtype of the slope parameter (default float32).
+      promote_dtype: flax's dtype promotion function, used when ``dtype`` is given.
+      negative_slope_metadata: metadata of the ``nnx.Param`` (e.g. sharding), as in flax.
       record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
       rngs: ignored (the init is constant); accepted for a uniform constructor.
 
@@ -86,12 +94,14 @@ class PReLU(nnx.Module):
 
     def __init__(
         self,
-        num_parameters: int = 1,
         negative_slope_init: float = common.PRELU_INIT,
         *,
+        num_parameters: int = 1,
         axis: int = -1,
         dtype: DTypeLike | None = None,
         param_dtype: DTypeLike = jnp.float32,
+        promote_dtype: Callable[..., Any] = flax_dtypes.promote_dtype,
+        negative_slope_metadata: Mapping[str, Any] = MappingProxyType({}),
         record_stats: bool = False,
         rngs: nnx.Rngs | None = None,
     ) -> None:
@@ -100,9 +110,11 @@ class PReLU(nnx.Module):
         self.axis = axis
         self.dtype = dtype
         self.param_dtype = param_dtype
+        self.promote_dtype = promote_dtype
         self.record_stats = record_stats
         self.negative_slope = nnx.Param(
-            jnp.full(common.slope_shape(num_parameters), negative_slope_init, param_dtype)
+            jnp.full(common.slope_shape(num_parameters), negative_slope_init, param_dtype),
+            **negative_slope_metadata,
         )
 
     def __call__(self, x: Array) -> Array:
@@ -114,8 +126,10 @@ class PReLU(nnx.Module):
         Returns:
           ``prelu(x, slope)`` in ``dtype`` (or ``x``'s dtype).
         """
-        x = jnp.asarray(x, self.dtype) if self.dtype is not None else jnp.asarray(x)
+        x = jnp.asarray(x)
         slope = self.negative_slope[...]
+        if self.dtype is not None:
+            x, slope = self.promote_dtype((x, slope), dtype=self.dtype)
         y = rectax.prelu(x, common.check_slope_axis(x, slope, self.axis))
         if self.record_stats:
             _record(self, x, y, self.axis)

@@ -4,7 +4,8 @@ Each entry pairs a rectax function with an independent float64 NumPy/SciPy refer
 forward pass, of the derivative it is documented to use (the true derivative, or the surrogate
 for ``necro_relu``) and of the second derivative of that rule (what ``jax.hessian`` must see),
 plus its jax.nn counterpart where the semantics are the same, its defaults and its derivative
-convention at the kinks. Constants come from REFERENCE.md §1–2 and the papers, never from rectax.
+convention at the kinks. Constants come from the papers and the peers (jax.nn, torch's docs),
+never from rectax.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ SELU_SCALE = 1.0507009873554804934193349852946
 GELU_CUBIC = 0.044715
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
-# Torch's defaults (REFERENCE.md §1).
+# Torch's defaults (torch.nn.RReLU, torch.nn.PReLU docs).
 RRELU_LOWER = 1.0 / 8.0
 RRELU_UPPER = 1.0 / 3.0
 RRELU_EVAL_SLOPE = (RRELU_LOWER + RRELU_UPPER) / 2  # 0.2291667
@@ -228,7 +229,6 @@ ACTIVATIONS: tuple[Activation, ...] = (
         _zeros,
         jax_nn=jax.nn.relu6,
         kinks={0.0: 0.0, 6.0: 0.0},
-        integers=True,
     ),
     Activation(
         "leaky_relu",

@@ -1,4 +1,4 @@
-"""Statistical tests of the initializers (REFERENCE.md §4).
+"""Statistical tests of the initializers.
 
 Each assertion draws n = 10⁶ samples with its own fixed key and checks, at two-sided
 α = 1e-6 (z* = 4.892): a z-test on the standard deviation (SE(s)/σ = sqrt((κ + 2)/(4n))), a

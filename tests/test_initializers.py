@@ -159,13 +159,38 @@ def test_compute_fans(shape, kwargs, fans):
     assert init.compute_fans(shape, **kwargs) == fans
 
 
-def test_attention_kernel_is_not_silently_a_convolution():
+def test_rank3_default_is_jax_rule_and_qkv_layout_fixes_attention():
+    """Default fans are jax's (other axes are a receptive field); layout='qkv' names attention."""
     shape = (12, 768, 64)
-    assert jax.nn.initializers.he_normal()(KEY, shape).std() < 0.02  # jax: fan_in 9216
-    with pytest.raises(ValueError, match="receptive field"):
-        init.he_normal()(KEY, shape)
+    assert init.compute_fans(shape) == (12 * 768, 12 * 64)
+    w = init.he_normal(distribution="normal")(KEY, shape)
+    assert abs(float(w.std()) * math.sqrt(12 * 768 / 2) - 1) < 0.01
     w = init.he_normal(layout="qkv")(KEY, shape)
     assert abs(float(w.std()) * math.sqrt(768 / 2) - 1) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("shape", "kwargs", "fans"),
+    [
+        ((5,), {"in_axis": [0], "out_axis": []}, (5, 1)),
+        ((5,), {"in_axis": [], "out_axis": [0]}, (1, 5)),
+        ((), {"in_axis": [], "out_axis": []}, (1, 1)),
+        ((2, 3, 4), {"in_axis": [], "out_axis": []}, (24, 24)),
+    ],
+)
+def test_low_rank_named_axes_as_jax(shape, kwargs, fans):
+    """Explicitly named (even empty) axes work for rank < 2, with jax's fans."""
+    assert init.compute_fans(shape, **kwargs) == fans
+    from jax._src.nn.initializers import _compute_fans  # jax's own rule, the oracle
+
+    assert init.compute_fans(shape, **kwargs) == tuple(
+        int(f) for f in _compute_fans(shape, **kwargs)
+    )
+
+
+def test_rank1_default_in_axis_raises_with_jax_wording():
+    with pytest.raises(ValueError, match="Can't compute input and output sizes of a 1-dimensional"):
+        init.he_normal()(KEY, (5,))
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,11 @@
-"""benchmarks.train: digits training smoke test, data parallelism, checkpoints, He vs Xavier."""
+"""examples/train.py: digits training smoke test, data parallelism, checkpoints, He vs Xavier."""
 
 import jax
 import numpy as np
 import pytest
+import train
 
 import rectax as rx
-from benchmarks import train
 from rectax import initializers
 
 

@@ -85,7 +85,7 @@ plt.show()
 #
 # At a kink the derivative is a *choice*. The table evaluates `jax.grad` of each function at its
 # kinks and at a NaN input, next to `jax.nn`'s answer (computed here) and torch's (torch is not
-# installed; its column is the measured value recorded in the project's `REFERENCE.md` §2 and
+# installed; its column is the value measured with torch 2.13 on CPU and recorded in
 # `docs/activations.md`).
 
 # %%

@@ -2,10 +2,15 @@
 
 Every initializer here is a :class:`jax.nn.initializers.Initializer`,
 ``init(key, shape, dtype=None) -> jax.Array``, so it plugs into ``flax.linen.Dense``,
-``flax.nnx.Linear``, ``Conv`` and friends as ``kernel_init``/``bias_init``. Differences from
-:mod:`jax.nn.initializers` (see ``docs/initializers.md``): unbiased bfloat16/float16 samples,
-build-time validation, no guessed receptive field for rank >= 3 kernels (pass ``layout=``),
-empty arrays for zero-size shapes, clear errors for integer dtypes.
+``flax.nnx.Linear``, ``Conv`` and friends as ``kernel_init``/``bias_init``. Names, positional
+arguments and defaults are jax's (rectax's extras, such as ``negative_slope``, ``layout`` and
+``distribution``, are keyword-only and come after them), and jax's initializers that rectax
+does not change (``normal``, ``uniform``, ``truncated_normal``, ``delta_orthogonal``,
+``zeros``, ``ones``, ``constant``, the ``Initializer`` protocol) are re-exported as they are.
+Differences from :mod:`jax.nn.initializers` (see ``docs/initializers.md``): unbiased
+bfloat16/float16 samples, build-time validation, named kernel layouts (``layout=``) for kernels
+that are not HWIO convolutions, empty arrays for zero-size shapes, clear errors for integer
+dtypes.
 
 Example:
   >>> import jax
@@ -15,15 +20,21 @@ Example:
   >>> w.shape
   (256, 128)
 
-Importing this module does not import Flax; :func:`lsuv` imports it when called.
+Importing this module does not import Flax. :func:`lsuv` (model-level, needs Flax) lives beside
+the Flax modules in ``rectax._lsuv`` and is loaded from here on first use.
 """
 
+from typing import Any
+
+from jax.nn.initializers import Initializer as Initializer
 from jax.nn.initializers import constant as constant
+from jax.nn.initializers import delta_orthogonal as delta_orthogonal
+from jax.nn.initializers import normal as normal
 from jax.nn.initializers import ones as ones
+from jax.nn.initializers import truncated_normal as truncated_normal
+from jax.nn.initializers import uniform as uniform
 from jax.nn.initializers import zeros as zeros
 
-from .._lsuv import LSUVLayer as LSUVLayer
-from .._lsuv import lsuv as lsuv
 from ._gain import TorchDefault as TorchDefault
 from ._gain import for_activation as for_activation
 from ._gain import gain as gain
@@ -34,7 +45,6 @@ from ._rai import rai as rai
 from ._rai import rai_initializers as rai_initializers
 from ._rai import rai_sigma as rai_sigma
 from ._variance import LAYOUTS as LAYOUTS
-from ._variance import Initializer as Initializer
 from ._variance import compute_fans as compute_fans
 from ._variance import fan_in_bias as fan_in_bias
 from ._variance import glorot_normal as glorot_normal
@@ -58,6 +68,7 @@ __all__ = [
     "TorchDefault",
     "compute_fans",
     "constant",
+    "delta_orthogonal",
     "fan_in_bias",
     "for_activation",
     "gain",
@@ -70,6 +81,7 @@ __all__ = [
     "lecun_normal",
     "lecun_uniform",
     "lsuv",
+    "normal",
     "ones",
     "orthogonal",
     "rai",
@@ -77,8 +89,19 @@ __all__ = [
     "rai_sigma",
     "second_moment",
     "torch_default",
+    "truncated_normal",
+    "uniform",
     "variance_scaling",
     "xavier_normal",
     "xavier_uniform",
     "zeros",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # LSUV is model-level and lives beside the Flax modules; load it on first use.
+    if name in ("lsuv", "LSUVLayer"):
+        from .. import _lsuv
+
+        return getattr(_lsuv, name)
+    raise AttributeError(f"module 'rectax.initializers' has no attribute {name!r}")

@@ -8,8 +8,10 @@ Every initializer built here follows :class:`jax.nn.initializers.Initializer`,
   and use the whole mantissa;
 * invalid ``mode``, ``distribution`` or ``layout`` raise ``ValueError`` when the initializer is
   built;
-* the fans never include a guessed receptive field: axes that are neither ``in_axis``,
-  ``out_axis`` nor ``batch_axis`` are an error unless ``layout`` says the kernel is a convolution;
+* the fans follow jax's rule (axes that are neither ``in_axis``, ``out_axis`` nor
+  ``batch_axis`` are a convolution's receptive field), which is right for flax's HWIO ``Conv``
+  kernels; ``layout=`` names other layouts (torch OIHW, depthwise, attention ``qkv``), and
+  ``layout="dense"`` refuses anything but a rank-2 kernel for code that wants that check;
 * a shape with a zero dimension gives an empty array; integer and bool dtypes raise ``TypeError``.
 """
 
@@ -45,7 +47,8 @@ COMPLEX_TRUNCATED_STD = math.sqrt(1 - 4 * math.exp(-4) / (1 - math.exp(-4)))
 
 
 class Initializer(Protocol):
-    """The :class:`jax.nn.initializers.Initializer` protocol."""
+    """What rectax's builders return (for annotations): a callable that satisfies
+    :class:`jax.nn.initializers.Initializer`, which :mod:`rectax.initializers` re-exports."""
 
     def __call__(
         self, key: Array, shape: Sequence[int], dtype: DTypeLike | None = None, /
@@ -66,10 +69,13 @@ def resolve_dtype(name: str, dtype: DTypeLike | None) -> np.dtype:
 
 
 def sampling_dtype(dtype: np.dtype) -> np.dtype:
-    """float32 for bfloat16 and float16 (sample wide, then cast); the dtype itself otherwise."""
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        return dtype
-    return np.dtype(jnp.promote_types(dtype, jnp.float32))
+    """float32 for bfloat16 and float16 (sample wide, then cast); the dtype itself otherwise.
+
+    Chosen without ``jnp.promote_types``, which is an error under strict dtype promotion.
+    """
+    if jnp.issubdtype(dtype, jnp.floating) and np.dtype(dtype).itemsize < 4:
+        return np.dtype(np.float32)
+    return np.dtype(dtype)
 
 
 # --------------------------------------------------------------------------- layouts and fans
@@ -101,7 +107,6 @@ def _preset(layout: str, ndim: int) -> tuple[Axes, Axes, Axes]:
 
 _MIN_RANK = {"qkv": 3, "attention_out": 3, "depthwise": 3}
 _EXACT_RANK = {"dense": 2, "qkv": 3, "attention_out": 3}
-_CONV_LAYOUTS = ("conv", "hwio", "torch", "oihw", "depthwise")
 
 
 def check_layout(
@@ -138,12 +143,14 @@ def compute_fans(
       \mathrm{fan\_in} = r \prod_{a \in \mathrm{in}} s_a,\qquad
       \mathrm{fan\_out} = r \prod_{a \in \mathrm{out}} s_a,
 
-    where the receptive field :math:`r` is the product of the remaining (non-batch) axes, and is
-    allowed only when ``layout`` names a convolution. Unlike :mod:`jax.nn.initializers`, rectax
-    never guesses a receptive field: an attention kernel of shape ``(12, 768, 64)`` would
-    silently get ``fan_in = 9216`` there; here it is an error until you say which axes are which.
+    where the receptive field :math:`r` is the product of the remaining (non-batch) axes: jax's
+    rule, exactly right for flax's HWIO ``Conv`` kernels (flax's ``DenseGeneral`` and attention
+    flatten their kernels to rank 2 before calling the initializer). The pitfall: a rank-3
+    kernel that is *not* a convolution, such as a raw attention kernel ``(heads, in, head_dim)``
+    ``(12, 768, 64)``, gets ``fan_in = 12 * 768 = 9216`` instead of 768 (a 3.5x too small
+    std), as in jax. Name its layout (``layout="qkv"``) or its axes to get the right fans.
 
-    Layouts (``None`` means the explicit axes, with no receptive field):
+    Layouts (``None`` means the explicit axes plus jax's receptive field):
 
     ======================  =====================================  ============================
     layout                  shape                                  fans
@@ -186,11 +193,12 @@ def compute_fans(
                 f"rectax.initializers.{name}: layout={layout!r} needs a {want} kernel, got "
                 f"shape {shape}."
             )
-    if ndim < 2:
-        raise ValueError(
-            f"rectax.initializers.{name}: cannot compute the fans of a rank-{ndim} array "
-            f"(shape {shape}). Give the fans explicitly: variance_scaling(..., fan_in=, fan_out=), "
-            "or fan_in_bias(fan_in) for a bias."
+    if ndim < 2 and isinstance(in_axis, int) and in_axis == -2:
+        raise ValueError(  # jax's wording, so code that matches jax's message keeps working
+            f"rectax.initializers.{name}: Can't compute input and output sizes of a "
+            f"{ndim}-dimensional weights tensor with default in_axis. Must be at least 2D or "
+            "specify in_axis explicitly (or give the fans: variance_scaling(..., fan_in=, "
+            "fan_out=), or fan_in_bias(fan_in) for a bias)."
         )
     ins = _axes(name, "in_axis", in_axis, ndim)
     outs = _axes(name, "out_axis", out_axis, ndim)
@@ -202,16 +210,6 @@ def compute_fans(
             f"batch_axis={batch_axis!r} overlap for shape {shape}."
         )
     rest = tuple(a for a in range(ndim) if a not in named)
-    if rest and layout not in _CONV_LAYOUTS:
-        raise ValueError(
-            f"rectax.initializers.{name}: axes {rest} of the rank-{ndim} kernel {shape} are "
-            "neither in_axis, out_axis nor batch_axis, and rectax does not guess that they are a "
-            "convolution's receptive field (jax.nn.initializers would). Pass layout='conv' "
-            "(HWIO: flax, keras, haiku convolutions), layout='torch' (OIHW / (out, in)), "
-            "layout='depthwise', layout='qkv' ((heads, in, head_dim)), "
-            "layout='attention_out' ((heads, head_dim, out)), or name every axis with "
-            "in_axis/out_axis/batch_axis."
-        )
     receptive = math.prod(shape[a] for a in rest)
     fan_in = math.prod(shape[a] for a in ins) * receptive
     fan_out = math.prod(shape[a] for a in outs) * receptive
@@ -256,7 +254,7 @@ def unit_sample(
         tail = 1 - math.exp(-4.0)  # modulus truncated to 2, as jax
         return _complex_modulus_phase(
             key, shape, dtype, lambda u: jnp.sqrt(-jnp.log1p(-tail * u))
-        ) / jnp.asarray(COMPLEX_TRUNCATED_STD, jnp.finfo(dtype).dtype)
+        ) / jnp.asarray(COMPLEX_TRUNCATED_STD, dtype)
     kw = {"out_sharding": out_sharding} if out_sharding is not None else {}
     if distribution == "normal":
         return jax.random.normal(key, shape, dtype, **kw)
@@ -277,7 +275,15 @@ def scaled_sample(
     """``std`` times unit samples, drawn in the sampling dtype and cast to ``dtype``."""
     wide = sampling_dtype(dtype)
     sample = unit_sample(key, shape, wide, distribution, out_sharding)
-    return (sample * jnp.asarray(std, jnp.finfo(wide).dtype)).astype(dtype)
+    # std in the sample's own dtype (complex for complex samples): no implicit promotion.
+    return (sample * jnp.asarray(std, wide)).astype(dtype)
+
+
+def _concrete_number(value: Any) -> float | None:
+    """A Python or NumPy real scalar as a float; None for jax arrays and tracers (no sync)."""
+    if isinstance(value, int | float | np.number | np.ndarray) and np.ndim(value) == 0:
+        return float(value)
+    return None
 
 
 def _check_choice(name: str, arg: str, value: Any, allowed: Sequence[str]) -> None:
@@ -349,7 +355,8 @@ def variance_scaling(
     _check_choice(name, "mode", mode, MODES)
     _check_choice(name, "distribution", distribution, DISTRIBUTIONS)
     check_layout(name, layout, in_axis, out_axis, batch_axis)
-    if not scale >= 0:
+    concrete_scale = _concrete_number(scale)
+    if concrete_scale is not None and not concrete_scale >= 0:
         raise ValueError(f"rectax.initializers.{name}: scale must be >= 0, got {scale!r}.")
     for arg, fan in (("fan_in", fan_in), ("fan_out", fan_out)):
         if fan is not None and not fan > 0:
@@ -376,7 +383,11 @@ def variance_scaling(
             shape_fans = (0, 0)
         n_in = shape_fans[0] if fan_in is None else int(fan_in)
         n_out = shape_fans[1] if fan_out is None else int(fan_out)
-        std = math.sqrt(scale / _denominator(mode, n_in, n_out))
+        denominator = _denominator(mode, n_in, n_out)
+        if concrete_scale is not None:
+            std: Any = math.sqrt(concrete_scale / denominator)
+        else:  # a traced (or device-array) scale, e.g. under jit: stays on the device
+            std = jnp.sqrt(jnp.asarray(scale) / denominator)
         if out_sharding is not None:
             return scaled_sample(key, std, shape, dtype, distribution, out_sharding)
         # Sampling flat shares one compiled sampler between all shapes of the same size.
@@ -387,15 +398,15 @@ def variance_scaling(
 
 
 def he_normal(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
     *,
     negative_slope: float = 0.0,
     mode: Mode = "fan_in",
     distribution: Distribution = "truncated_normal",
-    in_axis: Axes = -2,
-    out_axis: Axes = -1,
-    batch_axis: Axes = (),
     layout: Layout | None = None,
-    dtype: DTypeLike | None = None,
 ) -> Initializer:
     r"""He (Kaiming) normal initializer for (leaky) rectifiers.
 
@@ -447,14 +458,14 @@ def _he_scale(negative_slope: float) -> float:
 
 
 def he_uniform(
-    *,
-    negative_slope: float = 0.0,
-    mode: Mode = "fan_in",
     in_axis: Axes = -2,
     out_axis: Axes = -1,
     batch_axis: Axes = (),
-    layout: Layout | None = None,
     dtype: DTypeLike | None = None,
+    *,
+    negative_slope: float = 0.0,
+    mode: Mode = "fan_in",
+    layout: Layout | None = None,
 ) -> Initializer:
     r"""He (Kaiming) uniform initializer: :math:`U(-b, b)`, :math:`b = \sqrt{6 / ((1+a^2) n)}`.
 
@@ -492,12 +503,12 @@ def he_uniform(
 
 
 def glorot_normal(
-    *,
     in_axis: Axes = -2,
     out_axis: Axes = -1,
     batch_axis: Axes = (),
-    layout: Layout | None = None,
     dtype: DTypeLike | None = None,
+    *,
+    layout: Layout | None = None,
 ) -> Initializer:
     r"""Glorot (Xavier) normal: truncated normal with :math:`\mathrm{Var}[w] = 2/(n_in + n_out)`.
 
@@ -525,12 +536,12 @@ def glorot_normal(
 
 
 def glorot_uniform(
-    *,
     in_axis: Axes = -2,
     out_axis: Axes = -1,
     batch_axis: Axes = (),
-    layout: Layout | None = None,
     dtype: DTypeLike | None = None,
+    *,
+    layout: Layout | None = None,
 ) -> Initializer:
     r"""Glorot (Xavier) uniform: :math:`U(-b, b)`, :math:`b = \sqrt{6/(n_in + n_out)}`.
 
@@ -559,13 +570,13 @@ def glorot_uniform(
 
 
 def lecun_normal(
-    *,
-    distribution: Distribution = "truncated_normal",
     in_axis: Axes = -2,
     out_axis: Axes = -1,
     batch_axis: Axes = (),
-    layout: Layout | None = None,
     dtype: DTypeLike | None = None,
+    *,
+    distribution: Distribution = "truncated_normal",
+    layout: Layout | None = None,
 ) -> Initializer:
     r"""LeCun normal: :math:`\mathrm{Var}[w] = 1/n_{in}`, the SELU initializer.
 
@@ -596,12 +607,12 @@ def lecun_normal(
 
 
 def lecun_uniform(
-    *,
     in_axis: Axes = -2,
     out_axis: Axes = -1,
     batch_axis: Axes = (),
-    layout: Layout | None = None,
     dtype: DTypeLike | None = None,
+    *,
+    layout: Layout | None = None,
 ) -> Initializer:
     r"""LeCun uniform: :math:`U(-b, b)`, :math:`b = \sqrt{3/n_{in}}`.
 

@@ -1,4 +1,4 @@
-"""Training on scikit-learn's bundled digits (no downloads): ``python -m benchmarks.train``.
+"""Training on scikit-learn's bundled digits (no downloads): ``python examples/train.py``.
 
 What it runs (all deterministic given ``--seed``):
 
@@ -16,7 +16,7 @@ What it runs (all deterministic given ``--seed``):
 4. **Checkpoint.** A trained PReLU model's variables round-trip through
    ``flax.serialization.to_bytes``/``from_bytes``.
 
-The JSON goes to ``benchmarks/results/train_latest.json`` (``--out`` to change).
+The JSON goes to ``examples/train_latest.json`` (``--out`` to change).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from rectax import diagnostics, initializers, optim
 from rectax import linen as rxl
 
 Array = jax.Array
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent
 
 # name -> what the builders take as ``activation=``
 ACTIVATIONS: dict[str, Any] = {
