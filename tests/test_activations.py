@@ -35,8 +35,6 @@ from scipy import special, stats
 
 import rectax as rx
 
-pytestmark = pytest.mark.usefixtures("strict_promotion")
-
 ids = lambda a: a.name
 by_dtype = pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: jnp.dtype(d).name)
 

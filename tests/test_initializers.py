@@ -438,3 +438,67 @@ def test_flax_torch_default_bias():
     kernel, bias = init.torch_default(fan_in=20)
     layer = nnx.Linear(20, 10, kernel_init=kernel, bias_init=bias, rngs=nnx.Rngs(0))
     assert 0 < float(jnp.abs(layer.bias[...]).max()) <= 1 / math.sqrt(20)
+
+
+@pytest.mark.parametrize("name", ["he_normal", "he_uniform", "glorot_normal", "lecun_normal"])
+def test_flax_conv_takes_initializers_unchanged(name):
+    """flax's most common call, nn.Conv(..., kernel_init=he_normal()), works with jax's fans."""
+    import flax.linen as nn
+
+    conv = nn.Conv(64, (3, 3), kernel_init=getattr(init, name)())
+    kernel = conv.init(KEY, jnp.ones((1, 8, 8, 32)))["params"]["kernel"]
+    assert kernel.shape == (3, 3, 32, 64)
+    fan_in, fan_out = 3 * 3 * 32, 3 * 3 * 64  # jax's rule, computed by hand
+    expected = {
+        "he_normal": 2 / fan_in,
+        "he_uniform": 2 / fan_in,
+        "glorot_normal": 2 / (fan_in + fan_out),
+        "lecun_normal": 1 / fan_in,
+    }[name]
+    ref = getattr(jax.nn.initializers, name)()(KEY, kernel.shape)
+    # n = 18432 draws: the std is within 3% of the target (about 6 standard errors).
+    assert abs(float(kernel.std()) / math.sqrt(expected) - 1) < 0.03
+    assert abs(float(ref.std()) / math.sqrt(expected) - 1) < 0.03
+
+
+JAX_SIGNATURE_NAMES = [
+    "variance_scaling",
+    "he_normal",
+    "he_uniform",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "glorot_normal",
+    "glorot_uniform",
+    "xavier_normal",
+    "xavier_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "orthogonal",
+]
+
+
+@pytest.mark.parametrize("name", JAX_SIGNATURE_NAMES)
+def test_jax_positional_arguments_come_first(name):
+    """jax's parameters, in jax's order with jax's defaults; rectax's extras are keyword-only."""
+    import inspect
+
+    ours = list(inspect.signature(getattr(init, name)).parameters.values())
+    theirs = list(inspect.signature(getattr(jax.nn.initializers, name)).parameters.values())
+    assert [(p.name, p.default) for p in ours[: len(theirs)]] == [
+        (p.name, p.default) for p in theirs
+    ]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in ours[len(theirs) :])
+
+
+def test_positional_call_like_jax():
+    w = init.he_normal(0, 1, (), jnp.bfloat16)(KEY, (600, 300))
+    assert w.dtype == jnp.bfloat16
+    assert abs(float(w.astype(jnp.float32).std()) * math.sqrt(600 / 2) - 1) < 0.02
+
+
+def test_traced_scale_under_jit():
+    def sample(scale):
+        return init.variance_scaling(scale, "fan_in", "normal")(KEY, (400, 200))
+
+    w = jax.jit(sample)(jnp.float32(4.0))
+    np.testing.assert_allclose(w, sample(4.0), rtol=1e-6)

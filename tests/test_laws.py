@@ -5,14 +5,11 @@ import hypothesis.extra.numpy as hnp
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from _registry import SELU_ALPHA, SELU_SCALE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rectax as rx
-
-pytestmark = pytest.mark.usefixtures("strict_promotion")
 
 # Compilation dominates: few, moderately sized examples; no deadline (first calls compile).
 LAWS = settings(max_examples=40, deadline=None)

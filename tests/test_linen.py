@@ -65,7 +65,6 @@ def test_prelu_gradient_reaches_the_slopes():
     np.testing.assert_allclose(grads["params"]["negative_slope"], jnp.minimum(X, 0).sum(0))
 
 
-@pytest.mark.usefixtures("strict_promotion")
 def test_prelu_bf16_compute_with_f32_params():
     x = X.astype(jnp.bfloat16)
     layer = rxl.PReLU(num_parameters=3)

@@ -46,7 +46,6 @@ def test_prelu_shared_axis_and_errors():
         rxn.PReLU(num_parameters=4)(X)
 
 
-@pytest.mark.usefixtures("strict_promotion")
 def test_prelu_bf16_compute_with_f32_params():
     layer = rxn.PReLU(num_parameters=3)
     y = layer(X.astype(jnp.bfloat16))

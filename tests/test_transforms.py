@@ -20,8 +20,6 @@ from _registry import (
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-pytestmark = pytest.mark.usefixtures("strict_promotion")
-
 ids = lambda a: a.name
 every = pytest.mark.parametrize("act", ACTIVATIONS, ids=ids)
 
