@@ -267,3 +267,99 @@ def test_lsuv_argument_errors():
         init.lsuv(model, {}, x, key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"no nnx\.Linear"):
         init.lsuv(nnx.Sequential(jax.nn.relu), x, key=jax.random.key(0))
+
+
+def _held_out_variances_nnx(nnx, model, x):
+    """Output variance of every Linear/Conv/ConvTranspose on ``x``, measured by running the
+    layers one by one (an independent forward pass, no LSUV machinery)."""
+    out = {}
+    h = x
+    for i, layer in enumerate(model.layers):
+        h = layer(h)
+        if isinstance(layer, nnx.Linear | nnx.Conv | nnx.ConvTranspose):
+            out[f"layers/{i}"] = float(jnp.var(h))
+    return out
+
+
+def test_lsuv_fresh_batches_converge_on_held_out_data():
+    """An iterator gives a fresh mini-batch per forward pass; afterwards every layer's output
+    variance on a held-out batch is within tol (plus sampling slack) of 1."""
+    nnx = pytest.importorskip("flax.nnx")
+    rngs = nnx.Rngs(0)
+    model = nnx.Sequential(
+        nnx.Linear(8, 64, rngs=rngs),
+        jax.nn.relu,
+        nnx.Linear(64, 64, rngs=rngs),
+        jax.nn.relu,
+        nnx.Linear(64, 4, rngs=rngs),
+    )
+    drawn = []
+
+    def batches():
+        for i in range(1000):
+            x = 4.0 * jax.random.normal(jax.random.key(100 + i), (512, 8))
+            drawn.append(i)
+            yield x
+
+    _, report = init.lsuv(model, batches(), key=jax.random.key(1), tol=0.05, max_iters=20)
+    assert all(r.converged for r in report), report
+    assert len(drawn) == 1 + len(report) + sum(r.iterations for r in report)  # one per pass
+    held_out = 4.0 * jax.random.normal(jax.random.key(7), (4096, 8))
+    for path, var in _held_out_variances_nnx(nnx, model, held_out).items():
+        assert abs(var - 1) < 0.05 + 0.1, (path, var)  # tol + batch-to-batch variation
+
+
+def test_lsuv_conv_transpose_nnx_and_linen():
+    nnx = pytest.importorskip("flax.nnx")
+    nn = pytest.importorskip("flax.linen")
+    x = 3.0 * jax.random.normal(jax.random.key(1), (32, 5, 5, 3))
+    rngs = nnx.Rngs(0)
+    model = nnx.Sequential(
+        nnx.Conv(3, 6, (3, 3), rngs=rngs),
+        jax.nn.relu,
+        nnx.ConvTranspose(6, 4, (3, 3), strides=(2, 2), rngs=rngs),
+    )
+    _, report = init.lsuv(model, x, key=jax.random.key(2), tol=0.02, max_iters=20)
+    assert [r.kind for r in report] == ["Conv", "ConvTranspose"]
+    assert all(r.converged for r in report), report
+    var = _held_out_variances_nnx(nnx, model, x)
+    assert abs(var["layers/2"] - 1) < 0.02
+
+    class Up(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.ConvTranspose(4, (3, 3), strides=(2, 2))(nn.relu(nn.Conv(6, (3, 3))(x)))
+
+    up = Up()
+    variables = up.init(jax.random.key(0), x)
+    new, report = init.lsuv(up, variables, x, key=jax.random.key(2), tol=0.02, max_iters=20)
+    assert [r.path for r in report] == ["Conv_0", "ConvTranspose_0"]
+    assert abs(float(jnp.var(up.apply(new, x))) - 1) < 0.02
+
+
+def test_lsuv_does_not_modify_flax_classes():
+    """The layer classes are untouched while LSUV runs (checked from inside its forward pass)
+    and afterwards; the user's layer objects keep their class."""
+    nnx = pytest.importorskip("flax.nnx")
+    originals = {c: dict(c.__dict__) for c in (nnx.Linear, nnx.Conv, nnx.ConvTranspose)}
+    checks = []
+
+    class Probe(nnx.Module):
+        def __init__(self, rngs):
+            self.a = nnx.Linear(4, 8, rngs=rngs)
+            self.b = nnx.Linear(8, 2, rngs=rngs)
+
+        def __call__(self, x):
+            checks.append(all(dict(c.__dict__) == d for c, d in originals.items()))
+            return self.b(jax.nn.relu(self.a(x)))
+
+    model = Probe(nnx.Rngs(0))
+    _, report = init.lsuv(
+        model, jax.random.normal(jax.random.key(1), (64, 4)), key=jax.random.key(2)
+    )
+    assert [r.path for r in report] == ["a", "b"]
+    assert checks
+    assert all(checks)
+    assert all(dict(c.__dict__) == d for c, d in originals.items())
+    assert type(model.a) is nnx.Linear
+    assert type(model.b) is nnx.Linear
