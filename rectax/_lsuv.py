@@ -14,8 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .initializers._variance import orthogonal
-
 Array = jax.Array
 
 
@@ -104,6 +102,7 @@ def _lsuv_nnx(
     tol: float,
     max_iters: int,
     orthonormal: bool,
+    pre_init: Callable[..., Array],
 ) -> tuple[Any, list[LSUVLayer]]:
     classes = (nnx.Linear, nnx.Conv, nnx.ConvTranspose)
     layers = {_path(p): m for p, m in nnx.iter_modules(model) if isinstance(m, classes)}
@@ -115,7 +114,7 @@ def _lsuv_nnx(
     if orthonormal and key is not None:
         for k, layer in zip(jax.random.split(key, len(layers)), layers.values(), strict=True):
             w = layer.kernel.get_value()
-            layer.kernel.set_value(orthogonal()(k, w.shape, w.dtype))
+            layer.kernel.set_value(pre_init(k, w.shape, w.dtype))
             if layer.bias is not None:
                 layer.bias.set_value(jnp.zeros_like(layer.bias.get_value()))
     graphdef, _ = nnx.split(model)
@@ -156,6 +155,7 @@ def _lsuv_linen(
     tol: float,
     max_iters: int,
     orthonormal: bool,
+    pre_init: Callable[..., Array],
 ) -> tuple[Any, list[LSUVLayer]]:
     import flax.linen as nn
     from flax import traverse_util
@@ -194,7 +194,7 @@ def _lsuv_linen(
     if orthonormal and key is not None:
         for k, path in zip(jax.random.split(key, len(order)), order, strict=True):
             w = params[path + "/kernel"]
-            params[path + "/kernel"] = orthogonal()(k, w.shape, w.dtype)
+            params[path + "/kernel"] = pre_init(k, w.shape, w.dtype)
             if path + "/bias" in params:
                 params[path + "/bias"] = jnp.zeros_like(params[path + "/bias"])
 
@@ -298,15 +298,19 @@ def lsuv(
         )
     from flax import nnx
 
+    # imported here: rectax.initializers imports this module for its namespace
+    from .initializers._variance import orthogonal
+
+    pre_init = orthogonal()
     if isinstance(model, nnx.Module):
         if batch is not None:
             raise TypeError(
                 "rectax.initializers.lsuv: for an nnx.Module call lsuv(model, batch, key=...)."
             )
-        return _lsuv_nnx(nnx, model, variables_or_batch, key, tol, max_iters, orthonormal)
+        return _lsuv_nnx(nnx, model, variables_or_batch, key, tol, max_iters, orthonormal, pre_init)
     if batch is None:
         raise TypeError(
             "rectax.initializers.lsuv: for linen call lsuv(module_or_apply_fn, variables, "
             "batch, key=...)."
         )
-    return _lsuv_linen(model, variables_or_batch, batch, key, tol, max_iters, orthonormal)
+    return _lsuv_linen(model, variables_or_batch, batch, key, tol, max_iters, orthonormal, pre_init)
