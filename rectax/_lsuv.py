@@ -6,7 +6,6 @@ Mishkin & Matas, "All you need is a good init", ICLR 2016. Flax is imported insi
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -14,8 +13,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from .initializers._variance import orthogonal
 
 Array = jax.Array
 
@@ -45,31 +42,28 @@ def _path(parts: tuple[Any, ...]) -> str:
     return "/".join(str(p) for p in parts)
 
 
-@contextlib.contextmanager
-def _call_hook(classes: tuple[type, ...], record: Callable[[Any, Any], None]) -> Iterator[None]:
-    """Temporarily wraps ``__call__`` of ``classes`` to report (module, output) pairs."""
-    saved: list[tuple[type, Any, bool]] = []
+def _batches(batch: Any) -> Callable[[], Any]:
+    """A source of forward-pass batches: the next item of an iterator, or the same batch."""
+    if isinstance(batch, Iterator):
+        return lambda: next(batch)
+    return lambda: batch
 
-    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
-        def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
-            out = original(self, *args, **kwargs)
-            record(self, out)
+
+def _recording(cls: type, ids: dict[int, str], seen: dict[str, Array]) -> type:
+    """A subclass of ``cls`` whose ``__call__`` records the output variance of the instances in
+    ``ids`` (first call only). Assigned to layers of a private ``nnx.merge`` copy inside the
+    traced forward pass, so the user's classes and modules are never modified."""
+
+    class Recording(cls):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            out = super().__call__(*args, **kwargs)
+            path = ids.get(id(self))
+            if path is not None and path not in seen:
+                seen[path] = _variance(out)
             return out
 
-        return __call__
-
-    try:
-        for cls in classes:
-            own = "__call__" in cls.__dict__
-            saved.append((cls, cls.__dict__.get("__call__"), own))
-            cls.__call__ = wrap(cls.__call__)  # type: ignore[method-assign]
-        yield
-    finally:
-        for cls, original, own in reversed(saved):
-            if own:
-                cls.__call__ = original
-            else:
-                delattr(cls, "__call__")
+    Recording.__name__ = Recording.__qualname__ = cls.__name__
+    return Recording
 
 
 def _variance(y: Array) -> Array:
@@ -108,40 +102,40 @@ def _lsuv_nnx(
     tol: float,
     max_iters: int,
     orthonormal: bool,
+    pre_init: Callable[..., Array],
 ) -> tuple[Any, list[LSUVLayer]]:
-    classes = (nnx.Linear, nnx.Conv)
+    classes = (nnx.Linear, nnx.Conv, nnx.ConvTranspose)
     layers = {_path(p): m for p, m in nnx.iter_modules(model) if isinstance(m, classes)}
     if not layers:
-        raise ValueError("rectax.initializers.lsuv: the model has no nnx.Linear or nnx.Conv.")
+        raise ValueError(
+            "rectax.initializers.lsuv: the model has no nnx.Linear, nnx.Conv or nnx.ConvTranspose."
+        )
     kinds = {p: type(m).__name__ for p, m in layers.items()}
     if orthonormal and key is not None:
         for k, layer in zip(jax.random.split(key, len(layers)), layers.values(), strict=True):
             w = layer.kernel.get_value()
-            layer.kernel.set_value(orthogonal()(k, w.shape, w.dtype))
+            layer.kernel.set_value(pre_init(k, w.shape, w.dtype))
             if layer.bias is not None:
                 layer.bias.set_value(jnp.zeros_like(layer.bias.get_value()))
     graphdef, _ = nnx.split(model)
-    hook_classes = tuple({type(m) for m in layers.values()})
     order: list[str] = []
+    next_batch = _batches(batch)
 
     @jax.jit
     def forward(state: Any, batch: Any) -> list[Array]:
-        merged = nnx.merge(graphdef, state)
-        ids = {id(m): _path(p) for p, m in nnx.iter_modules(merged) if isinstance(m, classes)}
+        merged = nnx.merge(graphdef, state)  # a private copy: only its layers are re-classed
+        ids: dict[int, str] = {}
         seen: dict[str, Array] = {}
-
-        def record(module: Any, out: Any) -> None:
-            path = ids.get(id(module))
-            if path is not None and path not in seen:
-                seen[path] = _variance(out)
-
-        with _call_hook(hook_classes, record):
-            merged(batch)
+        for p, m in nnx.iter_modules(merged):
+            if isinstance(m, classes):
+                ids[id(m)] = _path(p)
+                m.__class__ = _recording(type(m), ids, seen)
+        merged(batch)
         order[:] = list(seen)
         return list(seen.values())
 
     def measure() -> list[float]:
-        return [float(v) for v in forward(nnx.state(model), batch)]
+        return [float(v) for v in forward(nnx.state(model), next_batch())]
 
     def rescale(path: str, factor: float) -> None:
         kernel = layers[path].kernel
@@ -161,6 +155,7 @@ def _lsuv_linen(
     tol: float,
     max_iters: int,
     orthonormal: bool,
+    pre_init: Callable[..., Array],
 ) -> tuple[Any, list[LSUVLayer]]:
     import flax.linen as nn
     from flax import traverse_util
@@ -171,7 +166,7 @@ def _lsuv_linen(
     kinds: dict[str, str] = {}
 
     def is_layer(module: Any, method: str) -> bool:
-        if method == "__call__" and isinstance(module, (nn.Dense, nn.Conv)):
+        if method == "__call__" and isinstance(module, (nn.Dense, nn.Conv, nn.ConvTranspose)):
             kinds[_path(tuple(module.path))] = type(module).__name__
             return True
         return False
@@ -185,18 +180,21 @@ def _lsuv_linen(
         order[:] = [_path(p[:-1]) for p in flat]
         return [_variance(outs[0]) for outs in flat.values()]
 
+    next_batch = _batches(batch)
     params = {_path(k): v for k, v in traverse_util.flatten_dict(variables["params"]).items()}
     raw_keys = {_path(k): k for k in traverse_util.flatten_dict(variables["params"])}
-    forward(variables, batch)
+    forward(variables, next_batch())
     if not order:
-        raise ValueError("rectax.initializers.lsuv: the model calls no nn.Dense or nn.Conv.")
+        raise ValueError(
+            "rectax.initializers.lsuv: the model calls no nn.Dense, nn.Conv or nn.ConvTranspose."
+        )
     for path in order:
         if path + "/kernel" not in params:
             raise ValueError(f"rectax.initializers.lsuv: no kernel found for layer {path!r}.")
     if orthonormal and key is not None:
         for k, path in zip(jax.random.split(key, len(order)), order, strict=True):
             w = params[path + "/kernel"]
-            params[path + "/kernel"] = orthogonal()(k, w.shape, w.dtype)
+            params[path + "/kernel"] = pre_init(k, w.shape, w.dtype)
             if path + "/bias" in params:
                 params[path + "/bias"] = jnp.zeros_like(params[path + "/bias"])
 
@@ -205,7 +203,7 @@ def _lsuv_linen(
         return {**variables, "params": unflat}
 
     def measure() -> list[float]:
-        return [float(v) for v in forward(current(), batch)]
+        return [float(v) for v in forward(current(), next_batch())]
 
     def rescale(path: str, factor: float) -> None:
         w = params[path + "/kernel"]
@@ -231,31 +229,45 @@ def lsuv(
       W_\ell \leftarrow W_\ell / \sqrt{\mathrm{Var}[W_\ell x_{\ell-1} + b_\ell]}
       \quad \text{until } |\mathrm{Var} - 1| < \mathrm{tol}
 
-    Every Dense/Linear and Conv kernel is first replaced by an orthonormal matrix
-    (:func:`orthogonal`, biases zeroed). Then, layer by layer in call order, one mini-batch is
-    fed through the model (a jit-compiled forward pass, compiled once), the variance of the
-    layer's output (before its nonlinearity, over batch and units) is measured, and the kernel
-    is divided by its square root, until the variance is within ``tol`` of 1 or ``max_iters``
-    rescales were made. A layer whose output variance is 0 or not finite is left as it is and
-    reported as not converged.
+    Every Dense/Linear, Conv and ConvTranspose kernel is first replaced by an orthonormal matrix
+    (:func:`orthogonal`, biases zeroed). Then, layer by layer in call order, a mini-batch is fed
+    through the model (a jit-compiled forward pass, compiled once), the variance of the layer's
+    output (before its nonlinearity, over batch, space and units) is measured, and the kernel is
+    divided by its square root, until the variance is within ``tol`` of 1 or ``max_iters``
+    rescales were made (Algorithm 1 of the paper; only the scale changes, never the mean). A
+    layer whose output variance is 0 or not finite is left as it is and reported as not
+    converged.
+
+    Batches: pass an iterator (a generator, ``iter(list_of_batches)``, a data loader's iterator)
+    to draw a fresh mini-batch for every forward pass, as the paper's Caffe reference does; an
+    array (or any pytree that is not an iterator) is reused for every pass.
+
+    Tolerance (a choice): the paper fixes no single ``tol`` and reports results insensitive to
+    it over 0.01-0.1 (and to the batch size); most layers converge in 1-5 iterations. The
+    authors' Caffe reference uses 0.02 on the variance and at most 20 iterations, PyTorch ports
+    use 0.1 on the standard deviation and 10. rectax's defaults are ``tol=0.1`` on the variance
+    and ``max_iters=10``; pass ``tol=0.02, max_iters=20`` for the Caffe reference's.
 
     Two calling conventions:
 
-    * **nnx**: ``lsuv(model, batch, key=...)`` for an ``nnx.Module``. The ``nnx.Linear`` and
-      ``nnx.Conv`` submodules are found with ``nnx.iter_modules`` and ordered by their first
-      call (their ``__call__`` is wrapped while the forward pass is traced). The model is
-      updated in place; the returned parameters are ``nnx.state(model, nnx.Param)``.
-    * **linen**: ``lsuv(module_or_apply_fn, variables, batch, key=...)``. ``nn.Dense`` and
-      ``nn.Conv`` outputs are captured with ``capture_intermediates``; ``apply_fn`` must accept
-      Flax's ``apply`` keywords (``module.apply`` does). Returns new ``variables``.
+    * **nnx**: ``lsuv(model, batch, key=...)`` for an ``nnx.Module``. The ``nnx.Linear``,
+      ``nnx.Conv`` and ``nnx.ConvTranspose`` submodules are found with ``nnx.iter_modules``.
+      Their outputs are recorded on a private copy of the model (``nnx.merge`` inside the traced
+      forward pass, whose layer objects get a recording subclass), so the order is the order of
+      the first calls and neither the user's classes nor the model object are patched. The
+      model is updated in place; the returned parameters are ``nnx.state(model, nnx.Param)``.
+    * **linen**: ``lsuv(module_or_apply_fn, variables, batch, key=...)``. ``nn.Dense``,
+      ``nn.Conv`` and ``nn.ConvTranspose`` outputs are captured with Flax's
+      ``capture_intermediates``; ``apply_fn`` must accept Flax's ``apply`` keywords
+      (``module.apply`` does). Returns new ``variables``.
 
     Args:
       model: an ``nnx.Module``, a ``flax.linen.Module`` or its ``apply`` function.
-      variables_or_batch: the batch (nnx) or the variables (linen).
-      batch: the batch (linen only).
+      variables_or_batch: the batch or batch iterator (nnx) or the variables (linen).
+      batch: the batch or batch iterator (linen only).
       key: PRNG key for the orthonormal pre-init (required unless ``orthonormal=False``).
-      tol: tolerance on the output variance (default 0.1, as the paper).
-      max_iters: most rescales per layer (default 10, as the paper).
+      tol: tolerance on the output variance (default 0.1).
+      max_iters: most rescales per layer (default 10).
       orthonormal: do the orthonormal pre-init (default True).
 
     Returns:
@@ -286,15 +298,19 @@ def lsuv(
         )
     from flax import nnx
 
+    # imported here: rectax.initializers imports this module for its namespace
+    from .initializers._variance import orthogonal
+
+    pre_init = orthogonal()
     if isinstance(model, nnx.Module):
         if batch is not None:
             raise TypeError(
                 "rectax.initializers.lsuv: for an nnx.Module call lsuv(model, batch, key=...)."
             )
-        return _lsuv_nnx(nnx, model, variables_or_batch, key, tol, max_iters, orthonormal)
+        return _lsuv_nnx(nnx, model, variables_or_batch, key, tol, max_iters, orthonormal, pre_init)
     if batch is None:
         raise TypeError(
             "rectax.initializers.lsuv: for linen call lsuv(module_or_apply_fn, variables, "
             "batch, key=...)."
         )
-    return _lsuv_linen(model, variables_or_batch, batch, key, tol, max_iters, orthonormal)
+    return _lsuv_linen(model, variables_or_batch, batch, key, tol, max_iters, orthonormal, pre_init)

@@ -15,7 +15,8 @@ Three layers of tools:
 * **Probes** for experiments: :func:`signal_propagation` (per-layer forward second moments and
   backward gradient second moments / parameter-gradient norms) and
   :func:`born_dead_probability` (Monte Carlo estimate of the probability that a deep ReLU net is
-  born dead, Lu et al. 2020).
+  born dead, for any initializer, Lu et al. 2020) with :func:`born_dead_bounds` (the exact
+  two-ray bounds for bias-free nets on a 1-D input).
 
 Conventions: a *unit* is one index along ``unit_axis`` (default the last axis: a neuron of a
 dense layer, a channel of an NHWC convolution); every other axis (batch, space) is reduced. A unit
@@ -30,7 +31,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -44,9 +45,11 @@ Initializer = Callable[..., Array]
 
 __all__ = [
     "BornDeadEstimate",
+    "LayerInit",
     "SignalStats",
     "StatsSummary",
     "UnitStats",
+    "born_dead_bounds",
     "born_dead_probability",
     "dead_fraction",
     "dead_units",
@@ -542,6 +545,55 @@ class BornDeadEstimate(NamedTuple):
     dead_unit_fraction: Array
 
 
+class LayerInit(Protocol):
+    """A joint per-layer initializer for :func:`born_dead_probability`.
+
+    ``init(key, x, out_features) -> (kernel, bias)`` with ``kernel`` of shape
+    ``(x.shape[-1], out_features)`` and ``bias`` of shape ``(out_features,)``. ``x`` is the
+    layer's input batch, so data-dependent schemes (LSUV-style rescaling) can use it; others
+    ignore it. ``key`` is distinct per net and per layer.
+    """
+
+    def __call__(self, key: Array, x: Array, out_features: int, /) -> tuple[Array, Array]: ...
+
+
+def born_dead_bounds(width: int, depth: int) -> tuple[float, float]:
+    r"""Exact bounds on P(born dead) for a bias-free ReLU net on a 1-D input (Lu et al. 2020).
+
+    A bias-free net is positively homogeneous, so the inputs ``x > 0`` and ``x < 0`` are two rays
+    that each layer maps to rays. With weights from any symmetric distribution, a layer kills a
+    live ray with probability :math:`2^{-N}` (every unit's pre-activation is negative), so with
+    :math:`H` hidden layers of width :math:`N`
+
+    .. math:: 1 - 2(1 - 2^{-N})^H + (1 - 2^{1-N})^H \le P(\text{born dead})
+       \le 1 - (1 - 2^{-N})^H .
+
+    The net is born dead when both rays die; the upper bound is one ray dying, the lower bound
+    counts a layer that kills at least one of two live rays with probability at most
+    :math:`2^{1-N}`. Both tend to 1 with depth; the depth at which they reach 1/2 grows like
+    :math:`2^N`, so the width needed for a given depth grows like :math:`\log_2(\text{depth})`.
+
+    Args:
+      width: hidden width :math:`N` (``>= 1``).
+      depth: number of hidden layers :math:`H` (``>= 1``).
+
+    Returns:
+      ``(lower, upper)`` as Python floats.
+
+    Example:
+      >>> from rectax import diagnostics
+      >>> lo, hi = diagnostics.born_dead_bounds(2, 10)
+      >>> round(lo, 4), round(hi, 4)
+      (0.8883, 0.9437)
+    """
+    if width < 1 or depth < 1:
+        raise ValueError(
+            f"rectax.diagnostics.born_dead_bounds: need width, depth >= 1, got {width}, {depth}."
+        )
+    p = 2.0**-width
+    return 1 - 2 * (1 - p) ** depth + (1 - 2 * p) ** depth, 1 - (1 - p) ** depth
+
+
 def born_dead_probability(
     key: Array,
     x: ArrayLike,
@@ -550,6 +602,7 @@ def born_dead_probability(
     num_nets: int = 1000,
     kernel_init: Initializer | None = None,
     bias_init: Initializer | None = None,
+    init: LayerInit | None = None,
     activation: Callable[[Array], Array] = relu,
 ) -> BornDeadEstimate:
     r"""Probability that a randomly initialised deep ReLU net is born dead (Lu et al. 2020).
@@ -560,21 +613,34 @@ def born_dead_probability(
     has every unit inactive (pre-activation ``<= 0``) on every input of the batch: from there on
     the net is a constant function of its input and gradient descent cannot revive it
     (Lu, Shin, Su & Karniadakis, "Dying ReLU and initialization", CiCP 2020). For fixed width
-    the probability tends to 1 with depth; the safe depth grows like ``log(width)``.
+    the probability tends to 1 with depth. For bias-free nets on a 1-D input it lies within
+    :func:`born_dead_bounds`: the safe depth grows like :math:`2^{\text{width}}`, so the width
+    needed grows only like :math:`\log_2(\text{depth})`.
 
     Known answer: for width 1 and zero biases, each layer after the first dies with probability
     1/2 (its input is non-negative), so ``P = 1 - 2^{-(L-1)}`` when the batch has inputs of
     both signs.
 
+    Two ways to initialise a layer:
+
+    * ``kernel_init``/``bias_init``: separate :class:`jax.nn.initializers.Initializer` s for the
+      ``(in, out)`` kernel and the ``(out,)`` bias, each with its own key; default He normal
+      (``jax.nn.initializers.he_normal()``, a symmetric init) and zero biases.
+    * ``init``: one :class:`LayerInit` ``init(key, x, out_features) -> (kernel, bias)`` that draws
+      both together and sees the layer's input batch. Use it for inits that draw ``[W | b]``
+      jointly, e.g. RAI (``lambda k, x, n: rectax.initializers.rai(k, x.shape[-1], n)``), and
+      for data-dependent ones (LSUV-style rescaling by the variance of ``x @ W``).
+
     Args:
       key: PRNG key; the estimate is deterministic given it.
-      x: input batch, ``(batch, features)``. Lu et al. use a 1-D input on a uniform grid.
+      x: input batch, ``(batch, features)``. Lu et al. use a 1-D input on an interval.
       widths: hidden layer widths, one per layer.
       num_nets: number of nets sampled.
-      kernel_init: initializer ``(key, shape, dtype)`` for ``(in, out)`` kernels; default He
-        normal (``jax.nn.initializers.he_normal()``), a symmetric init.
-      bias_init: initializer for ``(out,)`` biases; default zeros. Lu et al. draw biases from the
-        same symmetric distribution as the weights.
+      kernel_init: initializer ``(key, shape, dtype)`` for ``(in, out)`` kernels.
+      bias_init: initializer for ``(out,)`` biases. Lu et al. draw biases from the same
+        symmetric distribution as the weights.
+      init: a joint, possibly data-dependent, layer initializer; excludes ``kernel_init`` and
+        ``bias_init``.
       activation: the rectifier (default :func:`rectax.relu`).
 
     Returns:
@@ -595,8 +661,27 @@ def born_dead_probability(
         raise ValueError(
             "rectax.diagnostics.born_dead_probability: need num_nets >= 1 and at least one layer."
         )
+    if init is not None and (kernel_init is not None or bias_init is not None):
+        raise ValueError(
+            "rectax.diagnostics.born_dead_probability: pass either init or "
+            "kernel_init/bias_init, not both."
+        )
     k_init = jax.nn.initializers.he_normal() if kernel_init is None else kernel_init
     b_init = jax.nn.initializers.zeros if bias_init is None else bias_init
+
+    def draw(k: Array, h: Array, d_in: int, d_out: int) -> tuple[Array, Array]:
+        if init is not None:
+            w, b = init(k, h, d_out)
+            if w.shape != (d_in, d_out) or b.shape != (d_out,):
+                raise ValueError(
+                    "rectax.diagnostics.born_dead_probability: init must return a kernel of "
+                    f"shape {(d_in, d_out)} and a bias of shape {(d_out,)}, got {w.shape} and "
+                    f"{b.shape}."
+                )
+            return w.astype(h.dtype), b.astype(h.dtype)
+        kw, kb = jax.random.split(k)
+        return k_init(kw, (d_in, d_out), h.dtype), b_init(kb, (d_out,), h.dtype)
+
     dims = [x.shape[-1], *widths]
     dtype = jnp.promote_types(x.dtype, jnp.float32)
 
@@ -604,8 +689,8 @@ def born_dead_probability(
 
     def one_net(k: Array) -> Array:
         def layer(h: Array, i: Array | int, d_in: int, d_out: int) -> tuple[Array, Array]:
-            kw, kb = jax.random.split(jax.random.fold_in(k, i))
-            pre = h @ k_init(kw, (d_in, d_out), dtype) + b_init(kb, (d_out,), dtype)
+            w, b = draw(jax.random.fold_in(k, i), h, d_in, d_out)
+            pre = h @ w + b
             return activation(pre), dead_fraction(pre)[None]
 
         h = x.astype(dtype)

@@ -179,3 +179,119 @@ def test_born_dead_is_deterministic_and_validates():
         dg.born_dead_probability(jax.random.key(0), jnp.ones(3), [2])
     with pytest.raises(ValueError, match="num_nets"):
         dg.born_dead_probability(jax.random.key(0), x, [])
+
+
+def _first_dead_curve(est, depths):
+    f = np.asarray(est.first_dead_layer)
+    return np.array([np.mean((f >= 0) & (f < d)) for d in depths])
+
+
+def test_born_dead_bounds_formula():
+    lo, hi = dg.born_dead_bounds(2, 10)
+    assert lo == pytest.approx(1 - 2 * 0.75**10 + 0.5**10, rel=1e-15)
+    assert hi == pytest.approx(1 - 0.75**10, rel=1e-15)
+    for n in (1, 2, 5):
+        for h in (1, 7, 50):
+            lo, hi = dg.born_dead_bounds(n, h)
+            assert 0 <= lo <= hi <= 1
+    assert dg.born_dead_bounds(1, 5)[0] == pytest.approx(1 - 2 * 0.5**5)
+    with pytest.raises(ValueError, match="width"):
+        dg.born_dead_bounds(0, 3)
+
+
+@pytest.mark.parametrize("width", [2, 3])
+def test_born_dead_bias_free_he_within_the_two_ray_bounds(width):
+    """Bias-free He nets on a 1-D input with both signs: at every depth 1..20 the estimate lies
+    within the exact bounds (widened by 5 standard errors)."""
+    n = 4000
+    x = jnp.linspace(-(3**0.5), 3**0.5, 9)[:, None]
+    est = dg.born_dead_probability(jax.random.key(width), x, [width] * 20, num_nets=n)
+    depths = np.arange(1, 21)
+    p = _first_dead_curve(est, depths)
+    for d, pd in zip(depths, p, strict=True):
+        lo, hi = dg.born_dead_bounds(width, int(d))
+        se = max(np.sqrt(pd * (1 - pd) / n), 1 / n)
+        assert lo - 5 * se <= pd <= hi + 5 * se, (d, pd, lo, hi)
+    assert float(est.probability) == pytest.approx(p[-1])
+
+
+def _simulate_born_dead(rng, x, width, depth, nets, sample_layer):
+    """An independent NumPy simulation: dead when a layer's pre-activations are <= 0 on every
+    input."""
+    dead = 0
+    for _ in range(nets):
+        h = x
+        for _ in range(depth):
+            w, b = sample_layer(rng, h.shape[1], width)
+            pre = h @ w + b
+            if np.all(pre <= 0):
+                dead += 1
+                break
+            h = np.maximum(pre, 0)
+    return dead / nets
+
+
+def _numpy_rai(rng, n_in, n_out):
+    v = rng.standard_normal((n_out, n_in + 1)) * 0.6007 / np.sqrt(n_in)
+    v[np.arange(n_out), rng.integers(0, n_in + 1, n_out)] = rng.beta(2, 1, n_out)
+    return v[:, :n_in].T, v[:, n_in]
+
+
+def _numpy_he(rng, n_in, n_out):
+    return rng.standard_normal((n_in, n_out)) * np.sqrt(2 / n_in), np.zeros(n_out)
+
+
+@pytest.mark.parametrize(
+    ("name", "numpy_layer"), [("he", _numpy_he), ("rai", _numpy_rai)], ids=["he", "rai"]
+)
+def test_born_dead_matches_an_independent_simulation(name, numpy_layer):
+    """Width 2, depth 10 on [-sqrt 3, sqrt 3]: rectax's estimate (He by default, RAI through
+    ``init``) against a NumPy simulation, two-proportion z-test. Measured: He 0.91, RAI 0.27."""
+    x = np.linspace(-(3**0.5), 3**0.5, 33)[:, None]
+    n, width, depth = 3000, 2, 10
+    layer_init = None
+    if name == "rai":
+        layer_init = lambda k, h, out: initializers.rai(k, h.shape[-1], out)
+    est = dg.born_dead_probability(
+        jax.random.key(7), jnp.asarray(x, jnp.float32), [width] * depth, num_nets=n, init=layer_init
+    )
+    p_sim = _simulate_born_dead(np.random.default_rng(8), x, width, depth, n, numpy_layer)
+    p = float(est.probability)
+    pooled = (p + p_sim) / 2
+    z = (p - p_sim) / np.sqrt(2 * pooled * (1 - pooled) / n)
+    assert abs(z) < 4.892, (p, p_sim)
+    assert (0.85 < p < 0.96) if name == "he" else (0.2 < p < 0.34), p
+
+
+def test_born_dead_data_dependent_init_sees_each_layers_input():
+    """``init`` gets the layer's actual input batch: a bias that lifts every pre-activation above
+    0 on the batch never dies; one that pushes all below 0 kills layer 0 of every net."""
+    x = jax.random.normal(jax.random.key(1), (32, 3))
+    he = jax.nn.initializers.he_normal()
+
+    def lift(sign):
+        def layer_init(key, h, out):
+            w = he(key, (h.shape[-1], out))
+            pre = h @ w
+            return w, (-pre.min(axis=0) + 0.1) if sign > 0 else (-pre.max(axis=0) - 0.1)
+
+        return layer_init
+
+    alive = dg.born_dead_probability(jax.random.key(2), x, [2] * 30, num_nets=64, init=lift(+1))
+    assert float(alive.probability) == 0.0
+    assert float(jnp.max(alive.dead_unit_fraction)) == 0.0
+    dead = dg.born_dead_probability(jax.random.key(2), x, [2] * 3, num_nets=64, init=lift(-1))
+    assert float(dead.probability) == 1.0
+    np.testing.assert_array_equal(dead.first_dead_layer, np.zeros(64, np.int32))
+
+
+def test_born_dead_init_validation():
+    x = jnp.ones((4, 2))
+    with pytest.raises(ValueError, match="either init"):
+        dg.born_dead_probability(
+            jax.random.key(0), x, [2], init=lambda k, h, n: (h, h), bias_init=jnp.zeros
+        )
+    with pytest.raises(ValueError, match="shape"):
+        dg.born_dead_probability(
+            jax.random.key(0), x, [2], init=lambda k, h, n: (jnp.ones((3, n)), jnp.zeros(n))
+        )

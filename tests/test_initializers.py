@@ -57,7 +57,7 @@ KERNEL_INITS = {
         lambda: init.fan_in_bias(0),
         lambda: init.gain("swishy"),
         lambda: init.gain("leaky_relu", alpha=0.3),
-        lambda: init.rai_sigma(10, scale=0.5),
+        lambda: init.rai_constant(second_moment=1.0),
     ],
 )
 def test_invalid_arguments_raise_when_built(build):

@@ -4,8 +4,8 @@
 # **Questions.**
 # 1. At initialization, how likely is a deep narrow ReLU net to be *born dead* (some layer
 #    outputs 0 for every input, so the net is constant and cannot train)? Lu et al. (2020) prove
-#    the probability → 1 with depth at fixed width, and that the safe depth grows like
-#    log(width).
+#    the probability → 1 with depth at fixed width; the safe depth grows like 2^width, so the
+#    width needed grows like log₂(depth).
 # 2. During training with a too-high learning rate, what fraction of units dies, and which
 #    remedy helps: leaky ReLU, PReLU, NecroReLU (ReLU forward, leaky derivative) with several
 #    slopes, a SUGAR-style B-SiLU surrogate derivative, RAI init, LSUV init?
@@ -44,8 +44,9 @@ T0 = time.perf_counter()
 # returns, per net, the index of the first dead layer and the dead-unit fraction of every layer.
 # For widths 3 and 4 we also sample nets initialised with RAI (`init.rai`: one positive Beta(2, 1)
 # entry per row of [W | b]), the remedy Lu et al. propose (they report collapsed deep narrow nets
-# going from 93.8% with He to 32.6% with RAI); RAI draws each layer's kernel and bias together,
-# so that sweep is written out below with `init.rai`.
+# going from 93.8% with He to 32.6% with RAI). RAI draws each layer's kernel and bias together,
+# so it goes through `born_dead_probability`'s joint `init(key, x, out) -> (W, b)` argument.
+# Notebook 08 compares He and RAI at widths 2–5 against the paper's exact bounds.
 
 # %%
 GRID = jnp.linspace(-1.0, 1.0, 32)[:, None]
@@ -68,30 +69,17 @@ for w in WIDTHS:
     )
 
 
-def first_dead_layer_rai(key, width, depth):
-    """As above, with RAI (Lu et al.'s remedy): kernels and biases from ``init.rai``."""
-
-    def one_net(k):
-        keys = jax.random.split(k, depth)
-        w0, b0 = init.rai(keys[0], 1, width)
-        ws, bs = jax.vmap(lambda kk: init.rai(kk, width, width))(keys[1:])
-        pre0 = GRID @ w0 + b0
-
-        def layer(h, wb):
-            pre = h @ wb[0] + wb[1]
-            return rx.relu(pre), jnp.all(pre <= 0)
-
-        _, dead = jax.lax.scan(layer, rx.relu(pre0), (ws, bs))
-        dead = jnp.concatenate([jnp.all(pre0 <= 0)[None], dead])
-        return jnp.where(dead.any(), jnp.argmax(dead), -1)
-
-    return jax.jit(jax.vmap(one_net))(jax.random.split(key, NUM_NETS))
-
-
 RAI_WIDTHS = (3, 4)
 born_dead_rai = {}
 for w in RAI_WIDTHS:
-    f = np.asarray(first_dead_layer_rai(jax.random.key(100 + w), w, MAX_DEPTH))
+    est = diagnostics.born_dead_probability(
+        jax.random.key(100 + w),
+        GRID,
+        [w] * MAX_DEPTH,
+        num_nets=NUM_NETS,
+        init=lambda k, x, out: init.rai(k, x.shape[-1], out),
+    )
+    f = np.asarray(est.first_dead_layer)
     born_dead_rai[w] = np.array([np.mean((f >= 0) & (f < d)) for d in depths])
 for w in RAI_WIDTHS:
     print(
@@ -171,10 +159,9 @@ for w, q in zip(w_arr[reached], q_hat, strict=True):
 # width w dies with probability about 2^-w, and P(born dead) ≈ 1 − (1 − 2^-w)^L. The measured
 # per-layer probability q is close to 2^-w. So P → 1 with depth at any fixed width (Lu et al.),
 # and the depth that is safe grows *exponentially* with width — equivalently, the width needed
-# for a given depth grows like log₂(depth). (The seed's phrasing "safe depth grows like
-# log(width)" has the two the wrong way round; the measurement supports "safe width grows like
-# log(depth)".) The practical point stands: a symmetric init of a deep *narrow* ReLU net is often
-# dead on arrival.
+# for a given depth grows like log₂(depth) (an earlier docstring said "safe depth grows like
+# log(width)", the two the wrong way round). The practical point stands: a symmetric init of a
+# deep *narrow* ReLU net is often dead on arrival.
 #
 # ## 2. Dead units on digits: training with a too-high learning rate
 #

@@ -40,8 +40,11 @@ from ._gain import for_activation as for_activation
 from ._gain import gain as gain
 from ._gain import second_moment as second_moment
 from ._gain import torch_default as torch_default
+from ._rai import BETA_2_1 as BETA_2_1
+from ._rai import AsymmetricDistribution as AsymmetricDistribution
 from ._rai import RAIInitializers as RAIInitializers
 from ._rai import rai as rai
+from ._rai import rai_constant as rai_constant
 from ._rai import rai_initializers as rai_initializers
 from ._rai import rai_sigma as rai_sigma
 from ._variance import LAYOUTS as LAYOUTS
@@ -61,7 +64,9 @@ from ._variance import xavier_normal as xavier_normal
 from ._variance import xavier_uniform as xavier_uniform
 
 __all__ = [
+    "BETA_2_1",
     "LAYOUTS",
+    "AsymmetricDistribution",
     "Initializer",
     "LSUVLayer",
     "RAIInitializers",
@@ -85,6 +90,7 @@ __all__ = [
     "ones",
     "orthogonal",
     "rai",
+    "rai_constant",
     "rai_initializers",
     "rai_sigma",
     "second_moment",
