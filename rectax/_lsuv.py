@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._dtypes import at_least_float32
+
 Array = jax.Array
 
 
@@ -67,7 +69,7 @@ def _recording(cls: type, ids: dict[int, str], seen: dict[str, Array]) -> type:
 
 
 def _variance(y: Array) -> Array:
-    return jnp.var(y.astype(jnp.promote_types(y.dtype, jnp.float32)))
+    return jnp.var(y.astype(at_least_float32(y.dtype)))
 
 
 def _iterate(

@@ -39,6 +39,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from ._activations import relu
+from ._dtypes import at_least_float32
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -173,7 +174,7 @@ def layer_moments(x: ArrayLike) -> tuple[Array, Array, Array]:
       (2.0, 1.0, 5.0)
     """
     x = jnp.asarray(x)
-    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    x = x.astype(at_least_float32(x.dtype))
     mean = jnp.mean(x)
     return mean, jnp.mean(jnp.square(x - mean)), jnp.mean(jnp.square(x))
 
@@ -276,7 +277,7 @@ def unit_stats(
       (Array(2, dtype=int32), Array([2, 0], dtype=int32), Array(2, dtype=int32))
     """
     x = _units_last(pre, unit_axis)
-    wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    wide = x.astype(at_least_float32(x.dtype))
     mean = jnp.mean(wide, axis=0)
     if post is None:
         zeros = jnp.sum(x <= 0, dtype=jnp.int32)
@@ -478,13 +479,13 @@ def signal_propagation(
     out, vjp, hs = jax.vjp(forward, ps, zeros, has_aux=True)
     if cotangent is None:
         k = jax.random.key(0) if key is None else key
-        c = jax.random.normal(k, out.shape, jnp.promote_types(out.dtype, jnp.float32))
+        c = jax.random.normal(k, out.shape, at_least_float32(out.dtype))
     else:
         c = jnp.broadcast_to(jnp.asarray(cotangent), out.shape)
     g_params, g_outputs = vjp(c.astype(out.dtype))
 
     def second_moment(a: Array) -> Array:
-        return jnp.mean(jnp.square(a.astype(jnp.promote_types(a.dtype, jnp.float32))))
+        return jnp.mean(jnp.square(a.astype(at_least_float32(a.dtype))))
 
     grad_norm = None
     if has_params:
@@ -515,10 +516,7 @@ def global_norm(tree: Any) -> Array:
     if not leaves:
         return jnp.zeros((), jnp.float32)
     return jnp.sqrt(
-        sum(
-            jnp.sum(jnp.square(leaf.astype(jnp.promote_types(leaf.dtype, jnp.float32))))
-            for leaf in leaves
-        )
+        sum(jnp.sum(jnp.square(leaf.astype(at_least_float32(leaf.dtype)))) for leaf in leaves)
     )
 
 
@@ -683,7 +681,7 @@ def born_dead_probability(
         return k_init(kw, (d_in, d_out), h.dtype), b_init(kb, (d_out,), h.dtype)
 
     dims = [x.shape[-1], *widths]
-    dtype = jnp.promote_types(x.dtype, jnp.float32)
+    dtype = at_least_float32(x.dtype)
 
     pairs = list(itertools.pairwise(dims))
 

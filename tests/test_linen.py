@@ -199,6 +199,7 @@ def test_mlp_selu_auto_is_lecun_and_prelu_slopes_are_per_layer():
     assert set(variables["params"]) == {"Dense_0", "Dense_1", "Dense_2", "PReLU_0", "PReLU_1"}
 
 
+@pytest.mark.standard_promotion  # optax/flax promote implicitly
 def test_cnn_shapes_record_stats_and_rrelu_modes():
     model = rxl.CNN(features=(4,), dense=(), num_classes=5, activation=rxl.RReLU, record_stats=True)
     x = jax.random.normal(jax.random.key(0), (3, 8, 8, 1))
@@ -220,6 +221,7 @@ def test_cnn_shapes_record_stats_and_rrelu_modes():
     assert not np.allclose(y, y_eval)
 
 
+@pytest.mark.standard_promotion  # optax/flax promote implicitly
 def test_weight_decay_mask_excludes_slopes_and_biases():
     model = rxl.MLP(features=(8, 2), activation=rxl.PReLU)
     params = model.init(jax.random.key(0), jnp.ones((1, 3)))["params"]

@@ -156,6 +156,7 @@ def test_mlp_parity_with_linen(activation):
     assert 0.5 < float(jnp.var(k_nnx) / jnp.var(params["Dense_1"]["kernel"])) < 2.0
 
 
+@pytest.mark.standard_promotion  # optax/flax promote implicitly
 def test_cnn_parity_with_linen_and_auto_init():
     lmodel = rxl.CNN(features=(4,), dense=(), num_classes=3, activation=rxl.PReLU)
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 1))
@@ -170,6 +171,7 @@ def test_cnn_parity_with_linen_and_auto_init():
     np.testing.assert_allclose(nmodel(x), lmodel.apply({"params": params}, x), rtol=1e-5)
 
 
+@pytest.mark.standard_promotion  # optax/flax promote implicitly
 def test_weight_decay_mask_with_nnx_optimizer():
     model = rxn.MLP(3, (8, 2), activation=rxn.PReLU, rngs=nnx.Rngs(0))
     mask = optim.weight_decay_mask(nnx.state(model, nnx.Param))

@@ -22,6 +22,7 @@ def test_digits_split_is_deterministic(digits):
     assert float(digits.x_train.max()) == 1.0
 
 
+@pytest.mark.standard_promotion  # optax/flax promote implicitly
 def test_small_relu_mlp_with_he_init_reaches_90_percent(digits):
     # Stated bar: >= 0.9 test accuracy after 5 epochs (55 AdamW steps, a few seconds).
     r = train.train(
@@ -34,6 +35,7 @@ def test_small_relu_mlp_with_he_init_reaches_90_percent(digits):
     assert train.checkpoint_roundtrip(r["params"])
 
 
+@pytest.mark.standard_promotion  # optax/flax promote implicitly
 def test_training_is_deterministic_given_the_seed(digits):
     kw = {"epochs": 1, "kernel_init": initializers.he_normal(), "width": 16, "record_stats": False}
     a = train.train("mlp", rx.relu, digits, seed=3, **kw)
@@ -41,6 +43,7 @@ def test_training_is_deterministic_given_the_seed(digits):
     assert a["loss_per_epoch"] == b["loss_per_epoch"]
 
 
+@pytest.mark.standard_promotion  # optax/flax promote implicitly
 def test_sharded_step_equals_single_device(digits):
     assert jax.device_count() == 4  # conftest forces 4 host devices
     base, sharded, n = train.data_parallel_losses(digits, steps=3)

@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
+from .._dtypes import at_least_float32
+
 Array = jax.Array
 
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
@@ -69,13 +71,8 @@ def resolve_dtype(name: str, dtype: DTypeLike | None) -> np.dtype:
 
 
 def sampling_dtype(dtype: np.dtype) -> np.dtype:
-    """float32 for bfloat16 and float16 (sample wide, then cast); the dtype itself otherwise.
-
-    Chosen without ``jnp.promote_types``, which is an error under strict dtype promotion.
-    """
-    if jnp.issubdtype(dtype, jnp.floating) and np.dtype(dtype).itemsize < 4:
-        return np.dtype(np.float32)
-    return np.dtype(dtype)
+    """float32 for bfloat16 and float16 (sample wide, then cast); the dtype itself otherwise."""
+    return at_least_float32(dtype)
 
 
 # --------------------------------------------------------------------------- layouts and fans
