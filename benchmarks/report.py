@@ -107,6 +107,46 @@ def environment_section(env: dict[str, Any]) -> Section:
     return s
 
 
+def zoo_section(rows: Sequence[Row]) -> Section:
+    s = Section(
+        "Model zoo: jit(grad) step, rectax vs jax.nn",
+        ["model", "remat", "dtype", "temp MiB jax.nn", "rectax", "ratio", "resid MiB", "time"],
+        note=(
+            "temp = compiled temp_size_in_bytes (compiled only); ratio = rectax / jax.nn; "
+            "resid = saved residuals jax.nn / rectax; time = median per-round t(rectax)/t(jax.nn) "
+            "[min-max] at the timed size."
+        ),
+    )
+    groups: dict[tuple[str, str, str], dict[str, Row]] = {}
+    for r in rows:
+        if r.kind == "zoo":
+            groups.setdefault((r.activation, r.mode, r.dtype), {})[r.library] = r
+    for (model, remat, dtype), group in groups.items():
+        mine, base = group.get(RECTAX), group.get("jax.nn")
+        if mine is None or base is None:
+            continue
+        bad = [r for r in (mine, base) if r.status != "ok"]
+        resid = "-"
+        if base.residual_bytes is not None and mine.residual_bytes is not None:
+            resid = f"{fmt_mib(base.residual_bytes)}/{fmt_mib(mine.residual_bytes)}"
+        time = "-"
+        if mine.ratio is not None:
+            time = f"{mine.ratio:.2f} [{mine.ratio_min:.2f}-{mine.ratio_max:.2f}]"
+        s.rows.append(
+            [
+                model,
+                remat,
+                dtype,
+                fmt_mib(base.temp_bytes),
+                fmt_mib(mine.temp_bytes),
+                fmt_ratio(mine.temp_ratio),
+                resid,
+                flags(bad) if bad else time,
+            ]
+        )
+    return s
+
+
 def roofline_section(rows: Sequence[Row]) -> Section:
     s = Section(
         "Copy roofline (x * one, measured in every elementwise case)",
@@ -398,6 +438,7 @@ def sections(
     result: dict[str, Any], rows: Sequence[Row], goals: Sequence[GoalResult], *, all_goals: bool
 ) -> list[Section]:
     out = [
+        zoo_section(rows),
         roofline_section(rows),
         elementwise_section(rows),
         train_section(rows),

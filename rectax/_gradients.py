@@ -20,8 +20,9 @@ values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pas
 
 * When the derivative takes one of two values (relu, leaky_relu, NecroReLU, relu6, hard_tanh,
   prelu, rrelu), the rule is given as ``derivative(mask, *params)`` of a boolean
-  ``mask(x, *params)``. The mask is packed to 1 bit per element along the last axis (into
-  ``uint32`` words, :mod:`rectax._packing`) and tagged, so reverse mode keeps 1 bit per element
+  ``mask(x, *params)``. The mask is packed to 1 bit per element (into ``uint32`` words,
+  :mod:`rectax._packing`; along the last axis, or the merged trailing axes when the last one does
+  not fill whole words) and tagged, so reverse mode keeps 1 bit per element
   instead of an array of the input's dtype; the factor is recomputed from the bits and the
   (small) hyperparameters.
 * Otherwise (elu, gelu, silu, ...) nothing is tagged: reverse mode keeps the input ``x`` and
@@ -32,6 +33,7 @@ values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pas
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,14 +56,29 @@ def _is_zero(t: Any) -> bool:
     return isinstance(t, jax.custom_derivatives.SymbolicZero)
 
 
+def _packed_view(shape: Sequence[int]) -> tuple[int, ...]:
+    """The shape a mask is packed in: its own when the last axis fills whole words.
+
+    Otherwise the trailing axes are merged (the leading one kept, so a batch sharding stays
+    local), or, for 1-D and 2-D arrays, all of them: a short last axis packed alone would cost a
+    whole ``uint32`` word per row (``(N, 4)`` would take 8 bits per element, not 1).
+    """
+    shape = tuple(shape)
+    if not shape or shape[-1] % _packing.WORD_BITS == 0:
+        return shape
+    if len(shape) >= 3:
+        return (shape[0], math.prod(shape[1:]))
+    return (math.prod(shape),)
+
+
 def pack_mask(mask: Array) -> Array:
-    """Packs a boolean array to ``uint32`` words along its last axis (1 bit per element)."""
-    return _packing.pack(mask, 1)
+    """Packs a boolean array to 1 bit per element in ``uint32`` words (see :func:`_packed_view`)."""
+    return _packing.pack(mask.reshape(_packed_view(mask.shape)), 1)
 
 
 def unpack_mask(bits: Array, shape: Sequence[int]) -> Array:
     """Inverse of :func:`pack_mask` for an array of the given ``shape``."""
-    return _packing.unpack(bits, 1, shape).astype(bool)
+    return _packing.unpack(bits, 1, _packed_view(shape)).astype(bool).reshape(tuple(shape))
 
 
 def _param_tangent(

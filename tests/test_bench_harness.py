@@ -68,7 +68,14 @@ def test_quick_cases_are_the_representative_subset() -> None:
         ACTIVATIONS
     )
     assert {c.activation for c in cases if c.kind == "memory"} == set(ACTIVATIONS)
-    assert {c.kind for c in cases} == {"elementwise", "train", "memory", "init", "multidevice"}
+    assert {c.kind for c in cases} == {
+        "zoo",
+        "elementwise",
+        "train",
+        "memory",
+        "init",
+        "multidevice",
+    }
 
 
 def test_case_generation_filters_and_validates() -> None:
