@@ -267,7 +267,8 @@ ZOO_MODELS = (
 
 INITIALIZERS = ("he_normal", "glorot_normal", "lecun_normal", "orthogonal", "variance_scaling")
 
-# REFERENCE.md §3's model: compiled (never run) for the temp-memory figures.
+# The reference MLP (8 dense layers of 2048 units, batch 4096): compiled, never run, for the
+# temp-memory figures.
 REFERENCE_MLP = MlpSpec(depth=8, width=2048, batch=4096)
 
 
@@ -360,6 +361,9 @@ def generate_cases(config: Config) -> list[Case]:
     bad_modes = [m for m in config.modes if m not in ALL_MODES]
     if bad_modes:
         raise ValueError(f"unknown modes {bad_modes}; known: {list(ALL_MODES)}.")
+    bad_zoo = [m for m in config.zoo_models if m not in ZOO_MODELS]
+    if bad_zoo:
+        raise ValueError(f"unknown zoo models {bad_zoo}; known: {list(ZOO_MODELS)}.")
     bad_dtypes = [d for d in config.dtypes if d not in DTYPES]
     if bad_dtypes:
         raise ValueError(f"unknown dtypes {bad_dtypes}; known: {list(DTYPES)}.")

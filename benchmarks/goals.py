@@ -3,7 +3,7 @@
 1. ``train-time``: jit(grad) MLP/CNN step with a rectax activation, time ratio to the primary
    baseline (jax.nn) <= 1.0.
 2. ``train-memory``: compiled temp memory of that step <= 0.6x the baseline's, for the piecewise
-   linear activations (1-bit residuals); also checked on REFERENCE.md §3's MLP (``mlp-ref``).
+   linear activations (1-bit residuals); also checked on the reference MLP (``mlp-ref``).
 3. ``forward-roofline``: forward pass at >= 2^24 elements at >= 90% of the copy roofline measured
    in the same run.
 4. ``fwd+bwd-ratio``: lone forward+backward kernel, time ratio to the primary baseline <= 1.05.

@@ -57,7 +57,7 @@ def _version(package: str) -> str | None:
 
 
 def environment(device: jax.Device, torch: Any | None) -> dict[str, Any]:
-    """Device, backend and versions, logged with every result (REFERENCE.md §6)."""
+    """Device, backend and versions, logged with every result."""
     return {
         "backend": jax.default_backend(),
         "device": str(device),
@@ -281,7 +281,7 @@ def run_train(case: Case, ctx: Context) -> list[Row]:
 
 # --------------------------------------------------------------------------- memory
 def run_memory(case: Case, ctx: Context) -> list[Row]:
-    """Residual bytes per element, and the compiled temp memory of REFERENCE.md §3's MLP."""
+    """Residual bytes per element, and the compiled temp memory of the reference MLP."""
     act = ACTIVATIONS[case.activation]
     dtype = DTYPES[case.dtype]
     spec = ctx.config.mlp_memory
@@ -442,13 +442,14 @@ def run_zoo(case: Case, ctx: Context) -> list[Row]:
     only; step time (interleaved, median of per-round ratios) at its smaller timed size.
     """
     model = zoo.MODELS[case.activation]
+    size = model.compiled_size(ctx.config.quick)
     rows: dict[str, Row] = {}
     for library in zoo.LIBRARIES:
         row = rows[library] = _base_row(
-            case, library, model.family, note=f"{model.description}; {dict(model.memory_size)}"
+            case, library, model.family, note=f"{model.description}; {dict(size)}"
         )
         try:
-            step = zoo.setup(case.activation, library, case.mode, case.dtype, model.memory_size)
+            step = zoo.setup(case.activation, library, case.mode, case.dtype, size)
             row.temp_bytes = zoo.temp_bytes(step, ctx.config.seed)
             row.residual_bytes = zoo.residual_bytes(step, ctx.config.seed)
         except Exception as exc:  # one failing variant must not end the run
