@@ -154,20 +154,20 @@ def test_feature_maps_keep_the_output_or_one_bit(name):
 ZOO_SIZES = {
     "mnist": {"batch": 32},
     "resnet": {"batch": 8, "image": 16, "widths": (16, 32), "blocks": 1},
-    "gpt-gelu": {"batch": 4, "seq": 64, "d": 64, "layers": 2, "ffn": "mlp"},
-    "gpt-relu": {"batch": 4, "seq": 64, "d": 64, "layers": 2, "ffn": "mlp"},
+    "gpt-gelu": {"batch": 4, "seq": 32, "d": 64, "layers": 2, "ffn": "mlp"},
+    "gpt-relu": {"batch": 4, "seq": 32, "d": 64, "layers": 2, "ffn": "mlp"},
 }
 ZOO_LIMITS = {
-    # (model, remat): the largest rectax / jax.nn temp-memory ratio allowed (measured in brackets)
-    ("mnist", "none"): 1.0,
-    ("mnist", "remat"): 1.0,
-    ("resnet", "none"): 1.0,
-    ("resnet", "remat"): 1.0,
-    ("resnet", "remat-bits"): 1.0,
-    ("gpt-gelu", "none"): 0.9,
-    ("gpt-gelu", "remat"): 0.9,
-    ("gpt-relu", "none"): 0.9,
-    ("gpt-relu", "remat"): 0.9,
+    # (model, remat): the largest rectax / jax.nn temp-memory ratio allowed [measured at these
+    # sizes; at the zoo's sizes in brackets after the semicolon]
+    ("mnist", "none"): 0.9,  # [0.843; 0.718]
+    ("mnist", "remat"): 1.0,  # [1.000; 1.000]
+    ("mnist", "remat-bits"): 1.0,  # [0.962; 0.955]
+    ("resnet", "none"): 1.0,  # [0.966; 0.966]
+    ("resnet", "remat-bits"): 0.85,  # [0.788; 0.637]
+    ("gpt-gelu", "none"): 0.9,  # [0.874; 0.894]
+    ("gpt-gelu", "remat"): 0.9,  # [0.881; 0.894]
+    ("gpt-relu", "none"): 0.9,  # [0.859; 0.890]
 }
 
 
@@ -181,3 +181,29 @@ def test_zoo_models_cost_no_more_than_jax_nn(name, remat):
     ratio = zoo_temp_bytes(name, "rectax", remat) / zoo_temp_bytes(name, "jax.nn", remat)
     limit = ZOO_LIMITS[name, remat]
     assert ratio <= limit, f"{name} under {remat}: {ratio:.4f} of jax.nn's temp memory"
+
+
+@pytest.mark.parametrize("name", OUTPUT_MASKED)
+def test_feature_map_derivatives_match_the_one_bit_path(name):
+    """The output-derived mask gives the derivatives the 1-bit mask gives, kinks and NaN
+    included: reverse mode (grad), forward mode (jvp) and second order, on (N, H, W, C)."""
+    fn = PIECEWISE[name]
+    special = jnp.array([0.0, -0.0, 6.0, -1e-30, 1e-30, 5.999, 6.001, jnp.nan], jnp.float32)
+    x = jnp.concatenate([special, 4 * jax.random.normal(KEY, (64 * 9 - special.size,))])
+    x4 = x.reshape(4, 3, 3, 16)  # rank 4: keeps the output
+    x2 = x.reshape(36, 16)  # rank 2: keeps the bits
+
+    def grad(x):
+        return jax.grad(lambda x: jnp.sum(fn(x)))(x)
+
+    assert (grad(x4).ravel() == grad(x2).ravel()).all()  # no NaN either (NaN != NaN)
+    t = jnp.ones_like(x)
+    _, jvp4 = jax.jvp(fn, (x4,), (t.reshape(x4.shape),))
+    _, jvp2 = jax.jvp(fn, (x2,), (t.reshape(x2.shape),))
+    assert (jvp4.ravel() == jvp2.ravel()).all()
+    hvp4 = jax.jvp(grad, (x4,), (t.reshape(x4.shape),))[1]
+    assert (hvp4 == 0).all()  # piecewise linear: the second derivative is 0
+    # The derivative itself, against the definition: 1 where relu6 / relu is increasing.
+    expected = {"relu": x2 > 0, "necro_relu": x2 > 0, "relu6": (x2 > 0) & (x2 < 6)}[name]
+    slope = 0.1 if name == "necro_relu" else 0.0
+    assert (grad(x2) == jnp.where(expected, 1.0, slope)).all()
