@@ -52,7 +52,9 @@ from . import _packing
 Array = jax.Array
 
 RESIDUAL_NAME = "rectax_bits"
-"""Name under which 1-bit residual masks are saved (usable in your own checkpoint policies)."""
+"""Name under which residuals are saved: 1-bit masks, or the output of relu, necro_relu and
+relu6 on feature maps (see :data:`FEATURE_MAP_RANK`). Save it in your own checkpoint policies:
+``jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)``."""
 
 _SAVE_BITS = jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)
 
