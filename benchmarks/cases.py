@@ -37,7 +37,7 @@ DTYPES: dict[str, jnp.dtype] = {
 ELEMENTWISE_MODES = ("forward", "fwd+bwd")
 TRAIN_MODES = ("mlp", "cnn")
 OTHER_MODES = ("memory", "init", "multidevice")
-ALL_MODES = ELEMENTWISE_MODES + TRAIN_MODES + OTHER_MODES
+ALL_MODES = ("zoo", *ELEMENTWISE_MODES, *TRAIN_MODES, *OTHER_MODES)
 
 RECTAX = "rectax"
 
@@ -219,6 +219,9 @@ class Config:
     ``secondary_activations`` limits the dtypes after the first to those activations and to the
     largest size (the quick run's "bf16 for a few"); None runs every combination.
     ``cnn_activations`` limits the CNN step (slow to compile on CPU) likewise; None: all.
+    The zoo (:mod:`benchmarks.zoo`) runs ``zoo_models`` under ``zoo_remats`` in ``zoo_dtypes``
+    (dtypes after the first only under ``zoo_secondary_remats``, None: all) and times the
+    (remat, dtype) pairs in ``zoo_timed`` (None: all); every pair's memory is compiled only.
     """
 
     activations: tuple[str, ...]
@@ -237,6 +240,11 @@ class Config:
     multidevice_size: int
     multidevice_activations: tuple[str, ...]
     cnn_activations: tuple[str, ...] | None = None
+    zoo_models: tuple[str, ...] = ()
+    zoo_remats: tuple[str, ...] = ("none", "remat", "remat-bits")
+    zoo_dtypes: tuple[str, ...] = ("f32", "bf16")
+    zoo_secondary_remats: tuple[str, ...] | None = None
+    zoo_timed: tuple[tuple[str, str], ...] | None = None
     torch: bool = True
     device_index: int = 0
     seed: int = 0
@@ -245,9 +253,22 @@ class Config:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
+ZOO_MODELS = (
+    "mnist",
+    "mnist-nnx",
+    "resnet",
+    "gpt-gelu",
+    "gpt-swiglu",
+    "gpt-relu",
+    "gpt-sqrelu",
+    "mlp",
+)
+"""The names of :data:`benchmarks.zoo.MODELS` (kept here: this module does not import the zoo)."""
+
 INITIALIZERS = ("he_normal", "glorot_normal", "lecun_normal", "orthogonal", "variance_scaling")
 
-# REFERENCE.md §3's model: compiled (never run) for the temp-memory figures.
+# The reference MLP (8 dense layers of 2048 units, batch 4096): compiled, never run, for the
+# temp-memory figures.
 REFERENCE_MLP = MlpSpec(depth=8, width=2048, batch=4096)
 
 
@@ -280,6 +301,9 @@ def quick_config(platform: str) -> Config:
         multidevice_size=2**22,
         multidevice_activations=("relu", "gelu_tanh"),
         cnn_activations=("relu", "leaky_relu", "necro_relu", "gelu_tanh", "silu"),
+        zoo_models=ZOO_MODELS,
+        zoo_secondary_remats=("none",),
+        zoo_timed=(("none", "f32"),),
     )
 
 
@@ -302,6 +326,7 @@ def full_config(platform: str) -> Config:
         initializers=INITIALIZERS,
         multidevice_size=2**26 if platform == "cpu" else 2**28,
         multidevice_activations=("relu", "necro_relu", "gelu_tanh", "silu"),
+        zoo_models=ZOO_MODELS,
     )
 
 
@@ -336,12 +361,21 @@ def generate_cases(config: Config) -> list[Case]:
     bad_modes = [m for m in config.modes if m not in ALL_MODES]
     if bad_modes:
         raise ValueError(f"unknown modes {bad_modes}; known: {list(ALL_MODES)}.")
+    bad_zoo = [m for m in config.zoo_models if m not in ZOO_MODELS]
+    if bad_zoo:
+        raise ValueError(f"unknown zoo models {bad_zoo}; known: {list(ZOO_MODELS)}.")
     bad_dtypes = [d for d in config.dtypes if d not in DTYPES]
     if bad_dtypes:
         raise ValueError(f"unknown dtypes {bad_dtypes}; known: {list(DTYPES)}.")
 
     cases: list[Case] = []
     first = config.dtypes[0] if config.dtypes else "f32"
+    if "zoo" in config.modes:  # the headline: first
+        for dtype in config.zoo_dtypes:
+            remats = config.zoo_remats
+            if dtype != config.zoo_dtypes[0] and config.zoo_secondary_remats is not None:
+                remats = tuple(r for r in remats if r in config.zoo_secondary_remats)
+            cases += [Case("zoo", r, m, 0, dtype) for m in config.zoo_models for r in remats]
 
     def selection(dtype: str) -> tuple[Sequence[str], Sequence[int]]:
         if dtype == first or config.secondary_activations is None:

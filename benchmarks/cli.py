@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODE",
         help="forward fwd+bwd mlp cnn memory init multidevice (default all)",
     )
+    p.add_argument(
+        "--zoo",
+        nargs="+",
+        metavar="MODEL",
+        help="zoo models (default all): mnist mnist-nnx resnet gpt-gelu gpt-swiglu gpt-relu "
+        "gpt-sqrelu mlp",
+    )
     p.add_argument("--repeats", type=int, help="timed interleaved rounds per case")
     p.add_argument("--warmup", type=int, help="untimed rounds before timing")
     p.add_argument("--backend", help="JAX platform to use: cpu, cuda, rocm, tpu (JAX_PLATFORMS)")
@@ -120,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.activations = _names(args.activations)
     args.dtypes = _names(args.dtypes)
     args.modes = _names(args.modes)
+    args.zoo = _names(args.zoo)
     args.sizes = parse_sizes(args.sizes) if args.sizes else None
     configure_environment(args)
     from benchmarks import session  # JAX starts only now

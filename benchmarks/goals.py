@@ -1,9 +1,11 @@
 """The goals rectax is held to, evaluated on a run's rows (pass/miss and by how much).
 
+0. ``zoo-memory`` and ``zoo-time``: every model-zoo step (:mod:`benchmarks.zoo`), compiled temp
+   memory / jax.nn's <= 1.00, and (where timed) step time / jax.nn's <= 1.02.
 1. ``train-time``: jit(grad) MLP/CNN step with a rectax activation, time ratio to the primary
    baseline (jax.nn) <= 1.0.
 2. ``train-memory``: compiled temp memory of that step <= 0.6x the baseline's, for the piecewise
-   linear activations (1-bit residuals); also checked on REFERENCE.md §3's MLP (``mlp-ref``).
+   linear activations (1-bit residuals); also checked on the reference MLP (``mlp-ref``).
 3. ``forward-roofline``: forward pass at >= 2^24 elements at >= 90% of the copy roofline measured
    in the same run.
 4. ``fwd+bwd-ratio``: lone forward+backward kernel, time ratio to the primary baseline <= 1.05.
@@ -35,6 +37,22 @@ class Goal:
 
 
 GOALS = (
+    Goal(
+        "zoo-memory",
+        "model zoo: compiled temp memory / jax.nn <= 1.0",
+        1.0,
+        True,
+        lambda r: r.kind == "zoo",
+        lambda r: r.temp_ratio,
+    ),
+    Goal(
+        "zoo-time",
+        "model zoo: step time / jax.nn <= 1.02 (median of pairs)",
+        1.02,
+        True,
+        lambda r: r.kind == "zoo" and r.ratio is not None,
+        lambda r: r.ratio,
+    ),
     Goal(
         "train-time",
         "jit(grad) step time / jax.nn <= 1.0",
@@ -89,6 +107,8 @@ class GoalResult:
 
 
 def _case(row: Row) -> str:
+    if row.kind == "zoo":
+        return f"zoo {row.activation} {row.mode} {row.dtype}"
     size = f" 2^{row.size.bit_length() - 1}" if row.size else ""
     return f"{row.kind} {row.mode}{size} {row.dtype}"
 

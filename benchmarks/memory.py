@@ -1,6 +1,6 @@
 """Memory figures: compiled temp bytes, device peak bytes and residual bytes per element.
 
-Only compiled numbers tell the truth about a training step (REFERENCE.md §3):
+Only compiled numbers tell the truth about a training step (XLA's own accounting):
 ``jax.jit(jax.grad(loss)).lower(...).compile().memory_analysis().temp_size_in_bytes``. The
 residual figure is what ``jax.vjp`` keeps between the forward and backward pass of the activation
 alone (the leaves of the VJP closure, from abstract evaluation, no compilation and no FLOPs).

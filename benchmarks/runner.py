@@ -20,7 +20,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import rectax as rx
-from benchmarks import memory, steps, torch_baseline
+from benchmarks import memory, steps, torch_baseline, zoo
 from benchmarks.cases import (
     ACTIVATIONS,
     DTYPES,
@@ -57,7 +57,7 @@ def _version(package: str) -> str | None:
 
 
 def environment(device: jax.Device, torch: Any | None) -> dict[str, Any]:
-    """Device, backend and versions, logged with every result (REFERENCE.md §6)."""
+    """Device, backend and versions, logged with every result."""
     return {
         "backend": jax.default_backend(),
         "device": str(device),
@@ -281,7 +281,7 @@ def run_train(case: Case, ctx: Context) -> list[Row]:
 
 # --------------------------------------------------------------------------- memory
 def run_memory(case: Case, ctx: Context) -> list[Row]:
-    """Residual bytes per element, and the compiled temp memory of REFERENCE.md §3's MLP."""
+    """Residual bytes per element, and the compiled temp memory of the reference MLP."""
     act = ACTIVATIONS[case.activation]
     dtype = DTYPES[case.dtype]
     spec = ctx.config.mlp_memory
@@ -430,8 +430,55 @@ def run_multidevice(case: Case, ctx: Context) -> list[Row]:
     return list(rows.values())
 
 
+# --------------------------------------------------------------------------- zoo
+def _zoo_timed(case: Case, config: Config) -> bool:
+    return config.zoo_timed is None or (case.mode, case.dtype) in config.zoo_timed
+
+
+def run_zoo(case: Case, ctx: Context) -> list[Row]:
+    """One zoo model under one remat setting: jax.nn's activation vs rectax's.
+
+    Memory (compiled temp bytes, saved residual bytes) at the model's memory size, compiled
+    only; step time (interleaved, median of per-round ratios) at its smaller timed size.
+    """
+    model = zoo.MODELS[case.activation]
+    size = model.compiled_size(ctx.config.quick)
+    rows: dict[str, Row] = {}
+    for library in zoo.LIBRARIES:
+        row = rows[library] = _base_row(
+            case, library, model.family, note=f"{model.description}; {dict(size)}"
+        )
+        try:
+            step = zoo.setup(case.activation, library, case.mode, case.dtype, size)
+            row.temp_bytes = zoo.temp_bytes(step, ctx.config.seed)
+            row.residual_bytes = zoo.residual_bytes(step, ctx.config.seed)
+        except Exception as exc:  # one failing variant must not end the run
+            row.status, row.note = "error", _error_note(exc)
+    mine, base = rows[RECTAX], rows["jax.nn"]
+    if mine.temp_bytes is not None and base.temp_bytes:
+        mine.temp_ratio = base.temp_ratio = mine.temp_bytes / base.temp_bytes
+    if not _zoo_timed(case, ctx.config) or any(r.status != "ok" for r in rows.values()):
+        return list(rows.values())
+    fns: dict[str, Callable[[], Any]] = {}
+    for library, row in rows.items():
+        try:
+            step = zoo.setup(case.activation, library, case.mode, case.dtype, model.time_size)
+            args = _put(zoo.concrete_args(step, ctx.config.seed), ctx.device)
+            jitted = zoo.grad_step(step)
+            _, row.compile_s = compile_timed(jitted, *args, clock=ctx.clock)
+            fns[library] = partial(jitted, *args)
+        except Exception as exc:
+            row.status, row.note = "error", _error_note(exc)
+    if len(fns) == len(rows):
+        timings = _time_group(ctx, fns, rows)
+        if timings is not None:
+            _fill_ratios(rows, timings, RECTAX, ["jax.nn"])
+    return list(rows.values())
+
+
 # --------------------------------------------------------------------------- driver
 RUNNERS: dict[str, Callable[[Case, Context], list[Row]]] = {
+    "zoo": run_zoo,
     "elementwise": run_elementwise,
     "train": run_train,
     "memory": run_memory,

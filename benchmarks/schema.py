@@ -12,7 +12,7 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
-KINDS = ("elementwise", "roofline", "train", "memory", "init", "multidevice")
+KINDS = ("zoo", "elementwise", "roofline", "train", "memory", "init", "multidevice")
 STATUSES = ("ok", "skipped", "error")
 
 
@@ -49,6 +49,7 @@ class Row:
     temp_ratio: float | None = None
     peak_bytes: int | None = None
     residual_bytes_per_element: float | None = None
+    residual_bytes: int | None = None
     scaling: float | None = None
     efficiency: float | None = None
     compiles_during_timing: int = 0

@@ -34,6 +34,8 @@ def make_config(args: argparse.Namespace, platform: str) -> Config:
     if args.activations:
         overrides["multidevice_activations"] = args.activations[:2]
         overrides["cnn_activations"] = None
+    if getattr(args, "zoo", None):
+        overrides["zoo_models"] = args.zoo
     if args.no_torch:
         overrides["torch"] = False
     return config.replace(**overrides)

@@ -1,4 +1,4 @@
-"""Timing primitives (REFERENCE.md §6).
+"""Timing primitives: interleaved A/B rounds, median of per-pair ratios.
 
 * Compile separately from the steady state (:func:`compile_timed`).
 * Wait for every result (``jax.block_until_ready``) and time only after the first call.

@@ -147,7 +147,9 @@ def _relu_forward(x: Array) -> Array:
     return jnp.maximum(x, 0)
 
 
-_relu = jax.jit(elementwise(_relu_forward, lambda m: m, mask=lambda x: x > 0))
+_relu = jax.jit(
+    elementwise(_relu_forward, lambda m: m, mask=lambda x: x > 0, output_mask=lambda y: y > 0)
+)
 
 
 def relu(x: ArrayLike) -> Array:
@@ -182,6 +184,7 @@ _relu6 = jax.jit(
         lambda x: jnp.minimum(jnp.maximum(x, 0), 6),
         lambda m: m,
         mask=lambda x: (x > 0) & (x < 6),
+        output_mask=lambda y: (y > 0) & (y < 6),
     )
 )
 
@@ -257,6 +260,7 @@ _necro = elementwise(
     lambda x, slope: _relu_forward(x),
     lambda m, slope: jnp.where(m, jnp.ones_like(slope), slope),
     mask=lambda x, slope: x > 0,
+    output_mask=lambda y, slope: y > 0,
 )
 
 

@@ -68,7 +68,14 @@ def test_quick_cases_are_the_representative_subset() -> None:
         ACTIVATIONS
     )
     assert {c.activation for c in cases if c.kind == "memory"} == set(ACTIVATIONS)
-    assert {c.kind for c in cases} == {"elementwise", "train", "memory", "init", "multidevice"}
+    assert {c.kind for c in cases} == {
+        "zoo",
+        "elementwise",
+        "train",
+        "memory",
+        "init",
+        "multidevice",
+    }
 
 
 def test_case_generation_filters_and_validates() -> None:
@@ -312,3 +319,37 @@ def test_tiny_real_run_writes_every_output(tmp_path: Path) -> None:
     for name in ("throughput_f32", "memory", "ratio_heatmap"):
         png = out.with_name(f"latest_{name}.png")
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+# --------------------------------------------------------------------------- model zoo
+def test_zoo_case_measures_memory_residuals_and_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One zoo case at a tiny size: both libraries compiled, the ratio is rectax / jax.nn, the
+    residuals are counted, and the timed pair has a median-of-pairs ratio inside its range."""
+    import dataclasses
+
+    from benchmarks import report, zoo
+
+    tiny = {"batch": 16, "width": 64, "depth": 3}
+    model = dataclasses.replace(zoo.MODELS["mlp"], memory_size=tiny, time_size=tiny)
+    monkeypatch.setitem(zoo.MODELS, "mlp", model)
+    config = quick_config("cpu").replace(repeats=3, warmup=0, zoo_models=("mlp",))
+    cases = [c for c in generate_cases(config) if c.kind == "zoo"]
+    assert cases[0] == Case("zoo", "none", "mlp", 0, "f32")
+    assert {(c.mode, c.dtype) for c in cases} == {
+        ("none", "f32"), ("remat", "f32"), ("remat-bits", "f32"), ("none", "bf16"),
+    }  # fmt: skip
+    ctx = runner.Context(config, jax.devices()[0])
+    rows = {r.library: r for r in runner.run_zoo(cases[0], ctx)}
+    mine, base = rows["rectax"], rows["jax.nn"]
+    assert mine.status == base.status == "ok"
+    assert mine.temp_ratio == pytest.approx(mine.temp_bytes / base.temp_bytes)  # type: ignore[operator]
+    # 3 relu layers of 16 x 64 float32: jax.nn keeps the pre-activations, rectax 1 bit each.
+    assert base.residual_bytes > mine.residual_bytes > 0  # type: ignore[operator]
+    assert len(mine.times_s) == len(base.times_s) == 3
+    assert mine.ratio_min <= mine.ratio <= mine.ratio_max  # type: ignore[operator]
+    untimed = {r.library: r for r in runner.run_zoo(cases[1], ctx)}
+    assert untimed["rectax"].temp_bytes
+    assert not untimed["rectax"].times_s
+    section = report.zoo_section(list(rows.values()))
+    assert section.rows[0][:3] == ["mlp", "none", "f32"]
+    assert all(len(h) <= 12 for h in section.headers)

@@ -1,17 +1,22 @@
-"""Compiled residual memory of jit(grad) through an 8-layer MLP (REFERENCE.md §3).
+"""Compiled memory of jit(grad) training steps: an 8-layer MLP and the benchmark zoo's models.
 
 Only compiled numbers tell the truth, so this reads XLA's own ``memory_analysis()`` of the
-compiled backward pass; nothing is executed. Piecewise-constant derivatives keep 1 bit per
-element instead of an array of the input's dtype; smooth ones must not cost more than jax.nn.
+compiled step (``jax.jit(jax.grad(loss)).lower(...).compile()``); nothing is executed.
+Piecewise-constant derivatives keep 1 bit per element instead of an array of the input's dtype;
+smooth ones must not cost more than jax.nn. The zoo tests hold the models people train (flax's
+MNIST CNN, a conv-BN-relu ResNet stack, a transformer decoder stack) to rectax <= jax.nn, at
+sizes that compile in seconds (``python -m benchmarks --modes zoo`` measures the full sizes).
 """
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import pytest
 
 import rectax as rx
+from benchmarks import memory, zoo
 
 BATCH, WIDTH, LAYERS = 2048, 1024, 8
 KEY = jax.random.key(0)
@@ -108,3 +113,97 @@ def test_baseline_is_two_float32_arrays_per_layer():
     """Guards the measurement itself: jax.nn.relu keeps about 2 f32 activations per layer."""
     per_layer = baseline("relu") / LAYERS / (BATCH * WIDTH * 4)
     assert 1.5 <= per_layer <= 2.5, per_layer
+
+
+@pytest.mark.parametrize("name", PIECEWISE)
+@pytest.mark.parametrize("shape", [(4096, 4), (64, 49, 12), (1000,)])
+def test_short_last_axis_still_packs_one_bit(name, shape):
+    """A short last axis must not cost a word per row (a last axis of 4 would take 8 bits each).
+
+    The trailing axes are merged instead: at most one partly filled word per leading index.
+    """
+    res = memory.residual_bytes_per_element(PIECEWISE[name], shape, jnp.float32)
+    elements = math.prod(shape)
+    rows = shape[0] if len(shape) >= 3 else 1
+    slack = 4 * rows + SCALARS  # a partly filled word per row, and a scalar slope
+    assert res <= (elements / 8 + slack) / elements, f"{name} {shape}: {res} bytes per element"
+
+
+OUTPUT_MASKED = ("relu", "necro_relu", "relu6")
+SCALARS = 4
+"""Bytes of the scalar hyperparameter (a slope) some activations keep beside their mask."""
+
+
+@pytest.mark.parametrize("name", PIECEWISE)
+def test_feature_maps_keep_the_output_or_one_bit(name):
+    """On (N, H, W, C) inputs relu, necro_relu and relu6 keep their output (which the next layer
+    keeps anyway) and recompute the mask from it; the others keep 1 bit per element."""
+    shape = (8, 6, 6, 64)
+    fn = PIECEWISE[name]
+    res = memory.residual_bytes_per_element(fn, shape, jnp.float32) - SCALARS / math.prod(shape)
+    if name in OUTPUT_MASKED:
+        assert 4.0 - SCALARS / math.prod(shape) <= res <= 4.0, res
+        x = jax.random.normal(KEY, shape)
+        _, vjp = jax.vjp(fn, x)
+        leaves = jax.tree_util.tree_leaves(vjp)
+        assert any(leaf.shape == shape and bool(jnp.all(leaf == fn(x))) for leaf in leaves)
+    else:
+        assert res <= 1 / 8, res
+
+
+ZOO_SIZES = {
+    "mnist": {"batch": 32},
+    "resnet": {"batch": 8, "image": 16, "widths": (16, 32), "blocks": 1},
+    "gpt-gelu": {"batch": 4, "seq": 32, "d": 64, "layers": 2, "ffn": "mlp"},
+    "gpt-relu": {"batch": 4, "seq": 32, "d": 64, "layers": 2, "ffn": "mlp"},
+}
+ZOO_LIMITS = {
+    # (model, remat): the largest rectax / jax.nn temp-memory ratio allowed [measured at these
+    # sizes; at the zoo's sizes in brackets after the semicolon]
+    ("mnist", "none"): 0.9,  # [0.843; 0.718]
+    ("mnist", "remat"): 1.0,  # [1.000; 1.000]
+    ("mnist", "remat-bits"): 1.0,  # [0.962; 0.955]
+    ("resnet", "none"): 1.0,  # [0.966; 0.966]
+    ("resnet", "remat-bits"): 0.85,  # [0.788; 0.637]
+    ("gpt-gelu", "none"): 0.9,  # [0.874; 0.894]
+    ("gpt-gelu", "remat"): 0.9,  # [0.881; 0.894]
+    ("gpt-relu", "none"): 0.9,  # [0.859; 0.890]
+}
+
+
+@functools.cache
+def zoo_temp_bytes(name: str, library: str, remat: str) -> int:
+    return zoo.temp_bytes(zoo.setup(name, library, remat, "f32", ZOO_SIZES[name]))
+
+
+@pytest.mark.parametrize(("name", "remat"), ZOO_LIMITS)
+def test_zoo_models_cost_no_more_than_jax_nn(name, remat):
+    ratio = zoo_temp_bytes(name, "rectax", remat) / zoo_temp_bytes(name, "jax.nn", remat)
+    limit = ZOO_LIMITS[name, remat]
+    assert ratio <= limit, f"{name} under {remat}: {ratio:.4f} of jax.nn's temp memory"
+
+
+@pytest.mark.parametrize("name", OUTPUT_MASKED)
+def test_feature_map_derivatives_match_the_one_bit_path(name):
+    """The output-derived mask gives the derivatives the 1-bit mask gives, kinks and NaN
+    included: reverse mode (grad), forward mode (jvp) and second order, on (N, H, W, C)."""
+    fn = PIECEWISE[name]
+    special = jnp.array([0.0, -0.0, 6.0, -1e-30, 1e-30, 5.999, 6.001, jnp.nan], jnp.float32)
+    x = jnp.concatenate([special, 4 * jax.random.normal(KEY, (64 * 9 - special.size,))])
+    x4 = x.reshape(4, 3, 3, 16)  # rank 4: keeps the output
+    x2 = x.reshape(36, 16)  # rank 2: keeps the bits
+
+    def grad(x):
+        return jax.grad(lambda x: jnp.sum(fn(x)))(x)
+
+    assert (grad(x4).ravel() == grad(x2).ravel()).all()  # no NaN either (NaN != NaN)
+    t = jnp.ones_like(x)
+    _, jvp4 = jax.jvp(fn, (x4,), (t.reshape(x4.shape),))
+    _, jvp2 = jax.jvp(fn, (x2,), (t.reshape(x2.shape),))
+    assert (jvp4.ravel() == jvp2.ravel()).all()
+    hvp4 = jax.jvp(grad, (x4,), (t.reshape(x4.shape),))[1]
+    assert (hvp4 == 0).all()  # piecewise linear: the second derivative is 0
+    # The derivative itself, against the definition: 1 where relu6 / relu is increasing.
+    expected = {"relu": x2 > 0, "necro_relu": x2 > 0, "relu6": (x2 > 0) & (x2 < 6)}[name]
+    slope = 0.1 if name == "necro_relu" else 0.0
+    assert (grad(x2) == jnp.where(expected, 1.0, slope)).all()
