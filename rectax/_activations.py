@@ -26,6 +26,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
+from . import _few_bit
 from ._gradients import elementwise
 
 Array = jax.Array
@@ -407,7 +408,7 @@ def _elu_jit(x: Array, alpha: ArrayLike) -> Array:
     return _elu(x, _cast(alpha, x))
 
 
-def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
+def elu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Array:
     r"""Exponential linear unit (Clevert et al. 2016).
 
     .. math:: \mathrm{elu}(x) = x \text{ if } x > 0 \text{ else } \alpha(e^x - 1)
@@ -420,6 +421,9 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
     Args:
       x: floating input array.
       alpha: saturation value for negative inputs (default 1.0).
+      bits: None (default) for the exact derivative, or 1-4 for a few-bit one
+        (:func:`few_bit`; precomputed table at the default hyperparameters, else computed
+        once and cached; hyperparameters must then be concrete numbers).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -430,6 +434,8 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
       >>> rx.elu(jnp.array([-jnp.inf, 0.0, 2.0]))
       Array([-1.,  0.,  2.], dtype=float32)
     """
+    if bits is not None:
+        return _few_bit.builtin("elu", elu, bits, alpha=alpha)(_check_x("elu", x))
     return _elu_jit(_check_x("elu", x), alpha)
 
 
@@ -444,7 +450,7 @@ def _celu_jit(x: Array, alpha: ArrayLike) -> Array:
     return _celu(x, _cast(alpha, x))
 
 
-def celu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
+def celu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Array:
     r"""Continuously differentiable ELU (Barron 2017).
 
     .. math:: \mathrm{celu}(x) = \max(0, x) + \min(0, \alpha(e^{x/\alpha} - 1))
@@ -454,6 +460,9 @@ def celu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
     Args:
       x: floating input array.
       alpha: positive scale (default 1.0).
+      bits: None (default) for the exact derivative, or 1-4 for a few-bit one
+        (:func:`few_bit`; precomputed table at the default hyperparameters, else computed
+        once and cached; hyperparameters must then be concrete numbers).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -468,10 +477,12 @@ def celu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
       Array([-2.,  1.], dtype=float32)
     """
     _check("celu", "alpha", alpha, lambda a: a > 0, "positive")
+    if bits is not None:
+        return _few_bit.builtin("celu", celu, bits, alpha=alpha)(_check_x("celu", x))
     return _celu_jit(_check_x("celu", x), alpha)
 
 
-def selu(x: ArrayLike) -> Array:
+def selu(x: ArrayLike, *, bits: int | None = None) -> Array:
     r"""Scaled ELU (Klambauer et al. 2017), self-normalising with LeCun-normal init.
 
     .. math:: \mathrm{selu}(x) = \lambda\,\mathrm{elu}(x, \alpha),\quad
@@ -481,6 +492,8 @@ def selu(x: ArrayLike) -> Array:
 
     Args:
       x: floating input array.
+      bits: None (default) for the exact derivative, or 1-4 for a few-bit one
+        (:func:`few_bit`, precomputed table).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -492,6 +505,8 @@ def selu(x: ArrayLike) -> Array:
       Array([1.050701], dtype=float32)
     """
     x = _check_x("selu", x)
+    if bits is not None:
+        return _few_bit.builtin("selu", selu, bits)(x)
     return SELU_SCALE * _elu_jit(x, SELU_ALPHA)
 
 
@@ -540,7 +555,12 @@ _gelu_exact = jax.jit(elementwise(_gelu_exact_forward, _gelu_exact_derivative))
 _gelu_tanh = jax.jit(elementwise(_gelu_tanh_forward, _gelu_tanh_derivative))
 
 
-def gelu(x: ArrayLike, approximate: bool | Literal["none", "tanh"] = True) -> Array:
+def gelu(
+    x: ArrayLike,
+    approximate: bool | Literal["none", "tanh"] = True,
+    *,
+    bits: int | None = None,
+) -> Array:
     r"""Gaussian error linear unit (Hendrycks & Gimpel 2016).
 
     .. math::
@@ -556,6 +576,8 @@ def gelu(x: ArrayLike, approximate: bool | Literal["none", "tanh"] = True) -> Ar
     Args:
       x: floating input array.
       approximate: True or ``'tanh'`` for the tanh form, False or ``'none'`` for the exact one.
+      bits: None (default) for the exact derivative, or 1-4 for a few-bit one
+        (:func:`few_bit`, precomputed table).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -577,6 +599,9 @@ def gelu(x: ArrayLike, approximate: bool | Literal["none", "tanh"] = True) -> Ar
         raise ValueError(
             f"rectax.gelu: approximate must be True, False, 'tanh' or 'none', got {approximate!r}."
         )
+    if bits is not None:
+        tanh = fn is _gelu_tanh
+        return _few_bit.builtin("gelu", gelu, bits, approximate=tanh)(_check_x("gelu", x))
     return fn(_check_x("gelu", x))
 
 
@@ -590,7 +615,7 @@ _silu = jax.jit(
 )
 
 
-def silu(x: ArrayLike) -> Array:
+def silu(x: ArrayLike, *, bits: int | None = None) -> Array:
     r"""Sigmoid linear unit, also called swish (Ramachandran et al. 2017).
 
     .. math:: \mathrm{silu}(x) = x\,\sigma(x), \qquad
@@ -600,6 +625,8 @@ def silu(x: ArrayLike) -> Array:
 
     Args:
       x: floating input array.
+      bits: None (default) for the exact derivative, or 1-4 for a few-bit one
+        (:func:`few_bit`, precomputed table).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -610,6 +637,8 @@ def silu(x: ArrayLike) -> Array:
       >>> rx.silu(jnp.array([-jnp.inf, 0.0]))
       Array([-0.,  0.], dtype=float32)
     """
+    if bits is not None:
+        return _few_bit.builtin("silu", silu, bits)(_check_x("silu", x))
     return _silu(_check_x("silu", x))
 
 
@@ -639,7 +668,13 @@ def _softplus_jit(x: Array, beta: ArrayLike, threshold: ArrayLike, linear_tail: 
     return _softplus(x, _cast(beta, x), lax.stop_gradient(t))
 
 
-def softplus(x: ArrayLike, beta: ArrayLike = 1.0, threshold: ArrayLike | None = 20.0) -> Array:
+def softplus(
+    x: ArrayLike,
+    beta: ArrayLike = 1.0,
+    threshold: ArrayLike | None = 20.0,
+    *,
+    bits: int | None = None,
+) -> Array:
     r"""Softplus, a smooth ReLU, with torch's ``beta`` and ``threshold``.
 
     .. math:: \mathrm{softplus}(x) = \tfrac{1}{\beta}\log(1 + e^{\beta x}),
@@ -655,6 +690,9 @@ def softplus(x: ArrayLike, beta: ArrayLike = 1.0, threshold: ArrayLike | None = 
       x: floating input array.
       beta: positive sharpness (default 1.0).
       threshold: ``βx`` above which the function is the identity (default 20.0, as torch), or None.
+      bits: None (default) for the exact derivative, or 1-4 for a few-bit one
+        (:func:`few_bit`; precomputed table at the default hyperparameters, else computed
+        once and cached; hyperparameters must then be concrete numbers).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -670,6 +708,8 @@ def softplus(x: ArrayLike, beta: ArrayLike = 1.0, threshold: ArrayLike | None = 
     """
     _check("softplus", "beta", beta, lambda b: b > 0, "positive")
     x = _check_x("softplus", x)
+    if bits is not None:
+        return _few_bit.builtin("softplus", softplus, bits, beta=beta, threshold=threshold)(x)
     return _softplus_jit(x, beta, 0.0 if threshold is None else threshold, threshold is not None)
 
 

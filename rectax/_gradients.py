@@ -45,7 +45,8 @@ from . import _packing
 Array = jax.Array
 
 RESIDUAL_NAME = "rectax_bits"
-"""Name under which 1-bit residual masks are saved (usable in your own checkpoint policies)."""
+"""Name under which packed residual masks and codes are saved (usable in your own checkpoint
+policies)."""
 
 _SAVE_BITS = jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)
 
@@ -90,6 +91,7 @@ def elementwise(
     derivative: Callable[..., Array],
     *,
     mask: Callable[..., Array] | None = None,
+    mask_bits: int = 1,
 ) -> Callable[..., Array]:
     """Builds ``f(x, *params)`` from its forward pass and its derivative in ``x``.
 
@@ -100,6 +102,9 @@ def elementwise(
         surrogate (any elementwise factor), not necessarily the true derivative.
       mask: optional ``mask(x, *params) -> bool``. If given, reverse mode saves only this mask,
         packed to 1 bit per element.
+      mask_bits: with ``mask_bits > 1``, ``mask`` returns unsigned codes ``< 2**mask_bits``
+        instead (a few-bit derivative's bucket index), packed to ``mask_bits`` bits per element
+        (:func:`rectax._packing.slot_bits`), and ``derivative`` receives them as ``uint32``.
 
     Returns:
       A function of ``(x, *params)``. Its derivative in ``x`` is ``derivative``; its derivative
@@ -120,8 +125,12 @@ def elementwise(
             if mask is None:
                 d = derivative(x, *params)
             else:
-                bits = checkpoint_name(pack_mask(mask(x, *params)), RESIDUAL_NAME)
-                d = derivative(unpack_mask(bits, x.shape), *params)
+                codes = mask(x, *params)
+                words = checkpoint_name(_packing.pack(codes, mask_bits), RESIDUAL_NAME)
+                if mask_bits == 1:
+                    d = derivative(unpack_mask(words, x.shape), *params)
+                else:
+                    d = derivative(_packing.unpack(words, mask_bits, x.shape), *params)
             t_dx = t_x * lax.convert_element_type(d, t_x.dtype)
             t_out = t_dx if t_out is None else t_out + t_dx
         if t_out is None:  # pragma: no cover - custom_jvp never calls a rule with all-zero tangents
