@@ -23,6 +23,7 @@ from ._activations import softplus as softplus
 from ._activations import squared_relu as squared_relu
 from ._activations import surrogate as surrogate
 from ._activations import swish as swish
+from ._few_bit import few_bit as few_bit
 from ._gradients import RESIDUAL_NAME as RESIDUAL_NAME
 
 __version__ = "0.1.0"
@@ -33,6 +34,7 @@ __all__ = [
     "SELU_SCALE",
     "celu",
     "elu",
+    "few_bit",
     "gelu",
     "hard_tanh",
     "leaky_relu",

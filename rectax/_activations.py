@@ -28,6 +28,7 @@ from jax import lax
 from jax._src.lax import lax as lax_internal  # weak-typed casts have no public API
 from jax.typing import ArrayLike
 
+from . import _few_bit
 from ._gradients import elementwise
 
 Array = jax.Array
@@ -491,7 +492,7 @@ def _elu_jit(x: Array, alpha: ArrayLike) -> Array:
     return _elu(x, _cast(alpha, x))
 
 
-def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
+def elu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Array:
     r"""Exponential linear unit (Clevert et al. 2016).
 
     .. math:: \mathrm{elu}(x) = x \text{ if } x > 0 \text{ else } \alpha(e^x - 1)
@@ -504,6 +505,9 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
     Args:
       x: floating input array.
       alpha: saturation value for negative inputs (default 1.0).
+      bits: None (default) for the exact derivative, or 1-4 for a few-bit one
+        (:func:`few_bit`; precomputed table at the default hyperparameters, else computed
+        once and cached; hyperparameters must then be concrete numbers).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -515,6 +519,8 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
       Array([-1.,  0.,  2.], dtype=float32)
     """
     x, weak = _input("elu", x, "float")
+    if bits is not None:
+        return _output(_few_bit.builtin("elu", elu, bits, alpha=alpha)(x), weak)
     return _output(_elu_jit(x, alpha), weak)
 
 
@@ -529,7 +535,7 @@ def _celu_jit(x: Array, alpha: ArrayLike) -> Array:
     return _celu(x, _cast(alpha, x))
 
 
-def celu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
+def celu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Array:
     r"""Continuously differentiable ELU (Barron 2017).
 
     .. math:: \mathrm{celu}(x) = \max(0, x) + \min(0, \alpha(e^{x/\alpha} - 1))
@@ -539,6 +545,9 @@ def celu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
     Args:
       x: floating input array.
       alpha: positive scale (default 1.0).
+      bits: None (default) for the exact derivative, or 1-4 for a few-bit one
+        (:func:`few_bit`; precomputed table at the default hyperparameters, else computed
+        once and cached; hyperparameters must then be concrete numbers).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -554,6 +563,8 @@ def celu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
     """
     _check("celu", "alpha", alpha, lambda a: a > 0, "positive")
     x, weak = _input("celu", x, "float")
+    if bits is not None:
+        return _output(_few_bit.builtin("celu", celu, bits, alpha=alpha)(x), weak)
     return _output(_celu_jit(x, alpha), weak)
 
 
@@ -569,7 +580,7 @@ def _selu_jit(x: Array) -> Array:
     return _selu(x)
 
 
-def selu(x: ArrayLike) -> Array:
+def selu(x: ArrayLike, *, bits: int | None = None) -> Array:
     r"""Scaled ELU (Klambauer et al. 2017), self-normalising with LeCun-normal init.
 
     .. math:: \mathrm{selu}(x) = \lambda\,\mathrm{elu}(x, \alpha),\quad
@@ -579,6 +590,8 @@ def selu(x: ArrayLike) -> Array:
 
     Args:
       x: floating input array.
+      bits: None (default) for the exact derivative, or 1-4 for a few-bit one
+        (:func:`few_bit`, precomputed table).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -590,6 +603,8 @@ def selu(x: ArrayLike) -> Array:
       Array([1.050701], dtype=float32)
     """
     x, weak = _input("selu", x, "float")
+    if bits is not None:
+        return _output(_few_bit.builtin("selu", selu, bits)(x), weak)
     return _output(_selu_jit(x), weak)
 
 
@@ -651,7 +666,12 @@ def _gelu_is_tanh(approximate: Any) -> bool:
     )
 
 
-def gelu(x: ArrayLike, approximate: bool | Literal["none", "tanh"] = True) -> Array:
+def gelu(
+    x: ArrayLike,
+    approximate: bool | Literal["none", "tanh"] = True,
+    *,
+    bits: int | None = None,
+) -> Array:
     r"""Gaussian error linear unit (Hendrycks & Gimpel 2016).
 
     .. math::
@@ -667,6 +687,8 @@ def gelu(x: ArrayLike, approximate: bool | Literal["none", "tanh"] = True) -> Ar
     Args:
       x: floating input array.
       approximate: True or ``'tanh'`` for the tanh form, False or ``'none'`` for the exact one.
+      bits: None (default) for the exact derivative, or 1-4 for a few-bit one
+        (:func:`few_bit`, precomputed table).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -682,6 +704,9 @@ def gelu(x: ArrayLike, approximate: bool | Literal["none", "tanh"] = True) -> Ar
     """
     fn = _gelu_tanh if _gelu_is_tanh(approximate) else _gelu_exact
     x, weak = _input("gelu", x, "inexact")
+    if bits is not None:
+        tanh = fn is _gelu_tanh
+        return _output(_few_bit.builtin("gelu", gelu, bits, approximate=tanh)(x), weak)
     return _output(fn(x), weak)
 
 
@@ -697,7 +722,7 @@ _silu = jax.jit(
 )
 
 
-def silu(x: ArrayLike) -> Array:
+def silu(x: ArrayLike, *, bits: int | None = None) -> Array:
     r"""Sigmoid linear unit, also called swish (Ramachandran et al. 2017).
 
     .. math:: \mathrm{silu}(x) = x\,\sigma(x), \qquad
@@ -707,6 +732,8 @@ def silu(x: ArrayLike) -> Array:
 
     Args:
       x: floating input array.
+      bits: None (default) for the exact derivative, or 1-4 for a few-bit one
+        (:func:`few_bit`, precomputed table).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -718,6 +745,8 @@ def silu(x: ArrayLike) -> Array:
       Array([-0.,  0.], dtype=float32)
     """
     x, weak = _input("silu", x, "error")
+    if bits is not None:
+        return _output(_few_bit.builtin("silu", silu, bits)(x), weak)
     return _output(_silu(x), weak)
 
 
@@ -747,7 +776,13 @@ def _softplus_jit(x: Array, beta: ArrayLike, threshold: ArrayLike, linear_tail: 
     return _softplus(x, _cast(beta, x), lax.stop_gradient(t))
 
 
-def softplus(x: ArrayLike, beta: ArrayLike = 1.0, threshold: ArrayLike | None = 20.0) -> Array:
+def softplus(
+    x: ArrayLike,
+    beta: ArrayLike = 1.0,
+    threshold: ArrayLike | None = 20.0,
+    *,
+    bits: int | None = None,
+) -> Array:
     r"""Softplus, a smooth ReLU, with torch's ``beta`` and ``threshold``.
 
     .. math:: \mathrm{softplus}(x) = \tfrac{1}{\beta}\log(1 + e^{\beta x}),
@@ -763,6 +798,9 @@ def softplus(x: ArrayLike, beta: ArrayLike = 1.0, threshold: ArrayLike | None = 
       x: floating input array.
       beta: positive sharpness (default 1.0).
       threshold: ``βx`` above which the function is the identity (default 20.0, as torch), or None.
+      bits: None (default) for the exact derivative, or 1-4 for a few-bit one
+        (:func:`few_bit`; precomputed table at the default hyperparameters, else computed
+        once and cached; hyperparameters must then be concrete numbers).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -778,6 +816,9 @@ def softplus(x: ArrayLike, beta: ArrayLike = 1.0, threshold: ArrayLike | None = 
     """
     _check("softplus", "beta", beta, lambda b: b > 0, "positive")
     x, weak = _input("softplus", x, "inexact")
+    if bits is not None:
+        fb = _few_bit.builtin("softplus", softplus, bits, beta=beta, threshold=threshold)
+        return _output(fb(x), weak)
     y = _softplus_jit(x, beta, 0.0 if threshold is None else threshold, threshold is not None)
     return _output(y, weak)
 

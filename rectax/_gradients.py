@@ -52,9 +52,9 @@ from . import _packing
 Array = jax.Array
 
 RESIDUAL_NAME = "rectax_bits"
-"""Name under which residuals are saved: 1-bit masks, or the output of relu, necro_relu and
-relu6 on feature maps (see :data:`FEATURE_MAP_RANK`). Save it in your own checkpoint policies:
-``jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)``."""
+"""Name under which residuals are saved: packed 1-bit masks and few-bit codes, or the output of
+relu, necro_relu and relu6 on feature maps (see :data:`FEATURE_MAP_RANK`). Save it in your own
+checkpoint policies: ``jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)``."""
 
 _SAVE_BITS = jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)
 
@@ -79,29 +79,31 @@ def _is_zero(t: Any) -> bool:
     return isinstance(t, jax.custom_derivatives.SymbolicZero)
 
 
-def _packed_view(shape: Sequence[int]) -> tuple[int, ...]:
-    """The shape a mask is packed in: its own when the last axis fills whole words.
+def _packed_view(shape: Sequence[int], bits: int = 1) -> tuple[int, ...]:
+    """The shape ``bits``-bit codes are packed in: their own when the last axis fills whole words.
 
     Otherwise the trailing axes are merged (the leading one kept, so a batch sharding stays
     local), or, for 1-D and 2-D arrays, all of them: a short last axis packed alone would cost a
     whole ``uint32`` word per row (``(N, 4)`` would take 8 bits per element, not 1).
     """
     shape = tuple(shape)
-    if not shape or shape[-1] % _packing.WORD_BITS == 0:
+    per_word = _packing.WORD_BITS // _packing.slot_bits(bits)
+    if not shape or shape[-1] % per_word == 0:
         return shape
     if len(shape) >= 3:
         return (shape[0], math.prod(shape[1:]))
     return (math.prod(shape),)
 
 
-def pack_mask(mask: Array) -> Array:
-    """Packs a boolean array to 1 bit per element in ``uint32`` words (see :func:`_packed_view`)."""
-    return _packing.pack(mask.reshape(_packed_view(mask.shape)), 1)
+def pack_mask(mask: Array, bits: int = 1) -> Array:
+    """Packs a boolean mask (or ``bits``-bit codes) into ``uint32`` words (:func:`_packed_view`)."""
+    return _packing.pack(mask.reshape(_packed_view(mask.shape, bits)), bits)
 
 
-def unpack_mask(bits: Array, shape: Sequence[int]) -> Array:
-    """Inverse of :func:`pack_mask` for an array of the given ``shape``."""
-    return _packing.unpack(bits, 1, _packed_view(shape)).astype(bool).reshape(tuple(shape))
+def unpack_mask(words: Array, shape: Sequence[int], bits: int = 1) -> Array:
+    """Inverse of :func:`pack_mask`: a boolean mask, or ``uint32`` codes for ``bits > 1``."""
+    codes = _packing.unpack(words, bits, _packed_view(shape, bits)).reshape(tuple(shape))
+    return codes.astype(bool) if bits == 1 else codes
 
 
 def _param_tangent(
@@ -131,6 +133,7 @@ def elementwise(
     *,
     mask: Callable[..., Array] | None = None,
     output_mask: Callable[..., Array] | None = None,
+    mask_bits: int = 1,
 ) -> Callable[..., Array]:
     """Builds ``f(x, *params)`` from its forward pass and its derivative in ``x``.
 
@@ -145,6 +148,9 @@ def elementwise(
         for ``y = forward(x, *params)`` (relu: ``y > 0``). If given, inputs of rank
         :data:`FEATURE_MAP_RANK` or more save the output ``y`` (tagged ``RESIDUAL_NAME``)
         instead of the bits, and the mask is recomputed from it.
+      mask_bits: with ``mask_bits > 1``, ``mask`` returns unsigned codes ``< 2**mask_bits``
+        instead (a few-bit derivative's bucket index), packed to ``mask_bits`` bits per element
+        (:func:`rectax._packing.slot_bits`), and ``derivative`` receives them as ``uint32``.
 
     Returns:
       A function of ``(x, *params)``. Its derivative in ``x`` is ``derivative``; its derivative
@@ -168,8 +174,8 @@ def elementwise(
                 y = checkpoint_name(y, RESIDUAL_NAME)
                 d = derivative(output_mask(y, *params), *params)
             else:
-                bits = checkpoint_name(pack_mask(mask(x, *params)), RESIDUAL_NAME)
-                d = derivative(unpack_mask(bits, x.shape), *params)
+                words = checkpoint_name(pack_mask(mask(x, *params), mask_bits), RESIDUAL_NAME)
+                d = derivative(unpack_mask(words, x.shape, mask_bits), *params)
             t_dx = t_x * lax.convert_element_type(d, t_x.dtype)
             t_out = t_dx if t_out is None else t_out + t_dx
         if t_out is None:  # pragma: no cover - custom_jvp never calls a rule with all-zero tangents

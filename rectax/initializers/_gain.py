@@ -134,6 +134,8 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "gelu": ("approximate",),
     "softplus": ("beta", "threshold"),
 }
+_FEW_BIT = ("gelu", "silu", "elu", "celu", "selu", "softplus")
+"""Activations with a ``bits`` keyword: it changes the derivative (backward gain), not f."""
 
 
 def _known_functions() -> list[tuple[Any, str]]:
@@ -203,7 +205,7 @@ def resolve(activation: str | Callable[..., Any], params: dict[str, Any]) -> tup
         raise TypeError(
             f"rectax.initializers: activation must be a name or a callable, got {activation!r}."
         )
-    allowed = _PARAMS.get(name, ())
+    allowed = _PARAMS.get(name, ()) + (("bits",) if name in _FEW_BIT else ())
     unknown = set(params) - set(allowed)
     if unknown:
         raise ValueError(
@@ -276,7 +278,8 @@ def second_moment(
             _jax_callable(act, params), params={}, backward=True, kinks=(-1.0, 1.0, 6.0, *kinks)
         )
     f = _FORWARD[act]
-    return _expect(lambda z: f(z, **params) ** 2, kinks)
+    forward_params = {k: v for k, v in params.items() if k != "bits"}
+    return _expect(lambda z: f(z, **forward_params) ** 2, kinks)
 
 
 def gain(
