@@ -1,5 +1,5 @@
 # The two set-up commands: `make bench` (main job) and `make test`.
-# Both create/refresh .venv themselves on a fresh machine with Python >= 3.10.
+# Both create/refresh .venv themselves on a fresh machine with Python >= 3.11.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -56,7 +56,7 @@ test: lint typecheck doctest pytest peer notebooks
 # The declared minimum versions (pyproject's floors) in their own venv, running the test suite.
 # Not part of `make test`: run it when the floors change.
 MIN_VENV := .venv-min
-MIN_PINS := jax==0.4.35 jaxlib==0.4.35 flax==0.10.0 optax==0.2.3 numpy==1.26.4
+MIN_PINS := jax==0.8.1 jaxlib==0.8.1 flax==0.12.6 optax==0.2.3 numpy==2.0.0
 test-min:
 	$(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/python -m pip install -q --upgrade pip
