@@ -24,6 +24,7 @@ $(STAMP_TEST): pyproject.toml | $(PY)
 
 bench: $(STAMP_BENCH)
 	$(PY) -m benchmarks --quick
+	$(PY) -m benchmarks.few_bit --quick
 
 bench-full: $(STAMP_BENCH)
 	$(PY) -m benchmarks

@@ -1,4 +1,4 @@
-"""rectax's benchmark harness: ``python -m benchmarks`` or ``rectax-bench`` (see README.md).
+"""rectax's benchmark harness: ``python -m benchmarks`` (see README.md).
 
 Nothing is imported here so that the command line can configure JAX (platform, forced host
 devices) before JAX initialises its backends.

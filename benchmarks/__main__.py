@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: the same command as the ``rectax-bench`` console script."""
+"""``python -m benchmarks``: the benchmark harness (benchmarks/README.md)."""
 
 from benchmarks.cli import main
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks`` / ``rectax-bench`` (run) and ``… compare OLD NEW``.
+"""Command line: ``python -m benchmarks`` (run) and ``python -m benchmarks compare OLD NEW``.
 
 This module does not import JAX: ``--backend`` and ``--host-devices`` must reach JAX through the
 environment before it initialises, so the run itself lives in :mod:`benchmarks.session`, imported
@@ -44,10 +44,10 @@ def _names(tokens: Sequence[str] | None) -> tuple[str, ...] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="rectax-bench",
+        prog="python -m benchmarks",
         description=(
             "Benchmark rectax activations against jax.nn, flax and (if importable) torch. "
-            "Subcommand: 'compare OLD.json NEW.json' (see 'rectax-bench compare -h')."
+            "Subcommand: 'compare OLD.json NEW.json' (see 'python -m benchmarks compare -h')."
         ),
     )
     p.add_argument("--quick", action="store_true", help="the representative subset (make bench)")
@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_compare_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="rectax-bench compare", description="Regressions and improvements between two runs."
+        prog="python -m benchmarks compare",
+        description="Regressions and improvements between two runs.",
     )
     p.add_argument("old", type=Path)
     p.add_argument("new", type=Path)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks import compare, goals, plots, report, runner, torch_baseline
-from benchmarks.cases import Case, Config, full_config, generate_cases, quick_config
+from benchmarks.cases import RECTAX, Case, Config, full_config, generate_cases, quick_config
 from benchmarks.schema import SCHEMA_VERSION, Row
 
 
@@ -137,6 +137,14 @@ def run_main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     written = write_outputs(result, rows, goal_results, args.output, figures=not args.no_plots)
     report.print_report(console, result, rows, goal_results)
     console.print(f"{len(cases)} cases in {wall_s:.0f} s; wrote " + ", ".join(map(str, written)))
+    failed = [r for r in rows if r.status == "error" and r.library == RECTAX]
+    for r in failed:
+        console.print(
+            f"[red]rectax error[/red] {r.kind} {r.mode} {r.activation} {r.dtype}: {r.note}"
+        )
+    if failed:  # a baseline (torch, flax) may fail alone; rectax failing fails the run
+        console.print(f"[red]{len(failed)} rectax case(s) raised[/red]")
+        return 1
     return 0
 
 
