@@ -869,9 +869,9 @@ def surrogate(
     """
     fn = jax.jit(elementwise(forward, derivative, mask=mask))
 
+    @functools.wraps(forward)  # the forward's name and docstring (relu's, for a relu forward)
     def activation(x: ArrayLike, *params: Any) -> Array:
         x, weak = _input("surrogate", x, "keep")
         return _output(fn(x, *params), weak)
 
-    activation.__doc__ = forward.__doc__
     return activation

@@ -746,3 +746,17 @@ def test_low_precision_within_one_ulp_of_float64(act: Activation, dtype):
     ok = np.isfinite(dref) & ~kinks
     derr = np.abs(d - dref)[ok] / _ulp(dref, dtype)[ok]
     assert derr.max() <= 1.0, (act.name, float(derr.max()), x64[ok][derr.argmax()])
+
+
+def test_registry_covers_every_public_activation():
+    """The test oracle knows every activation rectax exports (swish is silu's alias)."""
+    constructors = {"surrogate", "few_bit", "swish"}
+    public = {n for n in rx.__all__ if n.islower() and callable(getattr(rx, n))} - constructors
+    assert len(public) >= 14
+    assert public <= {a.api for a in ACTIVATIONS}, public - {a.api for a in ACTIVATIONS}
+
+
+def test_surrogate_carries_its_forwards_name_and_docstring():
+    relu_bsilu = rx.surrogate(rx.relu, lambda x: jnp.ones_like(x))
+    assert relu_bsilu.__name__ == "relu"
+    assert relu_bsilu.__doc__ == rx.relu.__doc__

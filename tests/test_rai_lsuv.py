@@ -157,8 +157,9 @@ def test_the_old_he_style_sigma_violates_the_bound():
 
 
 def test_rai_initializers_with_flax():
-    nnx = pytest.importorskip("flax.nnx")
-    nn = pytest.importorskip("flax.linen")
+    import flax.linen as nn
+    from flax import nnx
+
     key = jax.random.key(6)
     w, b = init.rai(key, 12, 7)
     pair = init.rai_initializers(key, 12)
@@ -190,7 +191,8 @@ def _deep_nnx(nnx, rngs):
 
 
 def test_lsuv_nnx():
-    nnx = pytest.importorskip("flax.nnx")
+    from flax import nnx
+
     model = _deep_nnx(nnx, nnx.Rngs(0))
     x = 3.0 * jax.random.normal(jax.random.key(1), (128, 8, 8, 3))
     params, report = init.lsuv(model, x, key=jax.random.key(2))
@@ -207,7 +209,7 @@ def test_lsuv_nnx():
 
 
 def test_lsuv_linen():
-    nn = pytest.importorskip("flax.linen")
+    import flax.linen as nn
 
     class Net(nn.Module):
         @nn.compact
@@ -233,7 +235,8 @@ def test_lsuv_linen():
 
 
 def test_lsuv_argument_errors():
-    nnx = pytest.importorskip("flax.nnx")
+    from flax import nnx
+
     model = nnx.Linear(4, 4, rngs=nnx.Rngs(0))
     x = jnp.ones((8, 4))
     with pytest.raises(ValueError, match="key"):
@@ -261,7 +264,8 @@ def _held_out_variances_nnx(nnx, model, x):
 def test_lsuv_fresh_batches_converge_on_held_out_data():
     """An iterator gives a fresh mini-batch per forward pass; afterwards every layer's output
     variance on a held-out batch is within tol (plus sampling slack) of 1."""
-    nnx = pytest.importorskip("flax.nnx")
+    from flax import nnx
+
     rngs = nnx.Rngs(0)
     model = nnx.Sequential(
         nnx.Linear(8, 64, rngs=rngs),
@@ -287,8 +291,9 @@ def test_lsuv_fresh_batches_converge_on_held_out_data():
 
 
 def test_lsuv_conv_transpose_nnx_and_linen():
-    nnx = pytest.importorskip("flax.nnx")
-    nn = pytest.importorskip("flax.linen")
+    import flax.linen as nn
+    from flax import nnx
+
     x = 3.0 * jax.random.normal(jax.random.key(1), (32, 5, 5, 3))
     rngs = nnx.Rngs(0)
     model = nnx.Sequential(
@@ -317,7 +322,8 @@ def test_lsuv_conv_transpose_nnx_and_linen():
 def test_lsuv_does_not_modify_flax_classes():
     """The layer classes are untouched while LSUV runs (checked from inside its forward pass)
     and afterwards; the user's layer objects keep their class."""
-    nnx = pytest.importorskip("flax.nnx")
+    from flax import nnx
+
     originals = {c: dict(c.__dict__) for c in (nnx.Linear, nnx.Conv, nnx.ConvTranspose)}
     checks = []
 
