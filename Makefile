@@ -8,7 +8,7 @@ STAMP_BENCH := $(VENV)/.stamp-bench
 STAMP_TEST := $(VENV)/.stamp-test
 export PYTHONHASHSEED := 0
 
-.PHONY: bench bench-full test lint typecheck doctest pytest peer notebooks test-min clean
+.PHONY: bench bench-full test lint typecheck doctest pytest peer notebooks test-min test-torch clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ notebooks: $(STAMP_TEST)
 	else echo "no notebooks yet"; fi
 
 test: lint typecheck doctest pytest peer notebooks
+
+# The torch parity tests (skipped in `make test`, where torch is absent): the pinned CPU build of
+# torch into .venv, then the tests that compare with it. Optional; not part of `make test`.
+test-torch: $(STAMP_TEST)
+	$(PY) -m pip install -q torch==2.13.0
+	$(BIN)/pytest -q -p no:cacheprovider tests -k torch
 
 # The declared minimum versions (pyproject's floors) in their own venv, running the test suite.
 # Not part of `make test`: run it when the floors change.
