@@ -91,38 +91,73 @@ def kernel_init_for(
     return initializers.for_activation(target, layout=layout, **params)
 
 
+InitTarget = Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, dict[str, Any]]]
+_INIT_TARGETS: dict[type, InitTarget] = {}
+
+
+def register_init_target(cls: type, rule: InitTarget) -> None:
+    """Says what ``kernel_init="auto"`` matches for an activation module class (and subclasses).
+
+    ``rule(args, kwargs)`` gets a ``functools.partial``'s positional and keyword arguments (empty
+    for a bare class) and returns ``(activation, params)`` for ``for_activation``. Dispatch is by
+    the class itself, never by its name: a user's class called ``Activation`` is not rectax's.
+    """
+    _INIT_TARGETS[cls] = rule
+
+
+def prelu_target(default_slope: float) -> InitTarget:
+    """The rule of a PReLU class whose ``negative_slope_init`` defaults to ``default_slope``."""
+
+    def rule(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        del args
+        return "prelu", {"slope": float(kwargs.get("negative_slope_init", default_slope))}
+
+    return rule
+
+
+def rrelu_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    del args
+    lower = float(kwargs.get("lower", RRELU_LOWER))
+    return "rrelu", {"lower": lower, "upper": float(kwargs.get("upper", RRELU_UPPER))}
+
+
+def necro_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    del args
+    return "necro_relu", {"negative_slope": float(kwargs.get("negative_slope", 0.1))}
+
+
+def activation_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    fn = args[0] if args else kwargs.pop("fn")
+    return fn, {**kwargs.pop("params", {}), **kwargs}
+
+
 def init_target(activation: Any) -> tuple[Any, dict[str, Any]]:
     """What ``kernel_init="auto"`` should match for a builder's ``activation``.
 
     Args:
-      activation: a function, a name, or one of rectax's activation module classes (or a
-        ``functools.partial`` of one).
+      activation: a function, a name, or an activation module class registered with
+        :func:`register_init_target` (rectax's, and flax's ``PReLU``), or a ``functools.partial``
+        of one.
 
     Returns:
       ``(activation, params)`` for ``rectax.initializers.for_activation``.
+
+    Raises:
+      ValueError: for a module class nothing is registered for.
     """
     cls = module_class(activation)
     if cls is None:
         return activation, {}
-    name = cls.__name__
+    rule = next((_INIT_TARGETS[k] for k in cls.__mro__ if k in _INIT_TARGETS), None)
+    if rule is None:
+        raise ValueError(
+            f"rectax: cannot pick kernel_init='auto' for module class {cls.__qualname__}; pass "
+            "kernel_init."
+        )
     kwargs = module_kwargs(activation)
     kwargs.pop("record_stats", None)
-    if name == "Activation":
-        args = activation.args if isinstance(activation, functools.partial) else ()
-        fn = args[0] if args else kwargs.pop("fn")
-        return fn, {**kwargs.pop("params", {}), **kwargs}
-    if name == "PReLU":
-        return "prelu", {"slope": float(kwargs.get("negative_slope_init", PRELU_INIT))}
-    if name == "RReLU":
-        return "rrelu", {
-            "lower": float(kwargs.get("lower", RRELU_LOWER)),
-            "upper": float(kwargs.get("upper", RRELU_UPPER)),
-        }
-    if name == "NecroReLU":
-        return "necro_relu", {"negative_slope": float(kwargs.get("negative_slope", 0.1))}
-    raise ValueError(
-        f"rectax: cannot pick kernel_init='auto' for module class {name}; pass kernel_init."
-    )
+    args = tuple(activation.args) if isinstance(activation, functools.partial) else ()
+    return rule(args, kwargs)
 
 
 def check_slope_axis(x: Array, slope: Array, axis: int) -> Array:

@@ -433,3 +433,11 @@ class CNN(nn.Module):
             record_stats=self.record_stats,
             name="head",
         )(x, deterministic)
+
+
+# What kernel_init="auto" matches for each activation module class (by identity, not by name).
+common.register_init_target(PReLU, common.prelu_target(common.PRELU_INIT))
+common.register_init_target(nn.PReLU, common.prelu_target(0.01))  # flax's own default slope
+common.register_init_target(RReLU, common.rrelu_target)
+common.register_init_target(NecroReLU, common.necro_target)
+common.register_init_target(Activation, common.activation_target)

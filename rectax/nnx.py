@@ -529,3 +529,11 @@ class CNN(nnx.Module):
             x = _call_activation(act, conv(x), deterministic)
             x = nnx.avg_pool(x, (2, 2), strides=(2, 2))
         return self.head(x.reshape(x.shape[0], -1), deterministic=deterministic)
+
+
+# What kernel_init="auto" matches for each activation module class (by identity, not by name).
+common.register_init_target(PReLU, common.prelu_target(common.PRELU_INIT))
+common.register_init_target(nnx.PReLU, common.prelu_target(0.01))  # flax's own default slope
+common.register_init_target(RReLU, common.rrelu_target)
+common.register_init_target(NecroReLU, common.necro_target)
+common.register_init_target(Activation, common.activation_target)

@@ -255,3 +255,32 @@ def test_checkpoint_roundtrip_keeps_slopes():
     np.testing.assert_array_equal(
         state["params"]["PReLU_0"]["negative_slope"], np.full(8, 0.375, np.float32)
     )
+
+
+def test_auto_init_dispatches_on_the_class_not_its_name():
+    """flax's own PReLU is matched with flax's slope (0.01), not rectax's 0.25; a user class that
+    happens to be called Activation is refused clearly instead of raising KeyError."""
+    import functools
+
+    import flax.linen as nn
+
+    from rectax import _modules_common as common
+    from rectax import nnx as rxn
+
+    assert common.init_target(nn.PReLU) == ("prelu", {"slope": 0.01})
+    assert common.init_target(rxl.PReLU) == ("prelu", {"slope": 0.25})
+    assert common.init_target(functools.partial(rxn.PReLU, negative_slope_init=0.1)) == (
+        "prelu",
+        {"slope": 0.1},
+    )
+
+    class Sub(rxl.NecroReLU):
+        pass
+
+    assert common.init_target(Sub) == ("necro_relu", {"negative_slope": 0.1})
+
+    class Activation(nn.Module):  # a user's class with rectax's class name
+        pass
+
+    with pytest.raises(ValueError, match="cannot pick kernel_init='auto'"):
+        common.init_target(Activation)
