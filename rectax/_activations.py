@@ -29,6 +29,7 @@ from jax._src.lax import lax as lax_internal  # weak-typed casts have no public 
 from jax.typing import ArrayLike
 
 from . import _few_bit
+from ._dtypes import at_least_float32
 from ._gradients import elementwise
 
 Array = jax.Array
@@ -135,10 +136,11 @@ def _wide(fn: Callable[..., Array]) -> Callable[..., Array]:
 
     @functools.wraps(fn)
     def wide(x: Array, *params: Array) -> Array:
-        if jnp.finfo(x.dtype).bits >= 32:
+        wide_dtype = at_least_float32(x.dtype)
+        if wide_dtype == x.dtype:
             return fn(x, *params)
-        f32 = [lax.convert_element_type(v, jnp.float32) for v in (x, *params)]
-        return lax.convert_element_type(fn(*f32), x.dtype)
+        widened = [lax.convert_element_type(v, wide_dtype) for v in (x, *params)]
+        return lax.convert_element_type(fn(*widened), x.dtype)
 
     return wide
 
@@ -338,8 +340,7 @@ def prelu(x: ArrayLike, slope: ArrayLike) -> Array:
 
 
 def _rrelu_sample(x: Array, key: Array, lower: ArrayLike, upper: ArrayLike) -> Array:
-    # float32 or wider, chosen without jnp.promote_types (an error under strict promotion).
-    wide = x.dtype if jnp.finfo(x.dtype).bits >= 32 else jnp.dtype(jnp.float32)
+    wide = at_least_float32(x.dtype)
     lo = lax.convert_element_type(lower, wide)
     hi = lax.convert_element_type(upper, wide)
     u = jax.random.uniform(key, x.shape, wide)
