@@ -2,14 +2,18 @@
 
 Conventions shared by every function here:
 
-* ``x`` keeps its dtype end to end; hyperparameters are cast to ``x.dtype`` (a float32 slope
-  never promotes a bfloat16 activation) and their cotangents come back in their own dtype.
+* ``x`` keeps its dtype end to end; hyperparameters are cast to ``x.dtype`` by the mechanism
+  (:mod:`rectax._gradients`: a float32 slope never promotes a bfloat16 activation) and their
+  cotangents come back in their own dtype.
 * Bool and complex inputs raise ``TypeError``. Integer inputs are accepted (and stay integer)
   only by the functions that are exact on integers: ``relu``, ``relu6``, ``hard_tanh``,
   ``squared_relu`` and ``necro_relu``; the others raise ``TypeError`` instead of silently
   promoting (cast explicitly, e.g. ``x.astype(jnp.float32)``).
-* Concrete hyperparameters are validated (``ValueError`` naming the argument); traced ones never
-  are, so every hyperparameter stays jit-able, vmappable and differentiable.
+* Python and NumPy hyperparameters are validated (``ValueError`` naming the argument); jax arrays
+  never are (checking one would wait for the device), so every hyperparameter stays jit-able,
+  vmappable and differentiable, and no call syncs with the device.
+* Each activation's facts (aliases, derivative form, gain, Flax module) are registered with
+  :mod:`rectax._catalog` right after its definition.
 * Forward passes propagate NaN and have the right limits at ±inf.
 """
 
@@ -18,7 +22,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from functools import partial
 from typing import Any, Literal
 
 import jax
@@ -29,8 +32,9 @@ from jax._src.lax import lax as lax_internal  # weak-typed casts have no public 
 from jax.typing import ArrayLike
 
 from . import _few_bit
+from ._catalog import ActivationInfo, register
 from ._dtypes import at_least_float32
-from ._gradients import elementwise
+from ._gradients import smooth, two_valued
 
 Array = jax.Array
 
@@ -107,8 +111,8 @@ def _output(y: Array, weak: bool) -> Array:
 
 
 def _concrete(value: Any) -> np.ndarray | None:
-    """The value as a NumPy array if it is known at trace time, else None."""
-    if isinstance(value, jax.core.Tracer):
+    """A Python or NumPy value as a float64 NumPy array; None for jax arrays (never synced)."""
+    if isinstance(value, jax.Array):  # tracers too
         return None
     try:
         return np.asarray(value, dtype=np.float64)
@@ -120,10 +124,6 @@ def _check(name: str, arg: str, value: Any, ok: Callable[[np.ndarray], Any], all
     v = _concrete(value)
     if v is not None and not bool(np.all(ok(v))):
         raise ValueError(f"rectax.{name}: {arg} must be {allowed}, got {value!r}.")
-
-
-def _cast(value: ArrayLike, like: Array) -> Array:
-    return lax.convert_element_type(value, like.dtype)
 
 
 def _wide(fn: Callable[..., Array]) -> Callable[..., Array]:
@@ -150,9 +150,7 @@ def _relu_forward(x: Array) -> Array:
     return jnp.maximum(x, 0)
 
 
-_relu = jax.jit(
-    elementwise(_relu_forward, lambda m: m, mask=lambda x: x > 0, output_mask=lambda y: y > 0)
-)
+_relu = two_valued(_relu_forward, lambda x: x > 0, lambda: (1, 0), output_mask=lambda y: y > 0)
 
 
 def relu(x: ArrayLike) -> Array:
@@ -182,13 +180,14 @@ def relu(x: ArrayLike) -> Array:
     return _output(_relu(x), weak)
 
 
-_relu6 = jax.jit(
-    elementwise(
-        lambda x: jnp.minimum(jnp.maximum(x, 0), 6),
-        lambda m: m,
-        mask=lambda x: (x > 0) & (x < 6),
-        output_mask=lambda y: (y > 0) & (y < 6),
-    )
+register(ActivationInfo("relu", relu, "two_valued", jax_nn=(jax.nn.relu,), slope=lambda p, b: 0.0))
+
+
+_relu6 = two_valued(
+    lambda x: jnp.minimum(jnp.maximum(x, 0), 6),
+    lambda x: (x > 0) & (x < 6),
+    lambda: (1, 0),
+    output_mask=lambda y: (y > 0) & (y < 6),
 )
 
 
@@ -216,20 +215,18 @@ def relu6(x: ArrayLike) -> Array:
     return _output(_relu6(x), weak)
 
 
+register(
+    ActivationInfo(
+        "relu6", relu6, "two_valued", jax_nn=(jax.nn.relu6,), reference=lambda z: np.clip(z, 0, 6)
+    )
+)
+
+
 def _leaky_forward(x: Array, slope: Array) -> Array:
     return jnp.where(x >= 0, x, slope * x)
 
 
-_leaky = elementwise(
-    _leaky_forward,
-    lambda m, slope: jnp.where(m, jnp.ones_like(slope), slope),
-    mask=lambda x, slope: x >= 0,
-)
-
-
-@jax.jit
-def _leaky_jit(x: Array, slope: ArrayLike) -> Array:
-    return _leaky(x, _cast(slope, x))
+_leaky = two_valued(_leaky_forward, lambda x, slope: x >= 0, lambda slope: (1, slope))
 
 
 def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 0.01) -> Array:
@@ -256,20 +253,27 @@ def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 0.01) -> Array:
       Array([-1.,  3.], dtype=float32)
     """
     x, weak = _input("leaky_relu", x, "float")
-    return _output(_leaky_jit(x, negative_slope), weak)
+    return _output(_leaky(x, negative_slope), weak)
 
 
-_necro = elementwise(
-    lambda x, slope: _relu_forward(x),
-    lambda m, slope: jnp.where(m, jnp.ones_like(slope), slope),
-    mask=lambda x, slope: x > 0,
-    output_mask=lambda y, slope: y > 0,
+register(
+    ActivationInfo(
+        "leaky_relu",
+        leaky_relu,
+        "two_valued",
+        aliases=("leaky",),
+        jax_nn=(jax.nn.leaky_relu,),
+        slope=lambda p, backward: float(p["negative_slope"]),
+    )
 )
 
 
-@jax.jit
-def _necro_jit(x: Array, slope: ArrayLike) -> Array:
-    return _necro(x, _cast(slope, x))
+_necro = two_valued(
+    lambda x, slope: _relu_forward(x),
+    lambda x, slope: x > 0,
+    lambda slope: (1, slope),
+    output_mask=lambda y, slope: y > 0,
+)
 
 
 def necro_relu(x: ArrayLike, negative_slope: ArrayLike = 0.1) -> Array:
@@ -308,22 +312,40 @@ def necro_relu(x: ArrayLike, negative_slope: ArrayLike = 0.1) -> Array:
     x, weak = _input("necro_relu", x, "keep")
     if jnp.issubdtype(x.dtype, jnp.integer):
         return _output(_relu(x), weak)
-    return _output(_necro_jit(x, negative_slope), weak)
+    return _output(_necro(x, negative_slope), weak)
 
 
-def prelu(x: ArrayLike, slope: ArrayLike) -> Array:
+register(
+    ActivationInfo(
+        "necro_relu",
+        necro_relu,
+        "two_valued",
+        aliases=("necro",),
+        # forward: relu's; backward: the surrogate slope
+        slope=lambda p, backward: float(p["negative_slope"]) if backward else 0.0,
+        module="NecroReLU",
+    )
+)
+
+
+PRELU_INIT = 0.25
+"""PReLU's initial slope in He et al. (2015), as torch (flax's PReLU starts at 0.01)."""
+
+
+def prelu(x: ArrayLike, negative_slope: ArrayLike) -> Array:
     r"""Parametric ReLU (He et al. 2015) with a learned slope.
 
     .. math:: \mathrm{prelu}(x) = x \text{ if } x \ge 0 \text{ else } a_c x
 
-    ``slope`` broadcasts against ``x`` with NumPy rules: a scalar is shared, a vector of length
-    ``C`` is one slope per channel on the last axis. The derivative in ``x`` is 1 for
+    ``negative_slope`` broadcasts against ``x`` with NumPy rules: a scalar is shared, a vector
+    of length ``C`` is one slope per channel on the last axis. The derivative in ``x`` is 1 for
     ``x >= 0`` (as flax's PReLU; torch uses ``a``), ``a`` otherwise; the slope receives
     ``min(x, 0)`` summed over the broadcast axes.
 
     Args:
       x: floating input array.
-      slope: the slope ``a`` (cast to ``x.dtype``).
+      negative_slope: the slope ``a`` (cast to ``x.dtype``); learned, so it has no default
+        (rectax's modules start it at :data:`PRELU_INIT`, He et al.'s 0.25).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -336,25 +358,52 @@ def prelu(x: ArrayLike, slope: ArrayLike) -> Array:
              [ 2.  ,  2.  ]], dtype=float32)
     """
     x, weak = _input("prelu", x, "float")
-    return _output(_leaky_jit(x, slope), weak)
+    return _output(_leaky(x, negative_slope), weak)
 
 
-def _rrelu_sample(x: Array, key: Array, lower: ArrayLike, upper: ArrayLike) -> Array:
-    wide = at_least_float32(x.dtype)
-    lo = lax.convert_element_type(lower, wide)
-    hi = lax.convert_element_type(upper, wide)
-    u = jax.random.uniform(key, x.shape, wide)
-    return _cast(lo + (hi - lo) * u, x)
+def _scalar_slope(value: Any) -> float:
+    slope = np.asarray(value, np.float64)
+    if slope.size != 1:
+        raise ValueError(
+            "rectax: prelu's gain needs one scalar slope (the initial value), got shape "
+            f"{slope.shape}."
+        )
+    return float(slope.reshape(()))
 
 
-@jax.jit
-def _rrelu_eval(x: Array, lower: ArrayLike, upper: ArrayLike) -> Array:
-    return _leaky(x, _cast((jnp.asarray(lower) + jnp.asarray(upper)) / 2, x))
+register(
+    ActivationInfo(
+        "prelu",
+        prelu,
+        "two_valued",
+        slope=lambda p, backward: _scalar_slope(p["negative_slope"]),
+        init_params={"negative_slope": PRELU_INIT},
+        module="PReLU",
+    )
+)
+
+
+def _rrelu_mean(lower: Array, upper: Array) -> Array:
+    return (lower + upper) / 2
+
+
+# The evaluation form: leaky_relu at the mean slope, computed inside the compiled function.
+_rrelu_eval = two_valued(
+    lambda x, lower, upper: _leaky_forward(x, _rrelu_mean(lower, upper)),
+    lambda x, lower, upper: x >= 0,
+    lambda lower, upper: (1, _rrelu_mean(lower, upper)),
+)
 
 
 @jax.jit
 def _rrelu_train(x: Array, key: Array, lower: ArrayLike, upper: ArrayLike) -> Array:
-    return _leaky(x, lax.stop_gradient(_rrelu_sample(x, key, lower, upper)))
+    # One slope per element, drawn in float32 or wider and rounded once to x's dtype.
+    wide = at_least_float32(x.dtype)
+    lo = lax.convert_element_type(lower, wide)
+    hi = lax.convert_element_type(upper, wide)
+    u = jax.random.uniform(key, x.shape, wide)
+    slope = lax.convert_element_type(lo + (hi - lo) * u, x.dtype)
+    return _leaky(x, lax.stop_gradient(slope))
 
 
 def rrelu(
@@ -403,17 +452,24 @@ def rrelu(
     return _output(_rrelu_train(x, key, lower, upper), weak)
 
 
+register(
+    ActivationInfo(
+        "rrelu",
+        rrelu,
+        "two_valued",
+        slope=lambda p, backward: (float(p["lower"]) + float(p["upper"])) / 2,  # the eval slope
+        module="RReLU",
+    )
+)
+
+
 def _at_least_minus_one(x: Array) -> Array:
     # An unsigned integer is never below -1 (and -1 would wrap around to its maximum).
     return x if jnp.issubdtype(x.dtype, jnp.unsignedinteger) else jnp.maximum(x, -1)
 
 
-_hard_tanh = jax.jit(
-    elementwise(
-        lambda x: jnp.minimum(_at_least_minus_one(x), 1),
-        lambda m: m,
-        mask=lambda x: (x >= -1) & (x <= 1),
-    )
+_hard_tanh = two_valued(
+    lambda x: jnp.minimum(_at_least_minus_one(x), 1), lambda x: (x >= -1) & (x <= 1), lambda: (1, 0)
 )
 
 
@@ -441,12 +497,19 @@ def hard_tanh(x: ArrayLike) -> Array:
     return _output(_hard_tanh(x), weak)
 
 
-_squared_relu = jax.jit(
-    elementwise(
-        lambda x: jnp.square(jnp.maximum(x, 0)),
-        lambda x: 2 * jnp.maximum(x, 0),
+register(
+    ActivationInfo(
+        "hard_tanh",
+        hard_tanh,
+        "two_valued",
+        aliases=("hardtanh",),
+        jax_nn=(jax.nn.hard_tanh,),
+        reference=lambda z: np.clip(z, -1, 1),
     )
 )
+
+
+_squared_relu = smooth(lambda x: jnp.square(jnp.maximum(x, 0)), lambda x: 2 * jnp.maximum(x, 0))
 
 
 def squared_relu(x: ArrayLike) -> Array:
@@ -470,6 +533,13 @@ def squared_relu(x: ArrayLike) -> Array:
     return _output(_squared_relu(x), weak)
 
 
+register(
+    ActivationInfo(
+        "squared_relu", squared_relu, "smooth", reference=lambda z: np.maximum(z, 0) ** 2
+    )
+)
+
+
 # --------------------------------------------------------------------------- exponential family
 def _nonpositive(x: Array) -> Array:
     """``min(x, 0)`` whose derivative at 0 is 1 (the ``x <= 0`` branch owns the kink)."""
@@ -485,12 +555,7 @@ def _elu_derivative(x: Array, alpha: Array) -> Array:
     return jnp.where(x > 0, jnp.ones_like(x), alpha * jnp.exp(_nonpositive(x)))
 
 
-_elu = elementwise(_wide(_elu_forward), _wide(_elu_derivative))
-
-
-@jax.jit
-def _elu_jit(x: Array, alpha: ArrayLike) -> Array:
-    return _elu(x, _cast(alpha, x))
+_elu = smooth(_wide(_elu_forward), _wide(_elu_derivative))
 
 
 def elu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Array:
@@ -522,18 +587,20 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Arr
     x, weak = _input("elu", x, "float")
     if bits is not None:
         return _output(_few_bit.builtin("elu", elu, bits, alpha=alpha)(x), weak)
-    return _output(_elu_jit(x, alpha), weak)
+    return _output(_elu(x, alpha), weak)
 
 
-_celu = elementwise(
+def _np_elu(z: np.ndarray, alpha: float) -> np.ndarray:
+    return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
+
+
+register(ActivationInfo("elu", elu, "smooth", jax_nn=(jax.nn.elu,), reference=_np_elu))
+
+
+_celu = smooth(
     _wide(lambda x, alpha: jnp.maximum(x, 0) + alpha * jnp.expm1(_nonpositive(x) / alpha)),
     _wide(lambda x, alpha: jnp.where(x > 0, jnp.ones_like(x), jnp.exp(_nonpositive(x) / alpha))),
 )
-
-
-@jax.jit
-def _celu_jit(x: Array, alpha: ArrayLike) -> Array:
-    return _celu(x, _cast(alpha, x))
 
 
 def celu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Array:
@@ -566,19 +633,27 @@ def celu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Ar
     x, weak = _input("celu", x, "float")
     if bits is not None:
         return _output(_few_bit.builtin("celu", celu, bits, alpha=alpha)(x), weak)
-    return _output(_celu_jit(x, alpha), weak)
+    return _output(_celu(x, alpha), weak)
 
 
-# λ·elu(x, α), with λ applied before the one rounding to a low-precision dtype.
-_selu = elementwise(
-    _wide(lambda x: SELU_SCALE * _elu_forward(x, _cast(SELU_ALPHA, x))),
-    _wide(lambda x: SELU_SCALE * _elu_derivative(x, _cast(SELU_ALPHA, x))),
+register(
+    ActivationInfo(
+        "celu",
+        celu,
+        "smooth",
+        jax_nn=(jax.nn.celu,),
+        reference=lambda z, alpha: (
+            np.maximum(z, 0) + np.minimum(0, alpha * np.expm1(np.minimum(z, 0) / alpha))
+        ),
+    )
 )
 
 
-@jax.jit
-def _selu_jit(x: Array) -> Array:
-    return _selu(x)
+# λ·elu(x, α), with λ applied before the one rounding to a low-precision dtype.
+_selu = smooth(
+    _wide(lambda x: SELU_SCALE * _elu_forward(x, jnp.asarray(SELU_ALPHA, x.dtype))),
+    _wide(lambda x: SELU_SCALE * _elu_derivative(x, jnp.asarray(SELU_ALPHA, x.dtype))),
+)
 
 
 def selu(x: ArrayLike, *, bits: int | None = None) -> Array:
@@ -606,7 +681,19 @@ def selu(x: ArrayLike, *, bits: int | None = None) -> Array:
     x, weak = _input("selu", x, "float")
     if bits is not None:
         return _output(_few_bit.builtin("selu", selu, bits)(x), weak)
-    return _output(_selu_jit(x), weak)
+    return _output(_selu(x), weak)
+
+
+register(
+    ActivationInfo(
+        "selu",
+        selu,
+        "smooth",
+        jax_nn=(jax.nn.selu,),
+        reference=lambda z: SELU_SCALE * _np_elu(z, SELU_ALPHA),
+        self_normalizing=True,
+    )
+)
 
 
 # --------------------------------------------------------------------------- smooth gates
@@ -650,8 +737,8 @@ def _gelu_tanh_derivative(x: Array) -> Array:
     return s + xc * (2 * s * c * _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * xc * xc))
 
 
-_gelu_exact = jax.jit(elementwise(_wide(_gelu_exact_forward), _wide(_gelu_exact_derivative)))
-_gelu_tanh = jax.jit(elementwise(_wide(_gelu_tanh_forward), _wide(_gelu_tanh_derivative)))
+_gelu_exact = smooth(_wide(_gelu_exact_forward), _wide(_gelu_exact_derivative))
+_gelu_tanh = smooth(_wide(_gelu_tanh_forward), _wide(_gelu_tanh_derivative))
 
 
 def _gelu_is_tanh(approximate: Any) -> bool:
@@ -711,15 +798,22 @@ def gelu(
     return _output(fn(x), weak)
 
 
+def _np_gelu(z: np.ndarray, approximate: Any) -> np.ndarray:
+    if _gelu_is_tanh(approximate):
+        return 0.5 * z * (1 + np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z**3)))
+    return 0.5 * z * (1 + np.vectorize(math.erf)(z * _INV_SQRT_2))
+
+
+register(ActivationInfo("gelu", gelu, "smooth", jax_nn=(jax.nn.gelu,), reference=_np_gelu))
+
+
 def _silu_derivative(x: Array) -> Array:
     s, c = _sigmoid_pair(x)  # c = σ(-x) = 1 - σ(x), without the cancellation where s ≈ 1
     return s + jnp.clip(x, -_SILU_TAIL, _SILU_TAIL) * s * c
 
 
-_silu = jax.jit(
-    elementwise(
-        _wide(lambda x: jnp.maximum(x, -_SILU_TAIL) * jax.nn.sigmoid(x)), _wide(_silu_derivative)
-    )
+_silu = smooth(
+    _wide(lambda x: jnp.maximum(x, -_SILU_TAIL) * jax.nn.sigmoid(x)), _wide(_silu_derivative)
 )
 
 
@@ -754,6 +848,22 @@ def silu(x: ArrayLike, *, bits: int | None = None) -> Array:
 swish = silu
 
 
+def _np_sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + np.tanh(z / 2))
+
+
+register(
+    ActivationInfo(
+        "silu",
+        silu,
+        "smooth",
+        aliases=("swish",),
+        jax_nn=(jax.nn.silu, jax.nn.swish),
+        reference=lambda z: z * _np_sigmoid(z),
+    )
+)
+
+
 def _softplus_core(x: Array, beta: Array, threshold: Array) -> Array:
     z = jnp.minimum(beta * x, threshold)
     return (jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z)))) / beta
@@ -768,13 +878,7 @@ def _softplus_derivative(x: Array, beta: Array, threshold: Array) -> Array:
     return jnp.where(z > threshold, jnp.ones_like(x), jax.nn.sigmoid(z))
 
 
-_softplus = elementwise(_wide(_softplus_forward), _wide(_softplus_derivative))
-
-
-@partial(jax.jit, static_argnames=("linear_tail",))
-def _softplus_jit(x: Array, beta: ArrayLike, threshold: ArrayLike, linear_tail: bool) -> Array:
-    t = _cast(threshold, x) if linear_tail else jnp.asarray(jnp.inf, x.dtype)
-    return _softplus(x, _cast(beta, x), lax.stop_gradient(t))
+_softplus = smooth(_wide(_softplus_forward), _wide(_softplus_derivative))
 
 
 def softplus(
@@ -820,41 +924,64 @@ def softplus(
     if bits is not None:
         fb = _few_bit.builtin("softplus", softplus, bits, beta=beta, threshold=threshold)
         return _output(fb(x), weak)
-    y = _softplus_jit(x, beta, 0.0 if threshold is None else threshold, threshold is not None)
-    return _output(y, weak)
+    return _output(_softplus(x, beta, math.inf if threshold is None else threshold), weak)
+
+
+register(
+    ActivationInfo(
+        "softplus",
+        softplus,
+        "smooth",
+        jax_nn=(jax.nn.softplus,),
+        # the smooth function (the linear tail above the threshold changes no gain digit)
+        reference=lambda z, beta, threshold: np.logaddexp(0.0, beta * z) / beta,
+    )
+)
 
 
 # --------------------------------------------------------------------------- surrogates
+def _describe(fn: Any) -> str:
+    return getattr(fn, "__name__", None) or repr(fn)
+
+
 def surrogate(
     forward: Callable[..., Array],
-    derivative: Callable[..., Array],
+    derivative: Callable[..., Array] | None = None,
     *,
     mask: Callable[..., Array] | None = None,
+    values: Callable[..., tuple[Any, Any]] | None = None,
 ) -> Callable[..., Array]:
     r"""Builds an activation from any forward function and any backward derivative.
 
     The result ``f(x, *params)`` computes ``forward(x, *params)``; every AD entry point (grad,
-    vjp, jvp, jacfwd, jacrev, hessian) sees ``derivative`` as its derivative in ``x`` and the true
-    derivative in each hyperparameter. It is jit-compiled.
-
-    Two forms:
+    vjp, jvp, jacfwd, jacrev, hessian) sees the given derivative as its derivative in ``x`` and
+    the true derivative in each hyperparameter. It is jit-compiled, and real hyperparameters are
+    cast to ``x``'s floating dtype. The two forms of :mod:`rectax._gradients`:
 
     * ``surrogate(forward, derivative)``: ``derivative(x, *params)`` returns the elementwise
       factor; reverse mode keeps one array of ``x``'s dtype.
-    * ``surrogate(forward, derivative, mask=pred)``: for derivatives that take one of two values.
-      ``pred(x, *params)`` returns a boolean array, saved at 1 bit per element, and
-      ``derivative(m, *params)`` maps it to the factor. :func:`necro_relu` is this form.
+    * ``surrogate(forward, mask=pred, values=v)``: for derivatives that take one of two values,
+      ``a`` where ``pred(x, *params)`` holds and ``b`` elsewhere, ``(a, b) = v(*params)``.
+      Reverse mode keeps the mask at 1 bit per element. :func:`necro_relu` is this form.
+
+    The result is named ``surrogate(<forward>, <derivative>)`` and documents itself as such:
+    it is not ``forward`` (whose derivative it replaces).
 
     Args:
       forward: the forward pass, elementwise in ``x``.
-      derivative: the (surrogate) derivative, as above.
-      mask: optional predicate for the 1-bit form.
+      derivative: the (surrogate) derivative, for the first form.
+      mask: the predicate, for the two-valued form.
+      values: ``values(*params) -> (a, b)``, for the two-valued form.
 
     Returns:
       The activation function.
 
+    Raises:
+      TypeError: unless exactly one form is given.
+
     Example:
-      A straight-through Heaviside step and ReLU with a B-SiLU derivative (SUGAR):
+      A straight-through Heaviside step, ReLU with a B-SiLU derivative (SUGAR), and NecroReLU
+      with slope 0.2 in the two-valued form:
 
       >>> import jax, jax.numpy as jnp
       >>> import rectax as rx
@@ -865,14 +992,35 @@ def surrogate(
       ...     s = jax.nn.sigmoid(x)
       ...     return s + (x + 1.67) * s * (1 - s)
       >>> relu_bsilu = rx.surrogate(rx.relu, bsilu_derivative)
+      >>> relu_bsilu.__name__
+      'surrogate(relu, bsilu_derivative)'
       >>> relu_bsilu(jnp.array([-1.0, 2.0]))
       Array([0., 2.], dtype=float32)
+      >>> necro = rx.surrogate(rx.relu, mask=lambda x: x > 0, values=lambda: (1.0, 0.2))
+      >>> jax.grad(lambda x: necro(x).sum())(jnp.array([-1.0, 2.0]))
+      Array([0.2, 1. ], dtype=float32)
     """
-    fn = jax.jit(elementwise(forward, derivative, mask=mask))
+    if derivative is not None and mask is None and values is None:
+        fn = smooth(forward, derivative)
+        rule = _describe(derivative)
+    elif derivative is None and mask is not None and values is not None:
+        fn = two_valued(forward, mask, values)
+        rule = f"{_describe(mask)} ? {_describe(values)}"
+    else:
+        raise TypeError(
+            "rectax.surrogate: give either derivative (surrogate(forward, derivative), with "
+            "derivative(x, *params) the factor) or mask and values (surrogate(forward, "
+            "mask=pred, values=v), with v(*params) -> (factor where pred, factor elsewhere))."
+        )
 
-    @functools.wraps(forward)  # the forward's name and docstring (relu's, for a relu forward)
     def activation(x: ArrayLike, *params: Any) -> Array:
         x, weak = _input("surrogate", x, "keep")
         return _output(fn(x, *params), weak)
 
+    name = f"surrogate({_describe(forward)}, {rule})"
+    activation.__name__ = activation.__qualname__ = name
+    activation.__doc__ = (
+        f"{name}: the forward pass of ``{_describe(forward)}`` with the derivative "
+        f"``{rule}`` in every AD mode (built by :func:`rectax.surrogate`)."
+    )
     return activation

@@ -44,7 +44,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from . import _few_bit_tables
-from ._gradients import elementwise
+from ._gradients import coded
 
 Array = jax.Array
 NumpyFn = Callable[[np.ndarray], np.ndarray]
@@ -309,7 +309,7 @@ class FewBit:
                 ]
             return values[0]
 
-        return jax.jit(elementwise(self.fn, derivative, mask=index, mask_bits=self.bits))
+        return coded(self.fn, index, derivative, self.bits)
 
     def __call__(self, x: ArrayLike) -> Array:
         x = jnp.asarray(x)

@@ -1,10 +1,16 @@
 """The one custom-derivative mechanism behind every rectax activation.
 
-An activation states its derivative rule once, as an elementwise factor ``d(x, *params)`` with
-``f'(x) = d``. :func:`elementwise` turns ``(forward, derivative)`` into a ``jax.custom_jvp``
-function whose tangent rule is ``t_out = d * t_x`` (plus the true derivative in the direction of
-any differentiated hyperparameter). Because the rule is linear in the tangent, JAX transposes it
-for reverse mode, so one rule serves every entry point:
+An activation states its derivative rule once, in one of three forms, each a constructor here:
+
+* :func:`smooth`: ``f'(x) = derivative(x, *params)`` (elu, gelu, silu, softplus, ...);
+* :func:`two_valued`: ``f'(x) = a if mask(x, *params) else b`` with ``(a, b) = values(*params)``
+  (relu, leaky_relu, NecroReLU, relu6, hard_tanh, prelu, rrelu);
+* :func:`coded`: ``f'(x) = level(code(x))``, a ``b``-bit step function (few-bit residuals).
+
+Each builds a ``jax.custom_jvp`` function whose tangent rule is ``t_out = f' * t_x`` (plus the
+true derivative in the direction of any differentiated hyperparameter), casts real
+hyperparameters to the input's floating dtype, and is jit-compiled. Because the rule is linear in
+the tangent, JAX transposes it for reverse mode, so one rule serves every entry point:
 
 * ``jax.grad``, ``jax.vjp``, ``jax.jacrev`` (reverse mode: the linearised rule, transposed);
 * ``jax.jvp``, ``jax.jacfwd``, ``jax.linearize`` (forward mode: the rule itself);
@@ -18,9 +24,7 @@ nothing is lost by stating it in forward form.
 Lean residuals. Every function is wrapped in ``jax.checkpoint`` with a policy that saves only
 values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pass needs them).
 
-* When the derivative takes one of two values (relu, leaky_relu, NecroReLU, relu6, hard_tanh,
-  prelu, rrelu), the rule is given as ``derivative(mask, *params)`` of a boolean
-  ``mask(x, *params)``. The mask is packed to 1 bit per element (into ``uint32`` words,
+* :func:`two_valued` packs the mask to 1 bit per element (into ``uint32`` words,
   :mod:`rectax._packing`; along the last axis, or the merged trailing axes when the last one does
   not fill whole words) and tagged, so reverse mode keeps 1 bit per element
   instead of an array of the input's dtype; the factor is recomputed from the bits and the
@@ -30,7 +34,8 @@ values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pas
   instead, because 1-bit masks beside the convolutions' backward pass raised the step's peak
   (see :data:`FEATURE_MAP_RANK`). The tag is the same, so a user's
   ``save_only_these_names(RESIDUAL_NAME)`` policy keeps whichever the activation chose.
-* Otherwise (elu, gelu, silu, ...) nothing is tagged: reverse mode keeps the input ``x`` and
+* :func:`coded` packs the codes the same way, ``b`` bits per element.
+* :func:`smooth` tags nothing: reverse mode keeps the input ``x`` and
   recomputes ``derivative(x)`` inside the backward pass, fused with the cotangent product. Saving
   the derivative instead lets XLA keep extra transients alive (measured: the exact GELU step
   needed 296 MiB instead of 128 MiB).
@@ -127,35 +132,30 @@ def _param_tangent(
     return t
 
 
-def elementwise(
+def _cast_params(x: Array, params: Sequence[Any]) -> list[Any]:
+    """Real hyperparameters in ``x``'s floating dtype (a float32 slope never promotes bfloat16).
+
+    Their cotangents come back in their own dtype (the cast transposes to the inverse cast).
+    Integer inputs (relu, hard_tanh, ...) and non-numeric parameters (keys) are left alone.
+    """
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        return list(params)
+    out = []
+    for p in params:
+        dtype = jnp.result_type(p)
+        real = jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+        out.append(lax.convert_element_type(p, x.dtype) if real else p)
+    return out
+
+
+def _build(
     forward: Callable[..., Array],
-    derivative: Callable[..., Array],
-    *,
-    mask: Callable[..., Array] | None = None,
-    output_mask: Callable[..., Array] | None = None,
-    mask_bits: int = 1,
+    tangent_factor: Callable[[Array, Array, Sequence[Any]], Array],
 ) -> Callable[..., Array]:
-    """Builds ``f(x, *params)`` from its forward pass and its derivative in ``x``.
+    """The one construction: ``custom_jvp`` with ``t_out = factor * t_x``, checkpointed, jitted.
 
-    Args:
-      forward: ``forward(x, *params) -> y``, elementwise in ``x``.
-      derivative: without ``mask``, ``derivative(x, *params) -> dy/dx``; with ``mask``,
-        ``derivative(m, *params) -> dy/dx`` where ``m = mask(x, *params)``. May return a
-        surrogate (any elementwise factor), not necessarily the true derivative.
-      mask: optional ``mask(x, *params) -> bool``. If given, reverse mode saves only this mask,
-        packed to 1 bit per element.
-      output_mask: optional ``output_mask(y, *params) -> bool`` equal to ``mask(x, *params)``
-        for ``y = forward(x, *params)`` (relu: ``y > 0``). If given, inputs of rank
-        :data:`FEATURE_MAP_RANK` or more save the output ``y`` (tagged ``RESIDUAL_NAME``)
-        instead of the bits, and the mask is recomputed from it.
-      mask_bits: with ``mask_bits > 1``, ``mask`` returns unsigned codes ``< 2**mask_bits``
-        instead (a few-bit derivative's bucket index), packed to ``mask_bits`` bits per element
-        (:func:`rectax._packing.slot_bits`), and ``derivative`` receives them as ``uint32``.
-
-    Returns:
-      A function of ``(x, *params)``. Its derivative in ``x`` is ``derivative``; its derivative
-      in each hyperparameter is the true one (autodiff of ``forward``). Tangents and cotangents
-      have their primal's dtype.
+    ``tangent_factor(x, y, params)`` computes the derivative factor inside the rule, choosing
+    what reverse mode keeps (by tagging it ``RESIDUAL_NAME``, which :data:`_SAVE_BITS` saves).
     """
 
     @jax.custom_jvp
@@ -168,14 +168,7 @@ def elementwise(
         y = forward(x, *params)
         t_out = _param_tangent(forward, x, params, t_params)
         if not _is_zero(t_x):
-            if mask is None:
-                d = derivative(x, *params)
-            elif output_mask is not None and _keeps_output(x):
-                y = checkpoint_name(y, RESIDUAL_NAME)
-                d = derivative(output_mask(y, *params), *params)
-            else:
-                words = checkpoint_name(pack_mask(mask(x, *params), mask_bits), RESIDUAL_NAME)
-                d = derivative(unpack_mask(words, x.shape, mask_bits), *params)
+            d = tangent_factor(x, y, params)
             t_dx = t_x * lax.convert_element_type(d, t_x.dtype)
             t_out = t_dx if t_out is None else t_out + t_dx
         if t_out is None:  # pragma: no cover - custom_jvp never calls a rule with all-zero tangents
@@ -183,4 +176,98 @@ def elementwise(
         return y, t_out
 
     fn.defjvp(rule, symbolic_zeros=True)
-    return jax.checkpoint(fn, policy=_SAVE_BITS)
+    saved = jax.checkpoint(fn, policy=_SAVE_BITS)
+
+    @jax.jit
+    def activation(x: Array, *params: Any) -> Array:
+        return saved(x, *_cast_params(x, params))
+
+    return activation
+
+
+def smooth(forward: Callable[..., Array], derivative: Callable[..., Array]) -> Callable[..., Array]:
+    """``f(x, *params)`` whose derivative in ``x`` is ``derivative(x, *params)``.
+
+    Reverse mode keeps the input ``x`` and recomputes the derivative in the backward pass, fused
+    with the cotangent product (gelu, silu, elu, ...).
+
+    Args:
+      forward: ``forward(x, *params) -> y``, elementwise in ``x``.
+      derivative: ``derivative(x, *params) -> dy/dx``; may be a surrogate (any elementwise
+        factor), not necessarily the true derivative.
+
+    Returns:
+      A jitted function of ``(x, *params)``. Real hyperparameters are cast to ``x``'s floating
+      dtype. Its derivative in ``x`` is ``derivative``; in each hyperparameter the true one
+      (autodiff of ``forward``). Tangents and cotangents have their primal's dtype.
+    """
+    return _build(forward, lambda x, y, params: derivative(x, *params))
+
+
+def two_valued(
+    forward: Callable[..., Array],
+    mask: Callable[..., Array],
+    values: Callable[..., tuple[Any, Any]],
+    *,
+    output_mask: Callable[..., Array] | None = None,
+) -> Callable[..., Array]:
+    """``f(x, *params)`` whose derivative in ``x`` takes one of two values.
+
+    ``f'(x) = a if mask(x, *params) else b`` with ``(a, b) = values(*params)``. Reverse mode keeps
+    only the mask, packed to 1 bit per element (:func:`pack_mask`), and the (small)
+    hyperparameters.
+
+    Args:
+      forward: ``forward(x, *params) -> y``, elementwise in ``x``.
+      mask: ``mask(x, *params) -> bool``.
+      values: ``values(*params) -> (a, b)``, the factor where the mask is True and where it is
+        False (scalars, or arrays broadcastable to ``x``: PReLU's per-channel slopes, RReLU's
+        sampled ones).
+      output_mask: optional ``output_mask(y, *params) -> bool`` equal to ``mask(x, *params)``
+        for ``y = forward(x, *params)`` (relu: ``y > 0``). If given, inputs of rank
+        :data:`FEATURE_MAP_RANK` or more keep the output ``y`` (tagged ``RESIDUAL_NAME``)
+        instead of the bits, and the mask is recomputed from it.
+
+    Returns:
+      A jitted function of ``(x, *params)``, as :func:`smooth`'s.
+    """
+
+    def factor(x: Array, y: Array, params: Sequence[Any]) -> Array:
+        if output_mask is not None and _keeps_output(x):
+            m = output_mask(checkpoint_name(y, RESIDUAL_NAME), *params)
+        else:
+            words = checkpoint_name(pack_mask(mask(x, *params)), RESIDUAL_NAME)
+            m = unpack_mask(words, x.shape)
+        where_true, where_false = values(*params)
+        return jnp.where(m, where_true, where_false)
+
+    return _build(forward, factor)
+
+
+def coded(
+    forward: Callable[[Array], Array],
+    code: Callable[[Array], Array],
+    level: Callable[[Array], Array],
+    bits: int,
+) -> Callable[[Array], Array]:
+    """``f(x)`` whose derivative is ``level(code(x))``: a ``bits``-bit step function.
+
+    Reverse mode keeps only the codes, packed to ``bits`` bits per element
+    (:func:`rectax._packing.slot_bits`): Few-Bit Backward's residual.
+
+    Args:
+      forward: ``forward(x) -> y``.
+      code: ``code(x)``: unsigned codes below ``2**bits`` (a boolean for ``bits == 1``).
+      level: ``level(codes) -> dy/dx`` for the unpacked codes (``uint32``, or bool for 1 bit).
+      bits: 1 to 8.
+
+    Returns:
+      A jitted function of ``x``.
+    """
+
+    def factor(x: Array, y: Array, params: Sequence[Any]) -> Array:
+        del y, params
+        words = checkpoint_name(pack_mask(code(x), bits), RESIDUAL_NAME)
+        return level(unpack_mask(words, x.shape, bits))
+
+    return _build(forward, factor)

@@ -563,10 +563,10 @@ def test_python_scalar_like_jax_nn(act: Activation, value):
         (lambda x: rx.gelu(x, approximate="exact"), "approximate"),
         (lambda x: rx.rrelu(x, lower=0.5, upper=0.1), "lower"),
         (lambda x: rx.rrelu(x, jax.random.key(0), lower=0.5, upper=0.1), "lower"),
-        (lambda x: rx.rrelu(x, lower=jnp.asarray([0.1, 0.6]), upper=0.5), "lower"),
+        (lambda x: rx.rrelu(x, lower=np.asarray([0.1, 0.6]), upper=0.5), "lower"),
         (lambda x: rx.softplus(x, beta=0.0), "beta"),
         (lambda x: rx.softplus(x, beta=-1.0), "beta"),
-        (lambda x: rx.softplus(x, beta=jnp.asarray([1.0, -1.0])), "beta"),
+        (lambda x: rx.softplus(x, beta=np.asarray([1.0, -1.0])), "beta"),
         (lambda x: rx.celu(x, alpha=0.0), "alpha"),
         (lambda x: rx.celu(x, alpha=-2.0), "alpha"),
     ],
@@ -574,6 +574,26 @@ def test_python_scalar_like_jax_nn(act: Activation, value):
 def test_bad_hyperparameters_raise_value_error(call, argument):
     with pytest.raises(ValueError, match=argument):
         call(jnp.ones(2))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x, p: rx.softplus(x, beta=p),
+        lambda x, p: rx.celu(x, alpha=p),
+        lambda x, p: rx.rrelu(x, lower=p * 0.1, upper=p * 0.3),
+        lambda x, p: rx.leaky_relu(x, p),
+        lambda x, p: rx.elu(x, p),
+    ],
+)
+def test_device_array_hyperparameters_never_sync(call):
+    """A jax-array hyperparameter is not validated on the host: no device-to-host transfer."""
+    x = jnp.linspace(-2.0, 2.0, 8)
+    p = jnp.asarray(1.5)
+    expected = call(x, 1.5)
+    with jax.transfer_guard_device_to_host("disallow"):
+        y = call(x, p)
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(expected))
 
 
 def test_traced_hyperparameters_are_not_validated():
@@ -688,8 +708,8 @@ def test_surrogate_relu_with_bsilu_derivative():
 def test_surrogate_mask_form():
     fn = rx.surrogate(
         lambda x, a: jnp.where(x >= 0, x, a * x),
-        lambda m, a: jnp.where(m, jnp.ones_like(a), a),
         mask=lambda x, a: x >= 0,
+        values=lambda a: (1.0, a),
     )
     x64 = np.linspace(-3.0, 3.0, 25)
     x = jnp.asarray(x64, jnp.float32)
@@ -756,7 +776,31 @@ def test_registry_covers_every_public_activation():
     assert public <= {a.api for a in ACTIVATIONS}, public - {a.api for a in ACTIVATIONS}
 
 
-def test_surrogate_carries_its_forwards_name_and_docstring():
-    relu_bsilu = rx.surrogate(rx.relu, lambda x: jnp.ones_like(x))
-    assert relu_bsilu.__name__ == "relu"
-    assert relu_bsilu.__doc__ == rx.relu.__doc__
+def test_surrogate_names_itself_not_its_forward():
+    """surrogate(rx.relu, d) is not relu: its name and docstring say what it is."""
+
+    def straight_through(x):
+        return jnp.ones_like(x)
+
+    fn = rx.surrogate(rx.relu, straight_through)
+    assert fn.__name__ == "surrogate(relu, straight_through)"
+    assert fn.__doc__ != rx.relu.__doc__
+    assert "relu" in fn.__doc__
+    assert "straight_through" in fn.__doc__
+    two = rx.surrogate(rx.relu, mask=lambda x: x > 0, values=lambda: (1.0, 0.1))
+    assert two.__name__.startswith("surrogate(relu, ")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"derivative": jnp.ones_like, "mask": lambda x: x > 0},
+        {"mask": lambda x: x > 0},
+        {"values": lambda: (1.0, 0.0)},
+        {"derivative": jnp.ones_like, "mask": lambda x: x > 0, "values": lambda: (1.0, 0.0)},
+    ],
+)
+def test_surrogate_needs_exactly_one_form(kwargs):
+    with pytest.raises(TypeError, match=r"rectax\.surrogate: give either derivative"):
+        rx.surrogate(rx.relu, **kwargs)

@@ -265,7 +265,7 @@ def test_gain_reference_parametrised():
 def test_gain_closed_forms(a):
     closed = math.sqrt(2 / (1 + a * a))
     assert init.gain("leaky_relu", negative_slope=a) == pytest.approx(closed, rel=1e-12)
-    assert init.gain("prelu", slope=a) == pytest.approx(closed, rel=1e-12)
+    assert init.gain("prelu", negative_slope=a) == pytest.approx(closed, rel=1e-12)
     assert init.gain("necro_relu", negative_slope=a) == pytest.approx(math.sqrt(2), rel=1e-12)
     backward = init.gain("necro_relu", negative_slope=a, backward=True)
     assert backward == pytest.approx(closed, rel=1e-12)
@@ -339,7 +339,7 @@ def _same(a, b, shape=(64, 32)):
         (rx.leaky_relu, {}, init.he_normal(negative_slope=0.01)),
         (jax.nn.leaky_relu, {"negative_slope": 0.2}, init.he_normal(negative_slope=0.2)),
         (rx.prelu, {}, init.he_normal(negative_slope=0.25)),
-        (rx.prelu, {"slope": 0.1}, init.he_normal(negative_slope=0.1)),
+        (rx.prelu, {"negative_slope": 0.1}, init.he_normal(negative_slope=0.1)),
         (rx.rrelu, {}, init.he_normal(negative_slope=(1 / 8 + 1 / 3) / 2)),
         (rx.selu, {}, init.lecun_normal()),
         (jax.nn.selu, {}, init.lecun_normal()),

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from .. import _activations as _act
+from .. import _catalog
 from ._variance import (
     Axes,
     Distribution,
@@ -63,117 +63,50 @@ def _expect(g: Callable[[np.ndarray], np.ndarray], kinks: Sequence[float] = ()) 
 
 
 # --------------------------------------------------------------------------- named activations
-def _erf(z: np.ndarray) -> np.ndarray:
-    return np.vectorize(math.erf)(z)
-
-
-def _softplus(z: np.ndarray, beta: float = 1.0) -> np.ndarray:
-    return np.logaddexp(0.0, beta * z) / beta
-
-
-def _gelu(z: np.ndarray, approximate: bool | str = True) -> np.ndarray:
-    if approximate is True or approximate == "tanh":
-        return 0.5 * z * (1 + np.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3)))
-    return 0.5 * z * (1 + _erf(z / math.sqrt(2)))
-
-
-def _elu(z: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
-
-
-def _celu(z: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    return np.maximum(z, 0) + np.minimum(0, alpha * np.expm1(np.minimum(z, 0) / alpha))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+# rectax's activations bring their own facts (rectax._catalog). Below: the other functions a gain
+# is asked for (torch's calculate_gain names and jax.nn's non-rectifiers), as
+# (float64 NumPy forward, jax function).
+def _np_sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + np.tanh(z / 2))
 
 
-# float64 forward functions; params are keyword arguments with the rectax defaults.
-_FORWARD: dict[str, Callable[..., np.ndarray]] = {
-    "linear": lambda z: z,
-    "relu6": lambda z: np.clip(z, 0, 6),
-    "hard_tanh": lambda z: np.clip(z, -1, 1),
-    "squared_relu": lambda z: np.maximum(z, 0) ** 2,
-    "elu": _elu,
-    "celu": _celu,
-    "selu": lambda z: _act.SELU_SCALE * _elu(z, _act.SELU_ALPHA),
-    "gelu": _gelu,
-    "silu": lambda z: z * _sigmoid(z),
-    "softplus": lambda z, beta=1.0, threshold=20.0: _softplus(z, beta),
-    "mish": lambda z: z * np.tanh(_softplus(z)),
-    "tanh": np.tanh,
-    "sigmoid": _sigmoid,
+_OTHERS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[..., Any]]] = {
+    "linear": (lambda z: z, jax.nn.identity),
+    "tanh": (np.tanh, jnp.tanh),
+    "sigmoid": (_np_sigmoid, jax.nn.sigmoid),
+    "mish": (lambda z: z * np.tanh(np.logaddexp(0.0, z)), jax.nn.mish),
 }
-
-_ALIASES = {
+_OTHER_ALIASES = {
     "identity": "linear",
     "conv1d": "linear",
     "conv2d": "linear",
     "conv3d": "linear",
-    "swish": "silu",
     "kaiming": "relu",
-    "hardtanh": "hard_tanh",
-    "leaky": "leaky_relu",
-    "necro": "necro_relu",
 }
-
-# Activations whose gains are closed forms of a slope: forward slope, backward slope.
-_RECTIFIERS = ("relu", "leaky_relu", "prelu", "rrelu", "necro_relu")
+_OTHER_FUNCTIONS = {
+    id(jax.nn.identity): "linear",
+    id(jax.nn.tanh): "tanh",
+    id(jnp.tanh): "tanh",
+    id(jax.nn.sigmoid): "sigmoid",
+    id(jax.nn.mish): "mish",
+}
 
 # torch.nn.init.calculate_gain, for porting.
 _TORCH = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3.0, "selu": 0.75}
 
-_PARAMS: dict[str, tuple[str, ...]] = {
-    "leaky_relu": ("negative_slope",),
-    "necro_relu": ("negative_slope",),
-    "prelu": ("slope",),
-    "rrelu": ("lower", "upper"),
-    "elu": ("alpha",),
-    "celu": ("alpha",),
-    "gelu": ("approximate",),
-    "softplus": ("beta", "threshold"),
-}
-_FEW_BIT = ("gelu", "silu", "elu", "celu", "selu", "softplus")
-"""Activations with a ``bits`` keyword: it changes the derivative (backward gain), not f."""
 
-
-def _known_functions() -> list[tuple[Any, str]]:
-    import jax.nn as jnn
-
-    pairs: list[tuple[Any, str]] = [
-        (_act.relu, "relu"),
-        (_act.relu6, "relu6"),
-        (_act.leaky_relu, "leaky_relu"),
-        (_act.necro_relu, "necro_relu"),
-        (_act.prelu, "prelu"),
-        (_act.rrelu, "rrelu"),
-        (_act.elu, "elu"),
-        (_act.celu, "celu"),
-        (_act.selu, "selu"),
-        (_act.gelu, "gelu"),
-        (_act.silu, "silu"),
-        (_act.softplus, "softplus"),
-        (_act.hard_tanh, "hard_tanh"),
-        (_act.squared_relu, "squared_relu"),
-        (jnn.relu, "relu"),
-        (jnn.relu6, "relu6"),
-        (jnn.leaky_relu, "leaky_relu"),
-        (jnn.elu, "elu"),
-        (jnn.celu, "celu"),
-        (jnn.selu, "selu"),
-        (jnn.gelu, "gelu"),
-        (jnn.silu, "silu"),
-        (jnn.swish, "silu"),
-        (jnn.softplus, "softplus"),
-        (jnn.hard_tanh, "hard_tanh"),
-        (jnn.mish, "mish"),
-        (jnn.sigmoid, "sigmoid"),
-        (jnn.tanh, "tanh"),
-        (jnp.tanh, "tanh"),
-        (jnn.identity, "linear"),
-    ]
-    return pairs
+def _name_of(activation: str) -> str:
+    key = _OTHER_ALIASES.get(activation.lower(), activation.lower())
+    info = _catalog.by_name(key)
+    if info is not None:
+        return info.name
+    if key in _OTHERS:
+        return key
+    known = sorted({*_catalog.names(), *_OTHERS, *_OTHER_ALIASES})
+    raise ValueError(
+        f"rectax.initializers: unknown activation {activation!r}; known names are "
+        f"{', '.join(known)}. Pass the function itself to have its gain computed."
+    )
 
 
 def resolve(activation: str | Callable[..., Any], params: dict[str, Any]) -> tuple[Any, dict]:
@@ -188,24 +121,21 @@ def resolve(activation: str | Callable[..., Any], params: dict[str, Any]) -> tup
         params = {**activation.keywords, **params}
         activation = activation.func
     if isinstance(activation, str):
-        key = activation.lower()
-        name = _ALIASES.get(key, key)
-        if name not in _FORWARD and name not in _RECTIFIERS:
-            known = sorted({*_FORWARD, *_RECTIFIERS, *_ALIASES})
-            raise ValueError(
-                f"rectax.initializers: unknown activation {activation!r}; known names are "
-                f"{', '.join(known)}. Pass the function itself to have its gain computed."
-            )
+        name = _name_of(activation)
     elif callable(activation):
-        match = [n for f, n in _known_functions() if f is activation]
-        if not match:
+        info = _catalog.by_function(activation)
+        if info is not None:
+            name = info.name
+        elif id(activation) in _OTHER_FUNCTIONS:
+            name = _OTHER_FUNCTIONS[id(activation)]
+        else:
             return activation, params
-        name = match[0]
     else:
         raise TypeError(
             f"rectax.initializers: activation must be a name or a callable, got {activation!r}."
         )
-    allowed = _PARAMS.get(name, ()) + (("bits",) if name in _FEW_BIT else ())
+    info = _catalog.by_name(name)
+    allowed = () if info is None else (*info.hyperparameters, *(("bits",) * info.few_bit))
     unknown = set(params) - set(allowed)
     if unknown:
         raise ValueError(
@@ -215,32 +145,12 @@ def resolve(activation: str | Callable[..., Any], params: dict[str, Any]) -> tup
     return name, params
 
 
-def _slope(name: str, params: dict[str, Any], backward: bool) -> float:
-    if name == "relu":
-        return 0.0
-    if name == "leaky_relu":
-        return float(params.get("negative_slope", 0.01))
-    if name == "prelu":
-        slope = np.asarray(params.get("slope", 0.25), np.float64)
-        if slope.size != 1:
-            raise ValueError(
-                "rectax.initializers: prelu's gain needs one scalar slope (the initial value), "
-                f"got shape {slope.shape}."
-            )
-        return float(slope.reshape(()))
-    if name == "rrelu":
-        return (float(params.get("lower", 1.0 / 8.0)) + float(params.get("upper", 1.0 / 3.0))) / 2
-    # necro_relu: forward is relu; the backward pass uses the surrogate slope.
-    return float(params.get("negative_slope", 0.1)) if backward else 0.0
-
-
-def _jax_callable(name: str, params: dict[str, Any]) -> Callable[..., Any]:
-    if name in ("mish", "sigmoid", "tanh", "linear"):
-        fn = {"mish": jax.nn.mish, "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh}.get(
-            name, lambda x: x
-        )
-        return fn
-    return functools.partial(getattr(_act, name), **params)
+def _rectifier_slope(name: str, params: dict[str, Any], backward: bool) -> float | None:
+    """The closed-form gain's slope for rectax's rectifiers (None for the others)."""
+    info = _catalog.by_name(name)
+    if info is None or info.slope is None:
+        return None
+    return info.slope({**info.hyperparameters, **params}, backward)
 
 
 def _second_moment_of_callable(
@@ -268,18 +178,21 @@ def second_moment(
     act, params = resolve(activation, params)
     if not isinstance(act, str):
         return _second_moment_of_callable(act, params, backward, kinks)
-    if act in _RECTIFIERS:
-        a = _slope(act, params, backward)
-        return (1.0 + a * a) / 2.0
+    slope = _rectifier_slope(act, params, backward)
+    if slope is not None:
+        return (1.0 + slope * slope) / 2.0
     if act == "linear":
         return 1.0
+    info = _catalog.by_name(act)
     if backward:
-        return _second_moment_of_callable(
-            _jax_callable(act, params), params={}, backward=True, kinks=(-1.0, 1.0, 6.0, *kinks)
-        )
-    f = _FORWARD[act]
-    forward_params = {k: v for k, v in params.items() if k != "bits"}
-    return _expect(lambda z: f(z, **forward_params) ** 2, kinks)
+        fn = _OTHERS[act][1] if info is None else functools.partial(info.fn, **params)
+        return _second_moment_of_callable(fn, {}, True, (-1.0, 1.0, 6.0, *kinks))
+    if info is None:
+        return _expect(lambda z: _OTHERS[act][0](z) ** 2, kinks)
+    assert info.reference is not None, info.name  # every non-rectifier has one
+    forward = functools.partial(info.reference, **info.hyperparameters)
+    forward = functools.partial(forward, **{k: v for k, v in params.items() if k != "bits"})
+    return _expect(lambda z: forward(z) ** 2, kinks)
 
 
 def gain(
@@ -394,9 +307,11 @@ def for_activation(
     """
     backward = mode == "fan_out"
     act, bound = resolve(activation, params)
-    if isinstance(act, str) and act in _RECTIFIERS:
-        scale = _he_scale(_slope(act, bound, backward))
-    elif isinstance(act, str) and act in ("selu", "linear"):
+    slope = _rectifier_slope(act, bound, backward) if isinstance(act, str) else None
+    info = _catalog.by_name(act) if isinstance(act, str) else None
+    if slope is not None:
+        scale = _he_scale(slope)
+    elif act == "linear" or (info is not None and info.self_normalizing):
         scale = 1.0
     else:
         scale = 1.0 / second_moment(activation, backward=backward, **params)
