@@ -323,6 +323,11 @@ class Activation(nnx.Module):
 
 
 # --------------------------------------------------------------------------- builders
+def _chain(layer: Callable[..., nnx.Module], sizes: Sequence[int], rngs: nnx.Rngs) -> nnx.List:
+    """``layer(d_in, d_out, rngs=rngs)`` for each consecutive pair of ``sizes``."""
+    return nnx.List([layer(a, b, rngs=rngs) for a, b in itertools.pairwise(sizes)])
+
+
 class MLP(nnx.Module):
     """A multilayer perceptron: Linear layers with an activation between them (none after the last).
 
@@ -364,21 +369,10 @@ class MLP(nnx.Module):
         rngs: nnx.Rngs,
     ) -> None:
         init = common.kernel_init_for(activation, kernel_init)
-        dims = [in_features, *features]
-        self.layers = nnx.List(
-            [
-                nnx.Linear(
-                    d_in,
-                    d_out,
-                    kernel_init=init,
-                    bias_init=bias_init,
-                    dtype=dtype,
-                    param_dtype=param_dtype,
-                    rngs=rngs,
-                )
-                for d_in, d_out in itertools.pairwise(dims)
-            ]
+        layer = functools.partial(
+            nnx.Linear, kernel_init=init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype
         )
+        self.layers = _chain(layer, [in_features, *features], rngs)
         make_act = common.make_activation(activation, record_stats, Activation, rngs=rngs)
         self.activations = nnx.List([make_act() for _ in features[:-1]])
 
@@ -445,22 +439,15 @@ class CNN(nnx.Module):
         rngs: nnx.Rngs,
     ) -> None:
         init = common.kernel_init_for(activation, kernel_init, layout="conv")
-        chans = [in_channels, *features]
-        self.convs = nnx.List(
-            [
-                nnx.Conv(
-                    c_in,
-                    c_out,
-                    common.pair(kernel_size),
-                    kernel_init=init,
-                    bias_init=bias_init,
-                    dtype=dtype,
-                    param_dtype=param_dtype,
-                    rngs=rngs,
-                )
-                for c_in, c_out in itertools.pairwise(chans)
-            ]
+        conv = functools.partial(
+            nnx.Conv,
+            kernel_size=common.pair(kernel_size),
+            kernel_init=init,
+            bias_init=bias_init,
+            dtype=dtype,
+            param_dtype=param_dtype,
         )
+        self.convs = _chain(conv, [in_channels, *features], rngs)
         make_act = common.make_activation(activation, record_stats, Activation, rngs=rngs)
         self.conv_activations = nnx.List([make_act() for _ in features])
         self.head = MLP(
