@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeGuard
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-import rectax
+from . import _activations, diagnostics
 
 Array = jax.Array
 Initializer = Callable[..., Array]
+Sow = Callable[..., Any]
+"""A module's ``sow`` with its collection bound (``'intermediates'`` in Linen,
+``nnx.Intermediate`` in NNX): ``sow(name, value, reduce_fn=..., init_fn=...)``."""
 
 PRELU_INIT = 0.25
 """He et al. (2015) and torch initialise PReLU slopes at 0.25 (flax uses 0.01)."""
@@ -36,8 +41,8 @@ def resolve_function(activation: str | Callable[..., Array]) -> Callable[..., Ar
     if callable(activation):
         return activation
     if isinstance(activation, str):
-        fn = getattr(rectax, activation, None)
-        if callable(fn) and activation in rectax.__all__:
+        fn = getattr(_activations, activation, None)
+        if _is_activation(fn, activation):
             return fn
         fn = getattr(jax.nn, activation, None)
         if callable(fn):
@@ -46,6 +51,12 @@ def resolve_function(activation: str | Callable[..., Array]) -> Callable[..., Ar
         f"rectax: unknown activation {activation!r}; pass a name from rectax or jax.nn, a "
         "function, or a module class."
     )
+
+
+def _is_activation(fn: object, name: str) -> TypeGuard[Callable[..., Array]]:
+    """Whether ``fn``, found as ``name`` in ``_activations``, is one of its public functions."""
+    defined_here = getattr(fn, "__module__", None) == _activations.__name__
+    return not name.startswith("_") and callable(fn) and defined_here
 
 
 def module_class(activation: Any) -> type | None:
@@ -201,3 +212,123 @@ def check_rrelu_bounds(lower: float, upper: float) -> None:
     """Validates RReLU's bounds at construction time."""
     if not lower <= upper:
         raise ValueError(f"rectax RReLU: lower must be <= upper, got {lower} and {upper}.")
+
+
+def pair(size: int | Sequence[int]) -> tuple[int, int]:
+    """``(size, size)`` for an int, else the two sizes (a CNN's ``image_size``, ``kernel_size``)."""
+    if isinstance(size, int):
+        return size, size
+    height, width = size
+    return height, width
+
+
+def cnn_head_features(image_size: int | Sequence[int], features: Sequence[int]) -> int:
+    """Input width of a CNN's head: ``image_size`` halved by each block's 2x2 pool, times the
+    last block's channels."""
+    height, width = pair(image_size)
+    for _ in features:
+        height, width = height // 2, width // 2
+    return height * width * features[-1]
+
+
+def merge_params(params: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``Activation``'s hyperparameters: the ``params`` mapping, then ``**kwargs`` over it."""
+    return {**(params or {}), **kwargs}
+
+
+# --------------------------------------------------------------------------- forward passes
+def _merge_stats(prev: Any, new: Any) -> Any:
+    return new if prev is None else diagnostics.merge_stats(prev, new)
+
+
+def _no_stats() -> None:
+    return None
+
+
+def recorded(sow: Sow | None, pre: ArrayLike, post: Array, unit_axis: int = -1) -> Array:
+    """Returns ``post``, first sowing the :class:`~rectax.diagnostics.UnitStats` of ``pre`` and
+    ``post`` as ``'unit_stats'`` (merged over repeated calls) unless ``sow`` is None.
+
+    Args:
+      sow: the module's ``sow`` with its collection bound, or None when ``record_stats`` is off
+        (then nothing is computed or traced).
+      pre: the activation's input.
+      post: its output.
+      unit_axis: the axis of units (PReLU's ``axis``; the last axis otherwise).
+    """
+    if sow is not None:
+        stats = diagnostics.unit_stats(jnp.asarray(pre), post, unit_axis=unit_axis)
+        sow("unit_stats", stats, reduce_fn=_merge_stats, init_fn=_no_stats)
+    return post
+
+
+def prelu_forward(x: Array, slope: Array, axis: int, sow: Sow | None) -> Array:
+    """PReLU's forward pass with its slope (shared, or one per index of ``axis``)."""
+    return recorded(sow, x, _activations.prelu(x, check_slope_axis(x, slope, axis)), axis)
+
+
+def rrelu_key(deterministic: bool, rng: Array | None, draw: Callable[[], Array]) -> Array | None:
+    """RReLU's key: None in evaluation, else the ``rng`` call argument or, failing it, ``draw()``
+    (the module's stream)."""
+    if deterministic:
+        return None
+    return rng if rng is not None else draw()
+
+
+def rrelu_forward(
+    x: ArrayLike, key: Array | None, lower: float, upper: float, sow: Sow | None
+) -> Array:
+    """RReLU's forward pass: random slopes with ``key``, the mean slope with None."""
+    return recorded(sow, x, _activations.rrelu(x, key, lower, upper))
+
+
+def necro_forward(x: ArrayLike, negative_slope: float, sow: Sow | None) -> Array:
+    """NecroReLU's forward pass."""
+    return recorded(sow, x, _activations.necro_relu(x, negative_slope))
+
+
+def activation_forward(
+    fn: Callable[..., Array], params: Mapping[str, Any], x: ArrayLike, sow: Sow | None
+) -> Array:
+    """``Activation``'s forward pass: ``fn(x, **params)``."""
+    return recorded(sow, x, fn(x, **params))
+
+
+# --------------------------------------------------------------------------- builders
+def accepts(fn: Callable[..., Any], arg: str) -> bool:
+    """Whether ``fn``'s signature names ``arg`` (False where it has none)."""
+    try:
+        return arg in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def make_activation(
+    activation: Any, record_stats: bool, wrap: Callable[..., Any], **init_kwargs: Any
+) -> Callable[[], Any]:
+    """A factory of fresh activation modules for a builder's ``activation``.
+
+    Args:
+      activation: a module class (or ``functools.partial`` of one), a function or a name.
+      record_stats: passed to module classes that take it.
+      wrap: the API's ``Activation`` class, for functions and names.
+      **init_kwargs: passed to module classes whose ``__init__`` takes them (NNX's ``rngs``).
+
+    Returns:
+      A function of no arguments that builds one activation module.
+    """
+    cls: Any = module_class(activation)
+    if cls is None:
+        fn = resolve_function(activation)
+        return lambda: wrap(fn, record_stats=record_stats)
+    extra = {k: v for k, v in init_kwargs.items() if accepts(cls.__init__, k)}
+    if record_stats and accepts(cls.__init__, "record_stats"):
+        extra["record_stats"] = True
+    return lambda: activation(**extra)
+
+
+def call_activation(act: Any, x: Array, deterministic: bool | None) -> Array:
+    """Calls a builder's activation module, passing ``deterministic`` where it takes it."""
+    if deterministic is not None and accepts(act.__call__, "deterministic"):
+        return act(x, deterministic=deterministic)
+    return act(x)

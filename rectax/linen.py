@@ -20,7 +20,7 @@ is computed or traced.
 
 from __future__ import annotations
 
-import inspect
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -33,7 +33,6 @@ from jax.typing import DTypeLike
 import rectax
 
 from . import _modules_common as common
-from . import diagnostics
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -41,14 +40,9 @@ Initializer = Callable[..., Array]
 __all__ = ["CNN", "MLP", "Activation", "NecroReLU", "PReLU", "RReLU"]
 
 
-def _record(module: nn.Module, pre: Array, post: Array, unit_axis: int = -1) -> None:
-    module.sow(
-        "intermediates",
-        "unit_stats",
-        diagnostics.unit_stats(pre, post, unit_axis=unit_axis),
-        reduce_fn=lambda prev, new: new if prev is None else diagnostics.merge_stats(prev, new),
-        init_fn=lambda: None,
-    )
+def _sow(module: Any) -> common.Sow | None:
+    """The module's ``sow`` into ``'intermediates'``, or None when ``record_stats`` is off."""
+    return functools.partial(module.sow, "intermediates") if module.record_stats else None
 
 
 class PReLU(nn.Module):
@@ -109,10 +103,7 @@ class PReLU(nn.Module):
             self.param_dtype,
         )
         x = jnp.asarray(x, self.dtype) if self.dtype is not None else jnp.asarray(x)
-        y = rectax.prelu(x, common.check_slope_axis(x, slope, self.axis))
-        if self.record_stats:
-            _record(self, x, y, self.axis)
-        return y
+        return common.prelu_forward(x, slope, self.axis, _sow(self))
 
 
 class RReLU(nn.Module):
@@ -121,8 +112,10 @@ class RReLU(nn.Module):
     In training (``deterministic=False``) each element's negative slope is drawn from
     ``U(lower, upper)`` with a key from the ``rng_collection`` stream (default ``'rrelu'``, so
     ``apply(..., rngs={'rrelu': key})``) or from the ``rng`` call argument; in evaluation the slope
-    is the mean ``(lower + upper)/2``. ``deterministic`` follows :class:`flax.linen.Dropout`: an
-    attribute and a call argument, one of which must be set.
+    is the mean ``(lower + upper)/2``. ``deterministic`` and ``rng`` follow
+    :class:`flax.linen.Dropout`: ``deterministic`` is an attribute and a call argument, one of
+    which must be set. The call argument is ``rng`` in both twins (:class:`rectax.nnx.RReLU` also
+    takes NNX's ``rngs``); Linen cannot name it ``rngs``, which ``Module.apply`` takes for itself.
 
     Attributes:
       lower: lower bound of the slope (default 1/8, as torch).
@@ -165,14 +158,8 @@ class RReLU(nn.Module):
         """
         common.check_rrelu_bounds(self.lower, self.upper)
         deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
-        if deterministic:
-            key = None
-        else:
-            key = rng if rng is not None else self.make_rng(self.rng_collection)
-        y = rectax.rrelu(x, key, self.lower, self.upper)
-        if self.record_stats:
-            _record(self, jnp.asarray(x), y)
-        return y
+        key = common.rrelu_key(deterministic, rng, lambda: self.make_rng(self.rng_collection))
+        return common.rrelu_forward(x, key, self.lower, self.upper, _sow(self))
 
 
 class NecroReLU(nn.Module):
@@ -204,10 +191,7 @@ class NecroReLU(nn.Module):
         Returns:
           ``rectax.necro_relu(x, negative_slope)``.
         """
-        y = rectax.necro_relu(x, self.negative_slope)
-        if self.record_stats:
-            _record(self, jnp.asarray(x), y)
-        return y
+        return common.necro_forward(x, self.negative_slope, _sow(self))
 
 
 class _ActivationFields(nn.Module):
@@ -225,21 +209,19 @@ class _ActivationFields(nn.Module):
         Returns:
           The activation's output.
         """
-        y = self.fn(x, **self.params)
-        if self.record_stats:
-            _record(self, jnp.asarray(x), y)
-        return y
+        return common.activation_forward(self.fn, self.params, x, _sow(self))
 
 
 class Activation(_ActivationFields):
     """Wraps an activation function and fixed hyperparameters as a module.
 
     ``Activation(fn, **params)(x)`` computes ``fn(x, **params)``; ``fn`` may be a rectax or
-    jax.nn function, any callable, or a name (``"leaky_relu"``).
+    jax.nn function, any callable, or a name (``"leaky_relu"``). Hyperparameters can also come as
+    a mapping, ``Activation(fn, params={...})``, as in :class:`rectax.nnx.Activation`.
 
     Args:
       fn: the activation function or its name.
-      params: hyperparameters as a mapping (what :meth:`clone` passes); merged with ``**kwargs``.
+      params: hyperparameters as a mapping (what :meth:`clone` passes); ``**kwargs`` override it.
       record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
       parent: Linen parent (set by Flax).
       name: Linen name.
@@ -265,7 +247,7 @@ class Activation(_ActivationFields):
     ) -> None:
         super().__init__(
             fn=common.resolve_function(fn),
-            params=FrozenDict({**(params or {}), **kwargs}),
+            params=FrozenDict(common.merge_params(params, kwargs)),
             record_stats=record_stats,
             parent=parent,
             name=name,
@@ -273,33 +255,6 @@ class Activation(_ActivationFields):
 
 
 # --------------------------------------------------------------------------- builders
-_RECTAX_MODULES = {"PReLU": PReLU, "RReLU": RReLU, "NecroReLU": NecroReLU}
-
-
-def _accepts(fn: Callable[..., Any], arg: str) -> bool:
-    try:
-        return arg in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _make_activation(activation: Any, record_stats: bool) -> Callable[[], nn.Module]:
-    cls = common.module_class(activation)
-    if cls is not None:
-        extra = {}
-        if record_stats and "record_stats" in getattr(cls, "__dataclass_fields__", {}):
-            extra["record_stats"] = True
-        return lambda: activation(**extra)
-    fn = common.resolve_function(activation)
-    return lambda: Activation(fn, record_stats=record_stats)
-
-
-def _call_activation(act: nn.Module, x: Array, deterministic: bool | None) -> Array:
-    if deterministic is not None and _accepts(act.__call__, "deterministic"):
-        return act(x, deterministic=deterministic)
-    return act(x)
-
-
 class MLP(nn.Module):
     """A multilayer perceptron: Dense layers with an activation between them (none after the last).
 
@@ -346,7 +301,7 @@ class MLP(nn.Module):
           ``(..., features[-1])``.
         """
         init = common.kernel_init_for(self.activation, self.kernel_init)
-        make_act = _make_activation(self.activation, self.record_stats)
+        make_act = common.make_activation(self.activation, self.record_stats, Activation)
         for i, width in enumerate(self.features):
             x = nn.Dense(
                 width,
@@ -357,7 +312,7 @@ class MLP(nn.Module):
                 name=f"Dense_{i}",
             )(x)
             if i < len(self.features) - 1:
-                x = _call_activation(make_act(), x, deterministic)
+                x = common.call_activation(make_act(), x, deterministic)
         return x
 
 
@@ -368,7 +323,7 @@ class CNN(nn.Module):
       features: channels of the conv blocks, e.g. ``(16, 32)``.
       dense: widths of the hidden Dense layers of the head.
       num_classes: output width.
-      kernel_size: convolution window.
+      kernel_size: convolution window, ``(height, width)`` or an int for a square one.
       activation: as for :class:`MLP`.
       kernel_init: an initializer, or ``"auto"`` (see :class:`MLP`).
       bias_init: bias initializer (zeros).
@@ -389,7 +344,7 @@ class CNN(nn.Module):
     features: Sequence[int] = (16, 32)
     dense: Sequence[int] = (64,)
     num_classes: int = 10
-    kernel_size: tuple[int, int] = (3, 3)
+    kernel_size: int | tuple[int, int] = (3, 3)
     activation: Any = rectax.relu
     kernel_init: Initializer | str = "auto"
     bias_init: Initializer = nn.initializers.zeros_init()
@@ -409,18 +364,18 @@ class CNN(nn.Module):
           ``(batch, num_classes)`` logits.
         """
         init = common.kernel_init_for(self.activation, self.kernel_init, layout="conv")
-        make_act = _make_activation(self.activation, self.record_stats)
+        make_act = common.make_activation(self.activation, self.record_stats, Activation)
         for i, channels in enumerate(self.features):
             x = nn.Conv(
                 channels,
-                self.kernel_size,
+                common.pair(self.kernel_size),
                 kernel_init=init,
                 bias_init=self.bias_init,
                 dtype=self.dtype,
                 param_dtype=self.param_dtype,
                 name=f"Conv_{i}",
             )(x)
-            x = _call_activation(make_act(), x, deterministic)
+            x = common.call_activation(make_act(), x, deterministic)
             x = nn.avg_pool(x, (2, 2), strides=(2, 2))
         x = x.reshape(x.shape[0], -1)
         return MLP(

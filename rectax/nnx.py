@@ -21,7 +21,7 @@ so that builders can construct any of them the same way.
 
 from __future__ import annotations
 
-import inspect
+import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -36,7 +36,6 @@ from jax.typing import DTypeLike
 import rectax
 
 from . import _modules_common as common
-from . import diagnostics
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -46,14 +45,9 @@ _ZEROS = nnx.initializers.zeros_init()
 __all__ = ["CNN", "MLP", "Activation", "NecroReLU", "PReLU", "RReLU"]
 
 
-def _record(module: nnx.Module, pre: Array, post: Array, unit_axis: int = -1) -> None:
-    module.sow(
-        nnx.Intermediate,
-        "unit_stats",
-        diagnostics.unit_stats(pre, post, unit_axis=unit_axis),
-        reduce_fn=lambda prev, new: new if prev is None else diagnostics.merge_stats(prev, new),
-        init_fn=lambda: None,
-    )
+def _sow(module: Any) -> common.Sow | None:
+    """The module's ``sow`` of an ``nnx.Intermediate``, or None when ``record_stats`` is off."""
+    return functools.partial(module.sow, nnx.Intermediate) if module.record_stats else None
 
 
 class PReLU(nnx.Module):
@@ -130,10 +124,7 @@ class PReLU(nnx.Module):
         slope = self.negative_slope[...]
         if self.dtype is not None:
             x, slope = self.promote_dtype((x, slope), dtype=self.dtype)
-        y = rectax.prelu(x, common.check_slope_axis(x, slope, self.axis))
-        if self.record_stats:
-            _record(self, x, y, self.axis)
-        return y
+        return common.prelu_forward(x, slope, self.axis, _sow(self))
 
 
 class RReLU(nnx.Module):
@@ -144,7 +135,8 @@ class RReLU(nnx.Module):
     a key from the ``rng_collection`` stream (default ``'rrelu'``, falling back to ``'default'``)
     of the ``rngs`` given to the constructor (forked) or to the call; with ``deterministic=True``
     the slope is ``(lower + upper)/2``. ``model.eval()`` / ``model.train()`` and ``nnx.view``
-    switch it.
+    switch it. A key can also come as ``rng=key``, the name :class:`rectax.linen.RReLU` (and
+    :class:`flax.linen.Dropout`) use, so both twins can be called the same way.
 
     Args:
       lower: lower bound of the slope (default 1/8, as torch).
@@ -198,6 +190,7 @@ class RReLU(nnx.Module):
         x: Array,
         *,
         deterministic: bool | None = None,
+        rng: Array | None = None,
         rngs: nnx.Rngs | nnx.RngStream | Array | None = None,
     ) -> Array:
         """Applies RReLU.
@@ -205,30 +198,30 @@ class RReLU(nnx.Module):
         Args:
           x: floating input array.
           deterministic: overrides the attribute if given.
-          rngs: a key, ``RngStream`` or ``Rngs`` that overrides the constructor's.
+          rng: a PRNG key for the slopes (training only), as in :class:`rectax.linen.RReLU`.
+          rngs: a key, ``RngStream`` or ``Rngs`` that overrides the constructor's (NNX's name).
 
         Returns:
           An array of ``x``'s shape and dtype.
         """
+        if rng is not None and rngs is not None:
+            raise ValueError("rectax RReLU: pass rng or rngs, not both.")
         det = self.deterministic if deterministic is None else deterministic
-        key: Array | None = None
-        if not det:
-            source = rngs if rngs is not None else self.rngs
-            if source is None:
-                raise ValueError(
-                    "rectax RReLU: deterministic is False but no rngs were given to the "
-                    "constructor or the call."
-                )
-            if isinstance(source, nnx.Rngs):
-                key = source[self.rng_collection]()
-            elif isinstance(source, nnx.RngStream):
-                key = source()
-            else:
-                key = source
-        y = rectax.rrelu(x, key, self.lower, self.upper)
-        if self.record_stats:
-            _record(self, jnp.asarray(x), y)
-        return y
+        key = common.rrelu_key(det, rng, lambda: self._draw(rngs))
+        return common.rrelu_forward(x, key, self.lower, self.upper, _sow(self))
+
+    def _draw(self, rngs: nnx.Rngs | nnx.RngStream | Array | None) -> Array:
+        source = rngs if rngs is not None else self.rngs
+        if source is None:
+            raise ValueError(
+                "rectax RReLU: deterministic is False but no rngs were given to the "
+                "constructor or the call."
+            )
+        if isinstance(source, nnx.Rngs):
+            return source[self.rng_collection]()
+        if isinstance(source, nnx.RngStream):
+            return source()
+        return source
 
     def set_view(self, deterministic: bool | None = None) -> None:
         """Used by ``nnx.view``.
@@ -277,23 +270,22 @@ class NecroReLU(nnx.Module):
         Returns:
           ``rectax.necro_relu(x, negative_slope)``.
         """
-        y = rectax.necro_relu(x, self.negative_slope)
-        if self.record_stats:
-            _record(self, jnp.asarray(x), y)
-        return y
+        return common.necro_forward(x, self.negative_slope, _sow(self))
 
 
 class Activation(nnx.Module):
     """Wraps an activation function and fixed hyperparameters as a module.
 
     ``Activation(fn, **params)(x)`` computes ``fn(x, **params)``; ``fn`` may be a rectax or
-    jax.nn function, any callable, or a name (``"leaky_relu"``).
+    jax.nn function, any callable, or a name (``"leaky_relu"``). Hyperparameters can also come as
+    a mapping, ``Activation(fn, params={...})``, as in :class:`rectax.linen.Activation`.
 
     Args:
       fn: the activation function or its name.
+      params: hyperparameters as a mapping; ``**kwargs`` override it.
       record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
       rngs: ignored; accepted for a uniform constructor.
-      **params: hyperparameters passed to ``fn``.
+      **kwargs: hyperparameters passed to ``fn``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -307,14 +299,15 @@ class Activation(nnx.Module):
         self,
         fn: str | Callable[..., Array],
         /,
+        params: Mapping[str, Any] | None = None,
         *,
         record_stats: bool = False,
         rngs: nnx.Rngs | None = None,
-        **params: Any,
+        **kwargs: Any,
     ) -> None:
         del rngs
         self.fn = common.resolve_function(fn)
-        self.params = dict(params)
+        self.params = common.merge_params(params, kwargs)
         self.record_stats = record_stats
 
     def __call__(self, x: Array) -> Array:
@@ -326,36 +319,13 @@ class Activation(nnx.Module):
         Returns:
           The activation's output.
         """
-        y = self.fn(x, **self.params)
-        if self.record_stats:
-            _record(self, jnp.asarray(x), y)
-        return y
+        return common.activation_forward(self.fn, self.params, x, _sow(self))
 
 
 # --------------------------------------------------------------------------- builders
-def _accepts(fn: Callable[..., Any], arg: str) -> bool:
-    try:
-        return arg in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _make_activation(activation: Any, record_stats: bool, rngs: nnx.Rngs) -> nnx.Module:
-    cls: Any = common.module_class(activation)
-    if cls is not None:
-        extra: dict[str, Any] = {}
-        if _accepts(cls.__init__, "rngs"):
-            extra["rngs"] = rngs
-        if record_stats and _accepts(cls.__init__, "record_stats"):
-            extra["record_stats"] = True
-        return activation(**extra)
-    return Activation(common.resolve_function(activation), record_stats=record_stats)
-
-
-def _call_activation(act: nnx.Module, x: Array, deterministic: bool | None) -> Array:
-    if deterministic is not None and _accepts(act.__call__, "deterministic"):
-        return act(x, deterministic=deterministic)
-    return act(x)
+def _chain(layer: Callable[..., nnx.Module], sizes: Sequence[int], rngs: nnx.Rngs) -> nnx.List:
+    """``layer(d_in, d_out, rngs=rngs)`` for each consecutive pair of ``sizes``."""
+    return nnx.List([layer(a, b, rngs=rngs) for a, b in itertools.pairwise(sizes)])
 
 
 class MLP(nnx.Module):
@@ -399,24 +369,12 @@ class MLP(nnx.Module):
         rngs: nnx.Rngs,
     ) -> None:
         init = common.kernel_init_for(activation, kernel_init)
-        dims = [in_features, *features]
-        self.layers = nnx.List(
-            [
-                nnx.Linear(
-                    d_in,
-                    d_out,
-                    kernel_init=init,
-                    bias_init=bias_init,
-                    dtype=dtype,
-                    param_dtype=param_dtype,
-                    rngs=rngs,
-                )
-                for d_in, d_out in itertools.pairwise(dims)
-            ]
+        layer = functools.partial(
+            nnx.Linear, kernel_init=init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype
         )
-        self.activations = nnx.List(
-            [_make_activation(activation, record_stats, rngs) for _ in features[:-1]]
-        )
+        self.layers = _chain(layer, [in_features, *features], rngs)
+        make_act = common.make_activation(activation, record_stats, Activation, rngs=rngs)
+        self.activations = nnx.List([make_act() for _ in features[:-1]])
 
     def __call__(self, x: Array, *, deterministic: bool | None = None) -> Array:
         """Runs the MLP.
@@ -431,7 +389,7 @@ class MLP(nnx.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.activations):
-                x = _call_activation(self.activations[i], x, deterministic)
+                x = common.call_activation(self.activations[i], x, deterministic)
         return x
 
 
@@ -440,11 +398,11 @@ class CNN(nnx.Module):
 
     Args:
       in_channels: input channels.
-      image_size: ``(height, width)`` of the input, to size the head.
+      image_size: ``(height, width)`` of the input, or an int for a square one, to size the head.
       features: channels of the conv blocks, e.g. ``(16, 32)``.
       dense: widths of the hidden Linear layers of the head.
       num_classes: output width.
-      kernel_size: convolution window.
+      kernel_size: convolution window, ``(height, width)`` or an int for a square one.
       activation: as for :class:`MLP`.
       kernel_init: an initializer, or ``"auto"``.
       bias_init: bias initializer (zeros).
@@ -457,7 +415,7 @@ class CNN(nnx.Module):
       >>> import jax, jax.numpy as jnp
       >>> from flax import nnx
       >>> from rectax import nnx as rxn
-      >>> model = rxn.CNN(1, (8, 8), features=(4,), dense=(8,), num_classes=3,
+      >>> model = rxn.CNN(1, 8, features=(4,), dense=(8,), num_classes=3,
       ...                 kernel_init=jax.nn.initializers.he_normal(), rngs=nnx.Rngs(0))
       >>> model(jnp.ones((2, 8, 8, 1))).shape
       (2, 3)
@@ -466,12 +424,12 @@ class CNN(nnx.Module):
     def __init__(
         self,
         in_channels: int,
-        image_size: tuple[int, int],
+        image_size: int | tuple[int, int],
         *,
         features: Sequence[int] = (16, 32),
         dense: Sequence[int] = (64,),
         num_classes: int = 10,
-        kernel_size: tuple[int, int] = (3, 3),
+        kernel_size: int | tuple[int, int] = (3, 3),
         activation: Any = rectax.relu,
         kernel_init: Initializer | str = "auto",
         bias_init: Initializer = _ZEROS,
@@ -481,30 +439,19 @@ class CNN(nnx.Module):
         rngs: nnx.Rngs,
     ) -> None:
         init = common.kernel_init_for(activation, kernel_init, layout="conv")
-        chans = [in_channels, *features]
-        self.convs = nnx.List(
-            [
-                nnx.Conv(
-                    c_in,
-                    c_out,
-                    kernel_size,
-                    kernel_init=init,
-                    bias_init=bias_init,
-                    dtype=dtype,
-                    param_dtype=param_dtype,
-                    rngs=rngs,
-                )
-                for c_in, c_out in itertools.pairwise(chans)
-            ]
+        conv = functools.partial(
+            nnx.Conv,
+            kernel_size=common.pair(kernel_size),
+            kernel_init=init,
+            bias_init=bias_init,
+            dtype=dtype,
+            param_dtype=param_dtype,
         )
-        self.conv_activations = nnx.List(
-            [_make_activation(activation, record_stats, rngs) for _ in features]
-        )
-        h, w = image_size
-        for _ in features:
-            h, w = h // 2, w // 2
+        self.convs = _chain(conv, [in_channels, *features], rngs)
+        make_act = common.make_activation(activation, record_stats, Activation, rngs=rngs)
+        self.conv_activations = nnx.List([make_act() for _ in features])
         self.head = MLP(
-            h * w * chans[-1],
+            common.cnn_head_features(image_size, features),
             (*dense, num_classes),
             activation=activation,
             kernel_init=kernel_init,
@@ -526,7 +473,7 @@ class CNN(nnx.Module):
           ``(batch, num_classes)`` logits.
         """
         for conv, act in zip(self.convs, self.conv_activations, strict=True):
-            x = _call_activation(act, conv(x), deterministic)
+            x = common.call_activation(act, conv(x), deterministic)
             x = nnx.avg_pool(x, (2, 2), strides=(2, 2))
         return self.head(x.reshape(x.shape[0], -1), deterministic=deterministic)
 

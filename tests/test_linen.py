@@ -125,6 +125,8 @@ def test_necro_relu_and_activation_wrapper_match_functional():
     np.testing.assert_array_equal(act.apply({}, X), rx.leaky_relu(X, 0.3))
     np.testing.assert_array_equal(rxl.Activation("gelu").apply({}, X), rx.gelu(X))
     assert act.clone().params == {"negative_slope": 0.3}
+    act = rxl.Activation(rx.elu, {"alpha": 0.5}, alpha=2.0)  # keywords override the mapping
+    np.testing.assert_array_equal(act.apply({}, X), rx.elu(X, 2.0))
     with pytest.raises(ValueError, match="unknown activation"):
         rxl.Activation("not_an_activation")
 
@@ -205,6 +207,8 @@ def test_cnn_shapes_record_stats_and_rrelu_modes():
     x = jax.random.normal(jax.random.key(0), (3, 8, 8, 1))
     variables = jax.jit(functools.partial(model.init, deterministic=True))(jax.random.key(1), x)
     assert variables["params"]["Conv_0"]["kernel"].shape == (3, 3, 1, 4)
+    square = model.clone(kernel_size=5).init(jax.random.key(1), x, deterministic=True)
+    assert square["params"]["Conv_0"]["kernel"].shape == (5, 5, 1, 4)
     apply = jax.jit(model.apply, static_argnames=("deterministic", "mutable"))
     y, state = apply(
         variables,

@@ -79,10 +79,10 @@ def test_rrelu_call_arguments_and_errors():
     key = jax.random.key(3)
     np.testing.assert_array_equal(rxn.RReLU()(x, rngs=key), rx.rrelu(x, key))
     np.testing.assert_array_equal(rxn.RReLU()(x, deterministic=True), rx.rrelu(x))
-    # Linen with the same explicit key gives the same slopes.
-    np.testing.assert_array_equal(
-        rxl.RReLU().apply({}, x, deterministic=False, rng=key), rxn.RReLU()(x, rngs=key)
-    )
+    # rng=, Linen's name, takes a key too, and wins over the constructor's stream.
+    np.testing.assert_array_equal(rxn.RReLU(rngs=nnx.Rngs(0))(x, rng=key), rx.rrelu(x, key))
+    with pytest.raises(ValueError, match="not both"):
+        rxn.RReLU()(x, rng=key, rngs=key)
     with pytest.raises(ValueError, match="rngs"):
         rxn.RReLU()(x)
     with pytest.raises(ValueError, match="lower"):
@@ -116,6 +116,11 @@ def test_necro_and_activation_parity():
         act(X), rxl.Activation(rx.leaky_relu, negative_slope=0.3).apply({}, X)
     )
     np.testing.assert_array_equal(rxn.Activation("silu")(X), rx.silu(X))
+    # Hyperparameters as a mapping, as linen's clone passes them; keywords override it.
+    act = rxn.Activation(rx.elu, params={"alpha": 0.5})
+    np.testing.assert_array_equal(act(X), rx.elu(X, 0.5))
+    act = rxn.Activation(rx.elu, {"alpha": 0.5}, alpha=2.0)
+    np.testing.assert_array_equal(act(X), rx.elu(X, 2.0))
 
 
 def test_record_stats_through_nnx_capture():
@@ -169,6 +174,16 @@ def test_cnn_parity_with_linen_and_auto_init():
     nmodel.conv_activations[0].negative_slope[...] = 0.5
     params = {**params, "PReLU_0": {"negative_slope": jnp.float32(0.5)}}
     np.testing.assert_allclose(nmodel(x), lmodel.apply({"params": params}, x), rtol=1e-5)
+
+
+@pytest.mark.standard_promotion  # flax's avg_pool promotes implicitly
+def test_cnn_takes_ints_for_square_images_and_kernels():
+    model = rxn.CNN(1, 8, features=(4,), dense=(), num_classes=3, kernel_size=3, rngs=nnx.Rngs(0))
+    assert model.convs[0].kernel[...].shape == (3, 3, 1, 4)
+    assert model.head.layers[0].kernel[...].shape == (4 * 4 * 4, 3)
+    assert model(jnp.ones((2, 8, 8, 1))).shape == (2, 3)
+    wide = rxn.CNN(1, (8, 16), features=(4, 2), dense=(), num_classes=3, rngs=nnx.Rngs(0))
+    assert wide.head.layers[0].kernel[...].shape == (2 * 4 * 2, 3)
 
 
 @pytest.mark.standard_promotion  # optax/flax promote implicitly
