@@ -15,13 +15,13 @@ import jax.numpy as jnp
 
 import rectax as rx
 from rectax import _activations as act
-from rectax._gradients import elementwise
+from rectax._gradients import smooth
 
 Array = jax.Array
 
 
 def _elu_in_bf16(x: Array) -> Array:
-    return elementwise(act._elu_forward, act._elu_derivative)(x, jnp.asarray(1.0, x.dtype))
+    return smooth(act._elu_forward, act._elu_derivative)(x, 1.0)
 
 
 def _silu_forward(x: Array) -> Array:
@@ -30,8 +30,8 @@ def _silu_forward(x: Array) -> Array:
 
 # The same rules with every intermediate rounded to the input's dtype (rectax 0.1).
 NARROW: dict[str, Callable[[Array], Array]] = {
-    "gelu_tanh": jax.jit(elementwise(act._gelu_tanh_forward, act._gelu_tanh_derivative)),
-    "silu": jax.jit(elementwise(_silu_forward, act._silu_derivative)),
+    "gelu_tanh": smooth(act._gelu_tanh_forward, act._gelu_tanh_derivative),
+    "silu": smooth(_silu_forward, act._silu_derivative),
     "elu": jax.jit(_elu_in_bf16),
 }
 WIDE: dict[str, Callable[[Array], Array]] = {"gelu_tanh": rx.gelu, "silu": rx.silu, "elu": rx.elu}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeGuard
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _activations, diagnostics
+from . import _activations, _catalog, diagnostics
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -19,18 +19,27 @@ Sow = Callable[..., Any]
 """A module's ``sow`` with its collection bound (``'intermediates'`` in Linen,
 ``nnx.Intermediate`` in NNX): ``sow(name, value, reduce_fn=..., init_fn=...)``."""
 
-PRELU_INIT = 0.25
-"""He et al. (2015) and torch initialise PReLU slopes at 0.25 (flax uses 0.01)."""
 
-RRELU_LOWER = 1.0 / 8.0
-RRELU_UPPER = 1.0 / 3.0
+def default(activation: str, hyperparameter: str) -> Any:
+    """The default of an activation's hyperparameter (from :mod:`rectax._catalog`)."""
+    info = _catalog.by_name(activation)
+    assert info is not None, activation
+    return info.hyperparameters[hyperparameter]
+
+
+PRELU_INIT: float = default("prelu", "negative_slope")
+"""He et al. (2015) and torch initialise PReLU slopes at 0.25 (flax uses 0.01)."""
+RRELU_LOWER: float = default("rrelu", "lower")
+RRELU_UPPER: float = default("rrelu", "upper")
+NECRO_SLOPE: float = default("necro_relu", "negative_slope")
 
 
 def resolve_function(activation: str | Callable[..., Array]) -> Callable[..., Array]:
-    """Maps an activation name to a function: rectax's first, then ``jax.nn``'s.
+    """Maps an activation name to a function: rectax's (names and aliases) first, then jax.nn's.
 
     Args:
-      activation: a name such as ``"relu"`` or ``"necro_relu"``, or a callable (returned as is).
+      activation: a name such as ``"relu"``, ``"leaky"`` or ``"necro_relu"``, or a callable
+        (returned as is).
 
     Returns:
       The activation function.
@@ -41,22 +50,16 @@ def resolve_function(activation: str | Callable[..., Array]) -> Callable[..., Ar
     if callable(activation):
         return activation
     if isinstance(activation, str):
-        fn = getattr(_activations, activation, None)
-        if _is_activation(fn, activation):
-            return fn
+        info = _catalog.by_name(activation)
+        if info is not None:
+            return info.fn
         fn = getattr(jax.nn, activation, None)
         if callable(fn):
             return fn
     raise ValueError(
-        f"rectax: unknown activation {activation!r}; pass a name from rectax or jax.nn, a "
-        "function, or a module class."
+        f"rectax: unknown activation {activation!r}; pass a name from rectax "
+        f"({', '.join(_catalog.names())}) or jax.nn, a function, or a module class."
     )
-
-
-def _is_activation(fn: object, name: str) -> TypeGuard[Callable[..., Array]]:
-    """Whether ``fn``, found as ``name`` in ``_activations``, is one of its public functions."""
-    defined_here = getattr(fn, "__module__", None) == _activations.__name__
-    return not name.startswith("_") and callable(fn) and defined_here
 
 
 def module_class(activation: Any) -> type | None:
@@ -116,30 +119,49 @@ def register_init_target(cls: type, rule: InitTarget) -> None:
     _INIT_TARGETS[cls] = rule
 
 
-def prelu_target(default_slope: float) -> InitTarget:
-    """The rule of a PReLU class whose ``negative_slope_init`` defaults to ``default_slope``."""
+def module_target(activation: str, cls: type) -> InitTarget:
+    """The rule of a module class that computes ``activation`` with hyperparameters it takes.
+
+    A hyperparameter ``p`` is read from the constructor argument ``p`` or, for a learned one,
+    ``p_init`` (flax's ``negative_slope_init``); unset ones take the class's own default (so
+    flax's PReLU gives its 0.01, rectax's 0.25), then the activation's.
+    """
+    info = _catalog.by_name(activation)
+    assert info is not None, activation
+    # The constructor's own signature (an NNX class's metaclass hides it from signature(cls)).
+    init = inspect.signature(cls.__init__)  # type: ignore[misc]
+    signature = init.replace(parameters=list(init.parameters.values())[1:])
 
     def rule(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        del args
-        return "prelu", {"slope": float(kwargs.get("negative_slope_init", default_slope))}
+        bound = signature.bind_partial(*args, **kwargs)
+        bound.apply_defaults()
+        given = bound.arguments
+        params = {}
+        for name, fallback in info.hyperparameters.items():
+            params[name] = given.get(name, given.get(f"{name}_init", fallback))
+        return info.name, params
 
     return rule
 
 
-def rrelu_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    del args
-    lower = float(kwargs.get("lower", RRELU_LOWER))
-    return "rrelu", {"lower": lower, "upper": float(kwargs.get("upper", RRELU_UPPER))}
-
-
-def necro_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    del args
-    return "necro_relu", {"negative_slope": float(kwargs.get("negative_slope", 0.1))}
+def register_modules(namespace: Mapping[str, Any], wrapper: type) -> None:
+    """Registers a Flax API's activation modules: each catalogued ``module`` found in
+    ``namespace`` (``PReLU``, ``RReLU``, ``NecroReLU``) and the ``Activation`` wrapper."""
+    for info in _catalog.all_activations():
+        if info.module is not None:
+            cls = namespace[info.module]
+            register_init_target(cls, module_target(info.name, cls))
+    register_init_target(wrapper, activation_target)
 
 
 def activation_target(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The rule of ``Activation(fn, params=None, **kwargs)``: ``fn`` with its hyperparameters."""
+    kwargs = dict(kwargs)
     fn = args[0] if args else kwargs.pop("fn")
-    return fn, {**kwargs.pop("params", {}), **kwargs}
+    for not_a_hyperparameter in ("record_stats", "rngs", "parent", "name"):
+        kwargs.pop(not_a_hyperparameter, None)
+    params = args[1] if len(args) > 1 else kwargs.pop("params", None)
+    return fn, merge_params(params, kwargs)
 
 
 def init_target(activation: Any) -> tuple[Any, dict[str, Any]]:
@@ -166,7 +188,6 @@ def init_target(activation: Any) -> tuple[Any, dict[str, Any]]:
             "kernel_init."
         )
     kwargs = module_kwargs(activation)
-    kwargs.pop("record_stats", None)
     args = tuple(activation.args) if isinstance(activation, functools.partial) else ()
     return rule(args, kwargs)
 

@@ -178,7 +178,7 @@ class NecroReLU(nn.Module):
       Array([0., 2.], dtype=float32)
     """
 
-    negative_slope: float = 0.1
+    negative_slope: float = common.NECRO_SLOPE
     record_stats: bool = False
 
     @nn.compact
@@ -391,8 +391,6 @@ class CNN(nn.Module):
 
 
 # What kernel_init="auto" matches for each activation module class (by identity, not by name).
-common.register_init_target(PReLU, common.prelu_target(common.PRELU_INIT))
-common.register_init_target(nn.PReLU, common.prelu_target(0.01))  # flax's own default slope
-common.register_init_target(RReLU, common.rrelu_target)
-common.register_init_target(NecroReLU, common.necro_target)
-common.register_init_target(Activation, common.activation_target)
+common.register_modules(globals(), Activation)
+# flax's own PReLU: its default slope (0.01) is read from its signature.
+common.register_init_target(nn.PReLU, common.module_target("prelu", nn.PReLU))

@@ -252,7 +252,7 @@ class NecroReLU(nnx.Module):
 
     def __init__(
         self,
-        negative_slope: float = 0.1,
+        negative_slope: float = common.NECRO_SLOPE,
         *,
         record_stats: bool = False,
         rngs: nnx.Rngs | None = None,
@@ -479,8 +479,6 @@ class CNN(nnx.Module):
 
 
 # What kernel_init="auto" matches for each activation module class (by identity, not by name).
-common.register_init_target(PReLU, common.prelu_target(common.PRELU_INIT))
-common.register_init_target(nnx.PReLU, common.prelu_target(0.01))  # flax's own default slope
-common.register_init_target(RReLU, common.rrelu_target)
-common.register_init_target(NecroReLU, common.necro_target)
-common.register_init_target(Activation, common.activation_target)
+common.register_modules(globals(), Activation)
+# flax's own PReLU: its default slope (0.01) is read from its signature.
+common.register_init_target(nnx.PReLU, common.module_target("prelu", nnx.PReLU))

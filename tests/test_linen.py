@@ -271,11 +271,11 @@ def test_auto_init_dispatches_on_the_class_not_its_name():
     from rectax import _modules_common as common
     from rectax import nnx as rxn
 
-    assert common.init_target(nn.PReLU) == ("prelu", {"slope": 0.01})
-    assert common.init_target(rxl.PReLU) == ("prelu", {"slope": 0.25})
+    assert common.init_target(nn.PReLU) == ("prelu", {"negative_slope": 0.01})
+    assert common.init_target(rxl.PReLU) == ("prelu", {"negative_slope": 0.25})
     assert common.init_target(functools.partial(rxn.PReLU, negative_slope_init=0.1)) == (
         "prelu",
-        {"slope": 0.1},
+        {"negative_slope": 0.1},
     )
 
     class Sub(rxl.NecroReLU):

@@ -1,0 +1,123 @@
+"""rectax._catalog: every activation's facts, stated once and read everywhere.
+
+The oracle here is independent of the catalog: the public API (``rx.__all__``), the functions'
+signatures, jax.nn's functions, and the docs table a reader sees.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import pathlib
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import rectax as rx
+from rectax import _catalog, _modules_common
+from rectax import initializers as init
+from rectax import linen as rxl
+from rectax import nnx as rxn
+
+DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "activations.md"
+CONSTRUCTORS = {"surrogate", "few_bit", "swish"}
+PUBLIC = sorted(
+    n for n in rx.__all__ if n.islower() and callable(getattr(rx, n)) and n not in CONSTRUCTORS
+)
+ALIASES = [(alias, info.name) for info in _catalog.all_activations() for alias in info.aliases]
+
+
+def test_every_public_activation_is_catalogued_once():
+    infos = _catalog.all_activations()
+    assert sorted(i.name for i in infos) == PUBLIC
+    for info in infos:
+        assert info.fn is getattr(rx, info.name)
+        assert _catalog.by_function(info.fn) is info
+        assert _catalog.by_name(info.name.upper()) is info
+    assert _catalog.by_function(rx.swish).name == "silu"
+    assert _catalog.by_function(jax.nn.swish).name == "silu"
+    assert _catalog.by_function(lambda x: x) is None
+
+
+def test_hyperparameters_are_the_signatures():
+    """Names and defaults come from the function itself; prelu's learned slope has none there."""
+    for info in _catalog.all_activations():
+        params = inspect.signature(info.fn).parameters
+        expected = {
+            n: p.default
+            for n, p in params.items()
+            if n not in ("x", "key", "bits") and p.default is not p.empty
+        }
+        got = {k: v for k, v in info.hyperparameters.items() if k in expected}
+        assert got == expected, info.name
+    assert _catalog.by_name("prelu").hyperparameters == {"negative_slope": 0.25}
+    assert _catalog.by_name("leaky_relu").hyperparameters == {"negative_slope": 0.01}
+
+
+def test_piecewise_linear_activations_have_constant_derivatives():
+    """The two-valued form is exactly the activations whose second derivative vanishes."""
+    x = jnp.linspace(-5.0, 8.0, 53) + 0.0123  # no kinks
+    for info in _catalog.all_activations():
+        fn = functools.partial(info.fn, key=None) if info.name == "rrelu" else info.fn
+        if info.name == "prelu":
+            fn = functools.partial(info.fn, negative_slope=0.25)
+        second = jax.vmap(jax.grad(jax.grad(lambda v, f=fn: f(v))))(x)
+        assert bool(jnp.all(second == 0)) == info.piecewise_linear, info.name
+
+
+def _docs_table() -> dict[str, dict[str, object]]:
+    """The first table of docs/activations.md: name -> {hyperparameter: default} as printed."""
+    rows = {}
+    for line in DOCS.read_text().splitlines():
+        m = re.match(r"\| `(\w+)\(x(?:, )?([^`]*)\)`", line)
+        if m is None:
+            continue
+        name, args = m.groups()
+        params: dict[str, object] = {}
+        for arg in filter(None, (a.strip() for a in args.split(","))):
+            key, _, default = arg.partition("=")
+            params[key] = (
+                eval(default, {"__builtins__": {}}) if default else inspect.Parameter.empty
+            )
+        rows[name] = params
+    return rows
+
+
+def test_docs_table_matches_the_catalog():
+    table = _docs_table()
+    for info in _catalog.all_activations():
+        assert info.name in table, f"docs/activations.md has no row for {info.name}"
+        row = {k: v for k, v in table[info.name].items() if k not in ("key", "bits")}
+        assert set(row) == set(info.hyperparameters), info.name
+        for key, value in row.items():
+            if value is not inspect.Parameter.empty:
+                assert value == pytest.approx(info.hyperparameters[key]), (info.name, key)
+
+
+@pytest.mark.parametrize(("alias", "name"), ALIASES)
+def test_an_alias_means_the_same_everywhere(alias, name):
+    """'leaky' works wherever 'leaky_relu' does: gains, for_activation, modules, builders."""
+    fn = getattr(rx, name)
+    assert _modules_common.resolve_function(alias) is fn
+    assert init.gain(alias) == init.gain(name)
+    key = jax.random.key(0)
+    w_alias = init.for_activation(alias)(key, (64, 32))
+    w_name = init.for_activation(fn)(key, (64, 32))
+    np.testing.assert_array_equal(w_alias, w_name)
+    x = jnp.linspace(-2.0, 2.0, 12).reshape(3, 4)
+    linen = rxl.MLP(features=(8, 2), activation=alias)
+    variables = linen.init(key, x)
+    reference = rxl.MLP(features=(8, 2), activation=fn)
+    np.testing.assert_array_equal(linen.apply(variables, x), reference.apply(variables, x))
+    nnx_model = rxn.MLP(4, (8, 2), activation=alias, rngs=nnx.Rngs(0))
+    nnx_reference = rxn.MLP(4, (8, 2), activation=fn, rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(nnx_model(x), nnx_reference(x))
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown activation 'leakyy'.*leaky_relu"):
+        _modules_common.resolve_function("leakyy")
