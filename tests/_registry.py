@@ -488,3 +488,17 @@ def assert_matches_reference(
             f"{what} [{dtype}]: {bad.sum()} of {bad.size} outside tolerance; "
             f"x={x[i]}, actual={actual[i]}, expected={expected[i]}, tol={tol[i]}"
         )
+
+
+# --------------------------------------------------------------------------- initializer scales
+def he_scale(ref: Ref) -> float:
+    """The variance-scaling ``scale`` that keeps a layer's second moment (He et al. 2015's
+    argument for any activation): ``1 / E[f(z)²]``, z ~ N(0, 1), by adaptive quadrature of the
+    float64 reference (2 for relu, 2/(1 + a²) for a leaky slope a)."""
+    from scipy import integrate
+
+    def integrand(z: float) -> float:
+        return float(ref(np.asarray(z))) ** 2 * math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+
+    pieces = [(-np.inf, -1.0), (-1.0, 0.0), (0.0, 1.0), (1.0, 6.0), (6.0, np.inf)]
+    return 1 / sum(integrate.quad(integrand, lo, hi, epsabs=1e-13)[0] for lo, hi in pieces)

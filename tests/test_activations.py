@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from _registry import (
     ACTIVATIONS,
-    ATOL,
     BY_NAME,
     DETERMINISTIC,
     DTYPES,
@@ -172,23 +171,45 @@ def test_kink_convention(act: Activation, point, expected, dtype):
             )
 
 
-def test_kink_table_matches_reference_md():
-    """The registry's conventions are jax.nn's measured kink derivatives, not rectax's."""
-    table = {
-        "relu": {0.0: 0.0},
-        "relu6": {0.0: 0.0, 6.0: 0.0},
-        "leaky_relu": {0.0: 1.0},
-        "necro_relu": {0.0: 0.1},
-        "prelu": {0.0: 1.0},
-        "elu": {0.0: 1.0},
-        "celu": {0.0: 1.0},
-        "selu": {0.0: 1.7580993},
-        "softplus": {0.0: 0.5},
-        "hard_tanh": {-1.0: 1.0, 1.0: 1.0},
-    }
-    for name, kinks in table.items():
-        assert BY_NAME[name].kinks == pytest.approx(kinks, rel=1e-7), name
-    assert pytest.approx(1.7580993408473766, rel=1e-15) == SELU_SCALE * SELU_ALPHA
+def _flax_prelu(x):
+    import flax.linen as nn
+
+    layer = nn.PReLU(negative_slope_init=0.25)
+    return layer.apply(layer.init(jax.random.key(0), x), x)
+
+
+# The peer whose measured derivative at the kinks is the convention, where the registry has none
+# with the same derivative: flax's PReLU; any leaky slope for keyed rrelu (the kink's derivative
+# is the positive branch's); squared ReLU as jax.nn.relu squared (So et al. 2021).
+KINK_PEERS = {
+    "prelu": _flax_prelu,
+    "rrelu_keyed": lambda x: jax.nn.leaky_relu(x, RRELU_LOWER),
+    "squared_relu": lambda x: jnp.square(jax.nn.relu(x)),
+}
+
+
+@pytest.mark.parametrize("act", [a for a in ACTIVATIONS if a.kinks], ids=ids)
+def test_kink_table_is_the_peers_measured_derivative(act: Activation):
+    """The registry's conventions are the peers' measured kink derivatives (jax.nn's, flax's) in
+    float64, not rectax's: NecroReLU's surrogate is the leaky slope a wherever relu's derivative
+    is 0, so a + (1 - a)·relu'(0) with jax.nn.relu's measured relu'(0)."""
+    with jax.enable_x64(True):
+        if act.surrogate:
+            a = act.defaults["negative_slope"]
+            relu_kink = float(jax.grad(jax.nn.relu)(jnp.float64(0.0)))
+            measured = {0.0: a + (1 - a) * relu_kink}
+        else:
+            peer = KINK_PEERS.get(act.name, act.jax_nn)
+            measured = {p: float(jax.grad(peer)(jnp.float64(p))) for p in act.kinks}
+    assert act.kinks == pytest.approx(measured, rel=1e-15, abs=0), act.name
+
+
+def test_selu_kink_is_the_published_constants():
+    """λα from Klambauer et al.'s constants and from jax.nn.selu's own (its measured derivative)."""
+    with jax.enable_x64(True):
+        jax_selu = float(jax.grad(jax.nn.selu)(jnp.float64(0.0)))
+    assert BY_NAME["selu"].kinks[0.0] == pytest.approx(SELU_SCALE * SELU_ALPHA, rel=1e-15)
+    assert jax_selu == pytest.approx(SELU_SCALE * SELU_ALPHA, rel=1e-15)
 
 
 # Points at least 0.05 from every kink (0, ±1, 6) and from softplus's threshold.
@@ -352,8 +373,9 @@ BRANCH = {
     "prelu": lambda x, y: np.where(y == x, 1.0, 0.25),
     "rrelu_eval": lambda x, y: np.where(y == x, 1.0, RRELU_EVAL_SLOPE),
     "hard_tanh": lambda x, y: np.ones_like(x),
-    "elu": lambda x, y: np.where(y > 0, 1.0, 1.0),
-    "celu": lambda x, y: np.ones_like(x),
+    # alpha = 1: both branches' derivatives are 1 at ±0 (alpha·e^x); see the alpha = 2 test below.
+    "elu": lambda x, y: np.where(y > 0, 1.0, np.exp(x)),
+    "celu": lambda x, y: np.where(y > 0, 1.0, np.exp(x)),
     "selu": lambda x, y: np.where(y > 0, SELU_SCALE, SELU_SCALE * SELU_ALPHA),
     "squared_relu": lambda x, y: 2 * y,
 }
@@ -383,6 +405,23 @@ def test_subnormals_forward_and_derivative_agree(act: Activation, dtype):
                 expected,
                 rtol=RTOL[jnp.dtype(dtype)],
                 atol=2 * float(info.tiny),
+            )
+
+
+@by_dtype
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+def test_elu_subnormals_take_the_branch_of_the_output(alpha, dtype):
+    """With alpha != 1 ELU's branches differ at ±0 (1 against alpha): the derivative at ±subnormals
+    is the branch the forward took, read off the output (flushed to 0 or not, per dtype)."""
+    with x64_scope(dtype):
+        sub = float(jnp.finfo(dtype).smallest_subnormal)
+        x = jnp.asarray([sub, -sub, 3 * sub, -3 * sub], dtype)
+        x64 = np.asarray(x, np.float64)
+        y = np.asarray(rx.elu(x, alpha), np.float64)
+        expected = np.where(y > 0, 1.0, alpha * np.exp(x64))
+        for g in derivative(lambda v: rx.elu(v, alpha), x):
+            np.testing.assert_allclose(
+                np.asarray(g, np.float64), expected, rtol=RTOL[jnp.dtype(dtype)]
             )
 
 
@@ -733,10 +772,28 @@ def test_surrogate_rejects_bad_dtypes():
         fn(jnp.zeros(2, bool))
 
 
-def test_low_precision_atol_is_small():
-    """Guard on the tolerance table itself: the absolute floor stays negligible."""
-    assert ATOL[jnp.dtype(jnp.float32)] < 1e-30
-    assert ATOL[jnp.dtype(jnp.float16)] < 1e-3
+# Where exact GELU, x·Φ(x) (scipy), is a normal number far above each dtype's smallest normal.
+TAIL = {
+    jnp.bfloat16: np.linspace(-10.0, -5.0, 11),  # 7.6e-23 .. 1.4e-6
+    jnp.float16: np.linspace(-3.5, -3.0, 6),  # 8.1e-4 .. 4.0e-3
+    jnp.float32: np.linspace(-10.0, -5.0, 11),
+    jnp.float64: np.linspace(-30.0, -10.0, 11),  # 1.5e-196 .. 7.6e-23
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: jnp.dtype(d).name)
+def test_absolute_floor_catches_a_zeroed_tail(dtype):
+    """The absolute floor (ATOL) stays negligible: a GELU that returns 0 in its negative tail,
+    where the true value is a normal number of the dtype, fails the value check; the correctly
+    rounded values pass it."""
+    x64 = TAIL[dtype]
+    exact = x64 * special.ndtr(x64)
+    slope = special.ndtr(x64) + x64 * np.exp(-(x64**2) / 2) / math.sqrt(2 * math.pi)
+    with x64_scope(dtype):
+        rounded = np.asarray(jnp.asarray(exact, dtype), np.float64)
+    assert_matches_reference(rounded, exact, x64, slope, dtype)
+    with pytest.raises(AssertionError, match="outside tolerance"):
+        assert_matches_reference(np.zeros_like(exact), exact, x64, slope, dtype)
 
 
 # --------------------------------------------------------------------------- low-precision ulps

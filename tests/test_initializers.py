@@ -13,12 +13,15 @@ import numpy as np
 import pytest
 import scipy.integrate
 import scipy.special
+from _registry import BY_NAME, he_scale
+from test_init_stats import failures, statistics
 
 import rectax as rx
 import rectax.initializers as init
 from rectax.initializers._variance import COMPLEX_TRUNCATED_STD
 
 KEY = jax.random.key(0)
+F32_EPS = float(jnp.finfo(jnp.float32).eps)
 
 # --------------------------------------------------------------------------- registry
 # name -> builder(layout) for every random kernel initializer (layout None: dense, "conv": HWIO)
@@ -362,8 +365,14 @@ def test_for_activation_backward_mode_uses_surrogate_slope():
 
 
 def test_for_activation_conv_layout():
-    w = init.for_activation(rx.relu, layout="conv")(KEY, (3, 3, 64, 64))
-    assert w.shape == (3, 3, 64, 64)
+    """An HWIO kernel with in != out channels: He's variance 2/fan_in with fan_in = 3·3·16 (not
+    fan_out = 3·3·64, not the dense rule's 16), and jax's he_normal values for the same key."""
+    shape = (3, 3, 16, 64)
+    w = init.for_activation(rx.relu, layout="conv")(KEY, shape)
+    np.testing.assert_allclose(
+        w, jax.nn.initializers.he_normal()(KEY, shape), rtol=0, atol=2 * F32_EPS
+    )
+    assert not failures(statistics(w, "truncated_normal", math.sqrt(2 / (3 * 3 * 16))))
 
 
 # --------------------------------------------------------------------------- torch defaults
@@ -401,39 +410,104 @@ def test_torch_parity():
 
 
 # --------------------------------------------------------------------------- flax integration
+# name -> (scale, mode, distribution) written from the papers' formulas (He: 2/(1 + a²), Glorot:
+# fan_avg, LeCun: 1, torch's Linear: U(±1/√fan_in) = scale 1/3 uniform, jax.nn.gelu: 1/E[gelu(z)²]
+# by quadrature of the registry's tanh-form reference). jax's variance_scaling with these
+# arguments is the oracle for the values; the variance is scale/denom(fan_in, fan_out).
+KERNEL_SPECS = {
+    "he_normal": (2.0, "fan_in", "truncated_normal"),
+    "he_uniform": (2.0, "fan_in", "uniform"),
+    "kaiming_normal": (2.0, "fan_in", "normal"),
+    "kaiming_uniform": (2 / (1 + 0.2**2), "fan_in", "uniform"),
+    "glorot_normal": (1.0, "fan_avg", "truncated_normal"),
+    "glorot_uniform": (1.0, "fan_avg", "uniform"),
+    "xavier_normal": (1.0, "fan_avg", "truncated_normal"),
+    "xavier_uniform": (1.0, "fan_avg", "uniform"),
+    "lecun_normal": (1.0, "fan_in", "truncated_normal"),
+    "lecun_uniform": (1.0, "fan_in", "uniform"),
+    "variance_scaling": (1.5, "fan_geo_avg", "normal"),
+    "for_activation_relu": (2.0, "fan_in", "truncated_normal"),
+    "for_activation_gelu": (he_scale(BY_NAME["gelu_tanh"].ref), "fan_in", "truncated_normal"),
+    "torch_default": (1 / 3, "fan_in", "uniform"),
+}
+DENOM = {
+    "fan_in": lambda i, o: i,
+    "fan_avg": lambda i, o: (i + o) / 2,
+    "fan_geo_avg": lambda i, o: math.sqrt(i * o),
+}
+# The kernels below: fans computed by hand, with fan_in != fan_out so that swapped fans fail.
+FLAX_CONV = ((3, 3, 16, 64), 3 * 3 * 16, 3 * 3 * 64)
+FLAX_DENSE = ((6 * 6 * 64, 16), 6 * 6 * 64, 16)
+
+
+def _check_kernel(name: str, kernel: jax.Array, fan_in: int, fan_out: int) -> None:
+    """The kernel's distribution against the paper's variance (z-test on the std, mean, KS and
+    support at alpha = 1e-6, tests/test_init_stats.py's method); orthogonal: WᵀW = I."""
+    if name == "orthogonal":
+        m = np.asarray(kernel.astype(jnp.float32), np.float64).reshape(-1, kernel.shape[-1])
+        np.testing.assert_allclose(m.T @ m, np.eye(m.shape[1]), atol=1e-2)
+        return
+    scale, mode, distribution = KERNEL_SPECS[name]
+    std = math.sqrt(scale / DENOM[mode](fan_in, fan_out))
+    stats = statistics(kernel, distribution, std)
+    assert not failures(stats), (name, stats)
+
+
+def _jax_twin(name: str):
+    if name == "orthogonal":
+        return jax.nn.initializers.orthogonal()
+    return jax.nn.initializers.variance_scaling(*KERNEL_SPECS[name])
+
+
 @pytest.mark.parametrize("name", sorted(KERNEL_INITS))
 def test_flax_linen_dense_and_conv(name):
+    """Inside a jitted linen init: the paper's variance at the kernels' fans, and the same values
+    as jax's variance_scaling (the oracle) given the same flax keys."""
     import flax.linen as nn
 
-    class Net(nn.Module):
-        @nn.compact
-        def __call__(self, x):
-            x = nn.Conv(8, (3, 3), kernel_init=KERNEL_INITS[name]("conv"))(x)
-            x = x.reshape(x.shape[0], -1)
-            return nn.Dense(16, kernel_init=KERNEL_INITS[name](None))(x)
+    def net(conv_init, dense_init):
+        class Net(nn.Module):
+            @nn.compact
+            def __call__(self, x):
+                x = nn.Conv(64, (3, 3), kernel_init=conv_init)(x)
+                x = x.reshape(x.shape[0], -1)
+                return nn.Dense(16, kernel_init=dense_init)(x)
 
-    x = jnp.ones((2, 6, 6, 3))
-    variables = jax.jit(Net().init)(KEY, x)
+        return Net()
+
+    x = jnp.ones((2, 6, 6, 16))
+    ours = net(KERNEL_INITS[name]("conv"), KERNEL_INITS[name](None))
+    variables = jax.jit(ours.init)(KEY, x)
     params = variables["params"]
-    assert params["Conv_0"]["kernel"].shape == (3, 3, 3, 8)
-    assert params["Dense_0"]["kernel"].shape == (6 * 6 * 8, 16)
-    assert all(bool(jnp.isfinite(p).all()) for p in jax.tree.leaves(params))
-    assert Net().apply(variables, x).shape == (2, 16)
+    (conv_shape, *conv_fans), (dense_shape, *dense_fans) = FLAX_CONV, FLAX_DENSE
+    assert params["Conv_0"]["kernel"].shape == conv_shape
+    assert params["Dense_0"]["kernel"].shape == dense_shape
+    _check_kernel(name, params["Conv_0"]["kernel"], *conv_fans)
+    _check_kernel(name, params["Dense_0"]["kernel"], *dense_fans)
+    theirs = jax.jit(net(_jax_twin(name), _jax_twin(name)).init)(KEY, x)["params"]
+    for layer in ("Conv_0", "Dense_0"):
+        np.testing.assert_allclose(
+            params[layer]["kernel"], theirs[layer]["kernel"], rtol=1e-6, atol=2 * F32_EPS
+        )
 
 
 @pytest.mark.parametrize("name", sorted(KERNEL_INITS))
 def test_flax_nnx_linear_and_conv(name):
+    """nnx layers, with a bfloat16 Linear: the paper's variance at the kernels' fans (the bf16
+    kernel sampled in float32 and rounded once) and jax's float32 values for the conv."""
     from flax import nnx
 
-    rngs = nnx.Rngs(0)
-    conv = nnx.Conv(3, 8, (3, 3), kernel_init=KERNEL_INITS[name]("conv"), rngs=rngs)
+    conv_shape, *conv_fans = FLAX_CONV
+    conv = nnx.Conv(16, 64, (3, 3), kernel_init=KERNEL_INITS[name]("conv"), rngs=nnx.Rngs(0))
+    twin = nnx.Conv(16, 64, (3, 3), kernel_init=_jax_twin(name), rngs=nnx.Rngs(0))
+    assert conv.kernel[...].shape == conv_shape
+    _check_kernel(name, conv.kernel[...], *conv_fans)
+    np.testing.assert_allclose(conv.kernel[...], twin.kernel[...], rtol=1e-6, atol=2 * F32_EPS)
     dense = nnx.Linear(
-        32, 16, kernel_init=KERNEL_INITS[name](None), param_dtype=jnp.bfloat16, rngs=rngs
+        2304, 16, kernel_init=KERNEL_INITS[name](None), param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0)
     )
-    assert conv.kernel[...].shape == (3, 3, 3, 8)
     assert dense.kernel[...].dtype == jnp.bfloat16
-    assert conv(jnp.ones((1, 5, 5, 3))).shape == (1, 5, 5, 8)
-    assert bool(jnp.isfinite(dense.kernel[...].astype(jnp.float32)).all())
+    _check_kernel(name, dense.kernel[...], *FLAX_DENSE[1:])
 
 
 def test_flax_torch_default_bias():

@@ -1,11 +1,13 @@
 """Algebraic laws of the rectifiers, checked on hypothesis-generated arrays."""
 
+import math
+
 import chex
 import hypothesis.extra.numpy as hnp
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _registry import SELU_ALPHA, SELU_SCALE
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,14 +66,34 @@ def test_hard_tanh_is_clip(x):
     np.testing.assert_array_equal(rx.hard_tanh(x), np.clip(x, -1, 1))
 
 
-@LAWS
-@given(arrays)
-def test_selu_is_scaled_elu(x):
-    x64 = np.asarray(x, np.float64)
+# Gauss-Legendre nodes on [-12, 0] and [0, 12] (the kink is an endpoint, so each piece is smooth
+# and the rule is exact to rounding; the normal density beyond 12 is below 1e-31).
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(120)
+Z = np.concatenate([6 * (_NODES - 1), 6 * (_NODES + 1)])
+Z_WEIGHTS = np.concatenate([6 * _WEIGHTS, 6 * _WEIGHTS]) * np.exp(-(Z**2) / 2) / np.sqrt(2 * np.pi)
+
+
+def _selu_moments(std: float) -> tuple[float, float]:
+    """Mean and variance of rx.selu(z), z ~ N(0, std²), in float64 by quadrature."""
     with jax.enable_x64(True):
-        ours = rx.selu(jnp.asarray(x64))
-        expected = SELU_SCALE * rx.elu(jnp.asarray(x64), SELU_ALPHA)
-    chex.assert_trees_all_close(ours, expected, rtol=1e-15, atol=0)
+        y = np.asarray(rx.selu(jnp.asarray(std * Z, jnp.float64)), np.float64)
+    mean = float(Z_WEIGHTS @ y)
+    return mean, float(Z_WEIGHTS @ y**2) - mean**2
+
+
+def test_selu_fixed_point_is_zero_mean_unit_variance():
+    """Klambauer et al. 2017's defining law (their α and λ solve it): for z ~ N(0, 1), selu(z)
+    has mean 0 and variance 1. rectax's selu in float64 against quadrature, not its formula."""
+    assert _selu_moments(1.0) == pytest.approx((0.0, 1.0), abs=1e-12)
+
+
+@LAWS
+@given(st.floats(0.8, 1.5).filter(lambda v: abs(v - 1) > 1e-3))
+def test_selu_variance_is_pulled_towards_one(variance):
+    """The fixed point attracts (Klambauer et al. 2017, Theorem 1, with normalised weights
+    ω = 0, τ = 1): a layer maps an input variance ν in [0.8, 1.5] strictly closer to 1."""
+    _, out = _selu_moments(math.sqrt(variance))
+    assert abs(out - 1) < abs(variance - 1), (variance, out)
 
 
 @LAWS

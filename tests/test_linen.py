@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _registry import BY_NAME, RRELU_EVAL_SLOPE, RRELU_LOWER, RRELU_UPPER, he_scale
 from flax import serialization
 
 import rectax as rx
@@ -111,8 +112,19 @@ def test_rrelu_explicit_rng_and_custom_collection():
     key = jax.random.key(3)
     y = rxl.RReLU().apply({}, x, deterministic=False, rng=key)
     np.testing.assert_array_equal(y, rx.rrelu(x, key))
-    y = rxl.RReLU(rng_collection="noise").apply({}, x, deterministic=False, rngs={"noise": key})
-    assert y.shape == x.shape
+
+    # A custom collection: the slopes are rrelu's for the key flax's make_rng draws from that
+    # collection (a probe module at the same path is the oracle), not from 'rrelu' when present.
+    class Probe(nn.Module):
+        @nn.compact
+        def __call__(self):
+            return self.make_rng("noise")
+
+    rngs = {"noise": key, "rrelu": jax.random.key(4)}
+    y = rxl.RReLU(rng_collection="noise").apply({}, x, deterministic=False, rngs=rngs)
+    np.testing.assert_array_equal(y, rx.rrelu(x, Probe().apply({}, rngs={"noise": key})))
+    assert bool(jnp.all((-y >= RRELU_LOWER) & (-y <= RRELU_UPPER)))
+    assert len(np.unique(np.asarray(y))) > 8
     with pytest.raises(ValueError, match="lower"):
         rxl.RReLU(lower=0.5, upper=0.1).apply({}, x, deterministic=True)
 
@@ -168,33 +180,79 @@ def test_record_stats_inside_jit_no_cost_when_off():
     assert "reduce" in on
 
 
+def _leaky_ref(a):
+    return lambda x: np.where(x >= 0, x, a * x)
+
+
+def _reference_mlp(features, scale):
+    """flax's own Dense layers, named as rxl.MLP names them, with jax's initializer."""
+    kernel_init = jax.nn.initializers.variance_scaling(scale, "fan_in", "truncated_normal")
+
+    class Reference(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            for i, width in enumerate(features):
+                x = nn.Dense(width, kernel_init=kernel_init, name=f"Dense_{i}")(x)
+            return x
+
+    return Reference()
+
+
+RELU_REF = BY_NAME["relu"].ref
+GELU_TANH_REF = BY_NAME["gelu_tanh"].ref
+
+
 @pytest.mark.parametrize(
-    "activation",
+    ("activation", "scale", "ref"),
     [
-        "relu",
-        rx.necro_relu,
-        jax.nn.gelu,
-        rxl.PReLU,
-        functools.partial(rxl.PReLU, negative_slope_init=0.1),
-        rxl.RReLU,
-        rxl.NecroReLU,
-        functools.partial(rxl.Activation, rx.leaky_relu, negative_slope=0.2),
+        ("relu", he_scale(RELU_REF), RELU_REF),
+        (rx.necro_relu, he_scale(RELU_REF), RELU_REF),  # ReLU forward: He's forward scale
+        (jax.nn.gelu, he_scale(GELU_TANH_REF), GELU_TANH_REF),
+        (rxl.PReLU, 2 / (1 + 0.25**2), _leaky_ref(0.25)),
+        (
+            functools.partial(rxl.PReLU, negative_slope_init=0.1),
+            2 / (1 + 0.1**2),
+            _leaky_ref(0.1),
+        ),
+        (rxl.RReLU, 2 / (1 + RRELU_EVAL_SLOPE**2), _leaky_ref(RRELU_EVAL_SLOPE)),
+        (rxl.NecroReLU, he_scale(RELU_REF), RELU_REF),
+        (
+            functools.partial(rxl.Activation, rx.leaky_relu, negative_slope=0.2),
+            2 / (1 + 0.2**2),
+            _leaky_ref(0.2),
+        ),
     ],
+    ids=["relu", "necro_relu", "jax_gelu", "PReLU", "PReLU_0.1", "RReLU", "NecroReLU", "leaky_0.2"],
 )
-def test_mlp_auto_init_with_any_activation(activation):
+def test_mlp_auto_init_with_any_activation(activation, scale, ref):
+    """kernel_init='auto' is jax's variance_scaling(scale, 'fan_in', 'truncated_normal') with the
+    He scale of the activation, 1/E[f(z)²] by quadrature of a float64 reference (2/(1 + a²) for a
+    slope a): the same values for flax's keys, so LeCun's 1 or swapped fans fail. The evaluation
+    forward pass is the float64 reference network."""
+    x = jax.random.normal(jax.random.key(1), (2, 64))
     model = rxl.MLP(features=(32, 32, 4), activation=activation)
-    variables = model.init(jax.random.key(0), jnp.ones((2, 64)), deterministic=True)
-    kernel = variables["params"]["Dense_1"]["kernel"]
-    assert 1.5 < float(jnp.var(kernel) * 32) < 2.6  # He-like for every rectifier here
-    y = model.apply(variables, jnp.ones((2, 64)), deterministic=True)
-    assert y.shape == (2, 4)
+    params = model.init(jax.random.key(0), x, deterministic=True)["params"]
+    expected = _reference_mlp((32, 32, 4), scale).init(jax.random.key(0), x)["params"]
+    for i in range(3):
+        np.testing.assert_allclose(
+            params[f"Dense_{i}"]["kernel"], expected[f"Dense_{i}"]["kernel"], rtol=1e-6, atol=1e-7
+        )
+    h = np.asarray(x, np.float64)
+    for i in range(3):
+        layer = params[f"Dense_{i}"]
+        h = h @ np.asarray(layer["kernel"], np.float64) + np.asarray(layer["bias"], np.float64)
+        h = ref(h) if i < 2 else h
+    y = model.apply({"params": params}, x, deterministic=True)
+    np.testing.assert_allclose(y, h, rtol=1e-5, atol=1e-6)
 
 
 def test_mlp_selu_auto_is_lecun_and_prelu_slopes_are_per_layer():
-    variables = rxl.MLP(features=(256, 4), activation="selu").init(
-        jax.random.key(0), jnp.ones((1, 256))
+    x = jnp.ones((1, 256))
+    params = rxl.MLP(features=(256, 4), activation="selu").init(jax.random.key(0), x)["params"]
+    lecun = _reference_mlp((256, 4), 1.0).init(jax.random.key(0), x)["params"]  # SELU's init
+    np.testing.assert_allclose(
+        params["Dense_1"]["kernel"], lecun["Dense_1"]["kernel"], rtol=1e-6, atol=1e-7
     )
-    assert 0.85 < float(jnp.var(variables["params"]["Dense_1"]["kernel"]) * 256) < 1.15
     variables = rxl.MLP(features=(8, 8, 2), activation=rxl.PReLU).init(
         jax.random.key(0), jnp.ones((1, 3))
     )
