@@ -383,16 +383,10 @@ register(
 )
 
 
-def _rrelu_mean(lower: Array, upper: Array) -> Array:
-    return (lower + upper) / 2
-
-
-# The evaluation form: leaky_relu at the mean slope, computed inside the compiled function.
-_rrelu_eval = two_valued(
-    lambda x, lower, upper: _leaky_forward(x, _rrelu_mean(lower, upper)),
-    lambda x, lower, upper: x >= 0,
-    lambda lower, upper: (1, _rrelu_mean(lower, upper)),
-)
+@jax.jit
+def _rrelu_eval(x: Array, lower: ArrayLike, upper: ArrayLike) -> Array:
+    # leaky_relu at the mean slope, computed inside the compiled function (one scalar saved).
+    return _leaky(x, (jnp.asarray(lower) + jnp.asarray(upper)) / 2)
 
 
 @jax.jit

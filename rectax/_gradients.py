@@ -26,7 +26,7 @@ values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pas
 
 * :func:`two_valued` packs the mask to 1 bit per element (into ``uint32`` words,
   :mod:`rectax._packing`; along the last axis, or the merged trailing axes when the last one does
-  not fill whole words) and tagged, so reverse mode keeps 1 bit per element
+  not fill whole words) and tags it, so reverse mode keeps 1 bit per element
   instead of an array of the input's dtype; the factor is recomputed from the bits and the
   (small) hyperparameters.
   Convolutional feature maps (rank >= 4) are the exception where the mask can be read off the
@@ -150,12 +150,15 @@ def _cast_params(x: Array, params: Sequence[Any]) -> list[Any]:
 
 def _build(
     forward: Callable[..., Array],
-    tangent_factor: Callable[[Array, Array, Sequence[Any]], Array],
+    tangent_factor: Callable[[Array, Array, Sequence[Any]], tuple[Array, Array]],
 ) -> Callable[..., Array]:
     """The one construction: ``custom_jvp`` with ``t_out = factor * t_x``, checkpointed, jitted.
 
-    ``tangent_factor(x, y, params)`` computes the derivative factor inside the rule, choosing
-    what reverse mode keeps (by tagging it ``RESIDUAL_NAME``, which :data:`_SAVE_BITS` saves).
+    ``tangent_factor(x, y, params) -> (y, factor)`` computes the derivative factor inside the
+    rule, choosing what reverse mode keeps by tagging it ``RESIDUAL_NAME`` (which
+    :data:`_SAVE_BITS` saves). It returns ``y`` too, tagged when the output itself is the
+    residual: the rule must return that very value, or an outer ``save_only_these_names``
+    policy keeps a second copy (measured: ResNet blocks 0.97x jax.nn's memory instead of 0.64x).
     """
 
     @jax.custom_jvp
@@ -168,7 +171,7 @@ def _build(
         y = forward(x, *params)
         t_out = _param_tangent(forward, x, params, t_params)
         if not _is_zero(t_x):
-            d = tangent_factor(x, y, params)
+            y, d = tangent_factor(x, y, params)
             t_dx = t_x * lax.convert_element_type(d, t_x.dtype)
             t_out = t_dx if t_out is None else t_out + t_dx
         if t_out is None:  # pragma: no cover - custom_jvp never calls a rule with all-zero tangents
@@ -201,7 +204,7 @@ def smooth(forward: Callable[..., Array], derivative: Callable[..., Array]) -> C
       dtype. Its derivative in ``x`` is ``derivative``; in each hyperparameter the true one
       (autodiff of ``forward``). Tangents and cotangents have their primal's dtype.
     """
-    return _build(forward, lambda x, y, params: derivative(x, *params))
+    return _build(forward, lambda x, y, params: (y, derivative(x, *params)))
 
 
 def two_valued(
@@ -232,14 +235,15 @@ def two_valued(
       A jitted function of ``(x, *params)``, as :func:`smooth`'s.
     """
 
-    def factor(x: Array, y: Array, params: Sequence[Any]) -> Array:
+    def factor(x: Array, y: Array, params: Sequence[Any]) -> tuple[Array, Array]:
         if output_mask is not None and _keeps_output(x):
-            m = output_mask(checkpoint_name(y, RESIDUAL_NAME), *params)
+            y = checkpoint_name(y, RESIDUAL_NAME)
+            m = output_mask(y, *params)
         else:
             words = checkpoint_name(pack_mask(mask(x, *params)), RESIDUAL_NAME)
             m = unpack_mask(words, x.shape)
         where_true, where_false = values(*params)
-        return jnp.where(m, where_true, where_false)
+        return y, jnp.where(m, where_true, where_false)
 
     return _build(forward, factor)
 
@@ -265,9 +269,9 @@ def coded(
       A jitted function of ``x``.
     """
 
-    def factor(x: Array, y: Array, params: Sequence[Any]) -> Array:
-        del y, params
+    def factor(x: Array, y: Array, params: Sequence[Any]) -> tuple[Array, Array]:
+        del params
         words = checkpoint_name(pack_mask(code(x), bits), RESIDUAL_NAME)
-        return level(unpack_mask(words, x.shape, bits))
+        return y, level(unpack_mask(words, x.shape, bits))
 
     return _build(forward, factor)
