@@ -19,14 +19,23 @@ from flax import nnx
 from jax import lax
 
 import rectax as rx
+from rectax import _catalog
 
 Array = jax.Array
 
-LEAKY_SLOPE = 0.01
-NECRO_SLOPE = 0.1
-PRELU_SLOPE = 0.25
-RRELU_LOWER = 1.0 / 8.0
-RRELU_UPPER = 1.0 / 3.0
+
+def _default(activation: str, hyperparameter: str) -> float:
+    """rectax's default for a hyperparameter (its catalog), which every library is run at."""
+    info = _catalog.by_name(activation)
+    assert info is not None, activation
+    return float(info.hyperparameters[hyperparameter])
+
+
+LEAKY_SLOPE = _default("leaky_relu", "negative_slope")
+NECRO_SLOPE = _default("necro_relu", "negative_slope")
+PRELU_SLOPE = _default("prelu", "negative_slope")
+RRELU_LOWER = _default("rrelu", "lower")
+RRELU_UPPER = _default("rrelu", "upper")
 RRELU_KEY_SEED = 0
 
 DTYPES: dict[str, jnp.dtype] = {
@@ -112,22 +121,33 @@ def _rectax(function: str, fn: Callable[[Array], Array]) -> Impl:
     return Impl(RECTAX, function, fn)
 
 
+def _same_as_jax(name: str) -> Activation:
+    """An activation whose jax.nn namesake (from the catalog) is its baseline, at the defaults."""
+    info = _catalog.by_name(name)
+    assert info is not None, name
+    return Activation(
+        name,
+        _rectax(name, info.fn),
+        (_jax(name, info.jax_nn[0]),),
+        info.piecewise_linear,
+    )
+
+
+def _piecewise(name: str) -> bool:
+    info = _catalog.by_name(name)
+    assert info is not None, name
+    return info.piecewise_linear
+
+
 def _registry() -> dict[str, Activation]:
-    acts = [
-        Activation(
-            "relu", _rectax("relu", rx.relu), (_jax("relu", jax.nn.relu),), piecewise_linear=True
-        ),
-        Activation(
-            "relu6",
-            _rectax("relu6", rx.relu6),
-            (_jax("relu6", jax.nn.relu6),),
-            piecewise_linear=True,
-        ),
+    """Every catalogued activation: jax.nn's namesake as the baseline where jax.nn has one (at
+    the defaults), the closest plain-JAX equivalent otherwise; gelu in both forms."""
+    special = [
         Activation(
             "leaky_relu",
             _rectax(f"leaky_relu(x, {LEAKY_SLOPE})", lambda x: rx.leaky_relu(x, LEAKY_SLOPE)),
             (_jax(f"leaky_relu(x, {LEAKY_SLOPE})", lambda x: jax.nn.leaky_relu(x, LEAKY_SLOPE)),),
-            piecewise_linear=True,
+            _piecewise("leaky_relu"),
         ),
         Activation(
             "necro_relu",
@@ -136,7 +156,7 @@ def _registry() -> dict[str, Activation]:
                 _jax("relu", jax.nn.relu),
                 _jax(f"leaky_relu straight-through ({NECRO_SLOPE})", _necro_ste),
             ),
-            piecewise_linear=True,
+            _piecewise("necro_relu"),
         ),
         Activation(
             "prelu",
@@ -146,49 +166,40 @@ def _registry() -> dict[str, Activation]:
                 Impl("flax.linen", f"PReLU({PRELU_SLOPE})", _flax_linen_prelu),
                 Impl("flax.nnx", f"PReLU({PRELU_SLOPE})", _flax_nnx_prelu),
             ),
-            piecewise_linear=True,
+            _piecewise("prelu"),
         ),
         Activation(
             "rrelu",
             _rectax("rrelu(x, key)", _rrelu_rectax),
             (_jax("leaky_relu(x, uniform(key))", _rrelu_jax),),
-            piecewise_linear=True,
+            _piecewise("rrelu"),
         ),
-        Activation("elu", _rectax("elu", rx.elu), (_jax("elu", jax.nn.elu),), False),
-        Activation("celu", _rectax("celu", rx.celu), (_jax("celu", jax.nn.celu),), False),
-        Activation("selu", _rectax("selu", rx.selu), (_jax("selu", jax.nn.selu),), False),
         Activation(
             "gelu_tanh",
             _rectax("gelu(approximate='tanh')", lambda x: rx.gelu(x, approximate="tanh")),
             (_jax("gelu(approximate=True)", lambda x: jax.nn.gelu(x, approximate=True)),),
-            piecewise_linear=False,
+            _piecewise("gelu"),
         ),
         Activation(
             "gelu_exact",
             _rectax("gelu(approximate='none')", lambda x: rx.gelu(x, approximate="none")),
             (_jax("gelu(approximate=False)", lambda x: jax.nn.gelu(x, approximate=False)),),
-            piecewise_linear=False,
-        ),
-        Activation("silu", _rectax("silu", rx.silu), (_jax("silu", jax.nn.silu),), False),
-        Activation(
-            "softplus",
-            _rectax("softplus", rx.softplus),
-            (_jax("softplus", jax.nn.softplus),),
-            False,
-        ),
-        Activation(
-            "hard_tanh",
-            _rectax("hard_tanh", rx.hard_tanh),
-            (_jax("hard_tanh", jax.nn.hard_tanh),),
-            piecewise_linear=True,
+            _piecewise("gelu"),
         ),
         Activation(
             "squared_relu",
             _rectax("squared_relu", rx.squared_relu),
             (Impl("jax.numpy", "square(jax.nn.relu(x))", lambda x: jnp.square(jax.nn.relu(x))),),
-            piecewise_linear=False,
+            _piecewise("squared_relu"),
         ),
     ]
+    by_name = {a.name: a for a in special}
+    acts: list[Activation] = []
+    for info in _catalog.all_activations():  # the catalog's order
+        if info.name == "gelu":
+            acts += [by_name["gelu_tanh"], by_name["gelu_exact"]]
+        else:
+            acts.append(by_name.get(info.name) or _same_as_jax(info.name))
     return {a.name: a for a in acts}
 
 
