@@ -625,14 +625,29 @@ def test_bad_hyperparameters_raise_value_error(call, argument):
         lambda x, p: rx.elu(x, p),
     ],
 )
-def test_device_array_hyperparameters_never_sync(call):
-    """A jax-array hyperparameter is not validated on the host: no device-to-host transfer."""
+def test_device_array_hyperparameters_never_sync(call, monkeypatch):
+    """A jax-array hyperparameter is not validated on the host: no device-to-host transfer.
+
+    The transfer guard catches it on accelerators; on CPU, where reading a device array costs no
+    transfer, a spy on NumPy's conversions checks that none receives a jax array.
+    """
     x = jnp.linspace(-2.0, 2.0, 8)
     p = jnp.asarray(1.5)
-    expected = call(x, 1.5)
+    expected = np.asarray(call(x, 1.5))
+    converted = []
+    real_asarray = np.asarray
+
+    def spy(value, *args, **kwargs):
+        if isinstance(value, jax.Array):
+            converted.append(value)
+        return real_asarray(value, *args, **kwargs)
+
+    monkeypatch.setattr(np, "asarray", spy)
     with jax.transfer_guard_device_to_host("disallow"):
         y = call(x, p)
-    np.testing.assert_array_equal(np.asarray(y), np.asarray(expected))
+    monkeypatch.undo()
+    assert converted == []
+    np.testing.assert_array_equal(np.asarray(y), expected)
 
 
 def test_traced_hyperparameters_are_not_validated():
