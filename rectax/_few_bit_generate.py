@@ -8,7 +8,6 @@ on ``jax.grad`` of the exact activation in float64. Takes about 30 s.
 from __future__ import annotations
 
 import functools
-import inspect
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,27 +15,22 @@ from typing import Any
 
 import rectax
 
-from . import _few_bit, _few_bit_tables
+from . import _catalog, _few_bit, _few_bit_tables
 
 Key = tuple[str, tuple[tuple[str, Any], ...]]
 Table = tuple[tuple[float, ...], tuple[float, ...]]
 
-APIS = ("gelu", "silu", "elu", "celu", "selu", "softplus")
-
-
 def builtin_defaults() -> list[Key]:
     """``(name, hyperparameters)`` of every precomputed table, hyperparameters sorted by name."""
     out = []
-    for api in APIS:
-        params = {
-            p.name: p.default
-            for p in list(inspect.signature(getattr(rectax, api)).parameters.values())[1:]
-            if p.name != "bits"
-        }
-        variants = [{"approximate": False}, {"approximate": True}] if api == "gelu" else [{}]
+    for info in _catalog.all_activations():
+        if not info.few_bit:
+            continue
+        params = info.hyperparameters
+        variants = [{"approximate": False}, {"approximate": True}] if info.name == "gelu" else [{}]
         for v in variants:
             merged = {**params, **v}
-            out.append((api, tuple(sorted(merged.items()))))
+            out.append((info.name, tuple(sorted(merged.items()))))
     return out
 
 
