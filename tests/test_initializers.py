@@ -96,8 +96,11 @@ def test_rank_below_two_needs_an_explicit_fan():
         init.he_normal()(KEY, (7,))
     with pytest.raises(ValueError, match="rank >= 2"):
         init.orthogonal()(KEY, (7,))
+    # With explicit fans the scale is theirs: fan_avg = 20, so std = sqrt(1 / 20); jax draws the
+    # same standard normals for the same key.
     b = init.variance_scaling(1.0, "fan_avg", "normal", fan_in=10, fan_out=30)(KEY, (7,))
-    assert b.shape == (7,)
+    z = jax.random.normal(KEY, (7,), jnp.float32)
+    np.testing.assert_allclose(b, z * np.sqrt(1 / 20), rtol=1e-6)
 
 
 def test_default_dtype_is_jax_default_float():
