@@ -305,6 +305,7 @@ def quick_config(platform: str) -> Config:
         multidevice_activations=("relu", "gelu_tanh"),
         cnn_activations=("relu", "leaky_relu", "necro_relu", "gelu_tanh", "silu"),
         zoo_models=ZOO_MODELS,
+        zoo_remats=("none", "remat-bits"),
         zoo_dtypes=("f32",),
         zoo_timed=(("none", "f32"),),
         budget_s=1.0,

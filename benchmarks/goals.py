@@ -142,7 +142,8 @@ class Headline:
     """A ratio rectax / jax.nn over many cases, with its spread.
 
     Timed: the median of every per-round ratio of the cases pooled, with its 95% confidence
-    interval. Compiled memory (exact): the geometric mean, with the range over the cases.
+    interval, and that interval's verdict against the cases' goal. Compiled memory (exact): the
+    geometric mean, with the range over the cases.
     """
 
     name: str
@@ -151,15 +152,19 @@ class Headline:
     high: float
     spread: str
     over: str
+    goal: str = ""
+    """A timed headline: its cases' goal's limit and the pooled interval's verdict against it."""
 
 
-def _pooled(name: str, rows: Sequence[Row], unit: str) -> Headline | None:
+def _pooled(name: str, rows: Sequence[Row], unit: str, goal: str) -> Headline | None:
     pairs = [p for r in rows for p in r.pair_ratios]
     if not pairs:
         return None
     low, high = median_ci(pairs)
-    over = f"{len(rows)} {unit}, {len(pairs)} rounds"
-    return Headline(name, statistics.median(pairs), low, high, "95% CI", over)
+    over = f"{len(rows)} {unit} x {len(pairs) // len(rows)} rounds"
+    g = next(g for g in GOALS if g.name == goal)
+    verdict = f"{g.limit_text}: {g.verdict(low, high)}"
+    return Headline(name, statistics.median(pairs), low, high, "95% CI", over, verdict)
 
 
 def _geomean(name: str, rows: Sequence[Row], unit: str) -> Headline | None:
@@ -177,9 +182,14 @@ def headlines(rows: Iterable[Row]) -> list[Headline]:
     large = [r for r in kernels if r.size >= LARGE and r.dtype == "f32"]
     found = [
         _geomean("zoo compiled memory", zoo, "models x settings"),
-        _pooled("zoo step time", [r for r in zoo if r.pair_ratios], "models"),
-        _pooled("MLP/CNN step time", [r for r in mine if r.kind == "train"], "steps"),
-        _pooled(f"fwd+bwd kernel time{', 2^24 f32' if large else ''}", large or kernels, "kernels"),
+        _pooled("zoo step time", [r for r in zoo if r.pair_ratios], "models", "zoo-time"),
+        _pooled("MLP/CNN step time", [r for r in mine if r.kind == "train"], "steps", "train-time"),
+        _pooled(
+            f"fwd+bwd kernels{' 2^24 f32' if large else ''}",
+            large or kernels,
+            "kernels",
+            "fwd+bwd-ratio",
+        ),
         _geomean(
             "MLP-ref compiled memory",
             [r for r in mine if r.kind == "memory" and r.mode == "mlp-ref"],

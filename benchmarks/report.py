@@ -54,7 +54,7 @@ def _spread(low: float | None, high: float | None) -> str:
 
 
 def _headline_cells(h: Headline) -> list[str]:
-    return [h.name, f"{h.value:.3f}", f"{h.spread} {h.low:.3f}-{h.high:.3f}", h.over]
+    return [h.name, f"{h.value:.3f}", f"{h.spread} {h.low:.3f}-{h.high:.3f}", h.goal, h.over]
 
 
 def _worst(g: GoalResult) -> str:
@@ -89,11 +89,23 @@ def print_summary(
     written: Sequence[Path],
 ) -> None:
     """The headline ratios and one line per goal, in ASCII, at most the console's width."""
+    with console.capture() as captured:
+        _summary(console, result, heads, results, written)
+    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+def _summary(
+    console: Console,
+    result: dict[str, Any],
+    heads: Sequence[Headline],
+    results: Sequence[GoalResult],
+    written: Sequence[Path],
+) -> None:
     console.print(f"[bold]rectax benchmark[/bold]: {_describe(result)}", end="\n\n")
     console.print(
         _table_of(
             "Headline ratios, rectax / jax.nn (below 1: rectax uses less)",
-            ["ratio", "value", "spread", "over"],
+            ["ratio", "value", "spread", "verdict", "over"],
             map(_headline_cells, heads),
         )
     )
@@ -296,7 +308,11 @@ def markdown(
         "the per-round ratios of interleaved calls, with its 95% confidence interval in brackets; "
         "compiled memory is exact.",
         "",
-        *_table("Headline ratios", "ratio | value | spread | over", map(_headline_cells, heads)),
+        *_table(
+            "Headline ratios",
+            "ratio | value | spread | pooled verdict | over",
+            map(_headline_cells, heads),
+        ),
         *_table(
             "Goals",
             "verdict | goal | target | pass | miss | inconclusive | worst case",

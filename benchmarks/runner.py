@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.metadata
 import os
@@ -11,7 +10,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import jax
@@ -243,7 +242,7 @@ def _base_row(case: Case, library: str, function: str, **fields: Any) -> Row:
 
 
 # --------------------------------------------------------------------------- elementwise
-@functools.lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def _elementwise_inputs(
     shape: tuple[int, int], dtype_name: str, seed: int, device: jax.Device
 ) -> tuple[np.ndarray, jax.Array, jax.Array, jax.Array]:
