@@ -308,7 +308,7 @@ def quick_config(platform: str) -> Config:
         zoo_remats=("none", "remat-bits"),
         zoo_dtypes=("f32",),
         zoo_timed=(("none", "f32"),),
-        budget_s=1.0,
+        budget_s=1.5,
         max_repeats=100,
     )
 
