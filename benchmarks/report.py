@@ -130,7 +130,8 @@ def _summary(
             f"[red]Missed[/red]: {', '.join(missed)}. Findings, not failures: the exit status is 0 "
             "unless a rectax case raised."
         )
-    console.print(f"Every table: {written[1]}\nEvery figure: {written[0]}")
+    here = [p.relative_to(Path.cwd()) if p.is_relative_to(Path.cwd()) else p for p in written]
+    console.print(f"Every table: {here[1]}\nEvery figure: {here[0]}")
     if written[2:]:
         console.print(f"Plots: {', '.join(p.name for p in written[2:])}")
 
