@@ -24,7 +24,7 @@ $(STAMP_TEST): pyproject.toml | $(PY)
 
 bench: $(STAMP_BENCH)
 	$(PY) -m benchmarks --quick
-	$(PY) -m benchmarks.few_bit --quick
+	$(PY) -m benchmarks.few_bit --quick --output benchmarks/results/latest_few_bit.txt
 
 bench-full: $(STAMP_BENCH)
 	$(PY) -m benchmarks

@@ -231,8 +231,10 @@ class Config:
     largest size (the quick run's "bf16 for a few"); None runs every combination.
     ``cnn_activations`` limits the CNN step (slow to compile on CPU) likewise; None: all.
     The zoo (:mod:`benchmarks.zoo`) runs ``zoo_models`` under ``zoo_remats`` in ``zoo_dtypes``
-    (dtypes after the first only under ``zoo_secondary_remats``, None: all) and times the
-    (remat, dtype) pairs in ``zoo_timed`` (None: all); every pair's memory is compiled only.
+    and times the (remat, dtype) pairs in ``zoo_timed`` (None: all); every pair's memory is
+    compiled only.
+    A case is timed in at least ``repeats`` interleaved rounds, then in more (up to
+    ``max_repeats``) until its timed calls have taken ``budget_s`` seconds.
     """
 
     activations: tuple[str, ...]
@@ -254,8 +256,9 @@ class Config:
     zoo_models: tuple[str, ...] = ()
     zoo_remats: tuple[str, ...] = ("none", "remat", "remat-bits")
     zoo_dtypes: tuple[str, ...] = ("f32", "bf16")
-    zoo_secondary_remats: tuple[str, ...] | None = None
     zoo_timed: tuple[tuple[str, str], ...] | None = None
+    budget_s: float = 0.0
+    max_repeats: int = 200
     torch: bool = True
     device_index: int = 0
     seed: int = 0
@@ -300,7 +303,7 @@ def quick_config(platform: str) -> Config:
         sizes=(2**12, 2**24),
         dtypes=("f32", "bf16"),
         modes=ALL_MODES,
-        repeats=3,
+        repeats=6,
         warmup=1,
         quick=True,
         secondary_activations=("relu", "necro_relu", "gelu_tanh"),
@@ -313,8 +316,11 @@ def quick_config(platform: str) -> Config:
         multidevice_activations=("relu", "gelu_tanh"),
         cnn_activations=("relu", "leaky_relu", "necro_relu", "gelu_tanh", "silu"),
         zoo_models=ZOO_MODELS,
-        zoo_secondary_remats=("none",),
+        zoo_remats=("none", "remat-bits"),
+        zoo_dtypes=("f32",),
         zoo_timed=(("none", "f32"),),
+        budget_s=1.5,
+        max_repeats=100,
     )
 
 
@@ -329,6 +335,7 @@ def full_config(platform: str) -> Config:
         repeats=20,
         warmup=2,
         quick=False,
+        budget_s=5.0,
         secondary_activations=None,
         mlp=REFERENCE_MLP,
         cnn=CnnSpec(batch=128, image=64, channels=(64, 128, 128)),
@@ -383,10 +390,9 @@ def generate_cases(config: Config) -> list[Case]:
     first = config.dtypes[0] if config.dtypes else "f32"
     if "zoo" in config.modes:  # the headline: first
         for dtype in config.zoo_dtypes:
-            remats = config.zoo_remats
-            if dtype != config.zoo_dtypes[0] and config.zoo_secondary_remats is not None:
-                remats = tuple(r for r in remats if r in config.zoo_secondary_remats)
-            cases += [Case("zoo", r, m, 0, dtype) for m in config.zoo_models for r in remats]
+            cases += [
+                Case("zoo", r, m, 0, dtype) for m in config.zoo_models for r in config.zoo_remats
+            ]
 
     def selection(dtype: str) -> tuple[Sequence[str], Sequence[int]]:
         if dtype == first or config.secondary_activations is None:

@@ -1,18 +1,23 @@
-"""Command line: ``python -m benchmarks`` (run) and ``python -m benchmarks compare OLD NEW``.
+"""Command line: ``python -m benchmarks`` runs the cases, writes the results, prints a summary.
 
-This module does not import JAX: ``--backend`` and ``--host-devices`` must reach JAX through the
-environment before it initialises, so the run itself lives in :mod:`benchmarks.session`, imported
-once the environment is set.
+The environment (``--backend``, ``--host-devices``) must reach JAX before it initialises, so JAX
+and everything that imports it are imported inside :func:`run`, after
+:func:`configure_environment`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
+import json
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
 _FORCE = "--xla_force_host_platform_device_count"
@@ -45,10 +50,7 @@ def _names(tokens: Sequence[str] | None) -> tuple[str, ...] | None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description=(
-            "Benchmark rectax activations against jax.nn, flax and (if importable) torch. "
-            "Subcommand: 'compare OLD.json NEW.json' (see 'python -m benchmarks compare -h')."
-        ),
+        description="Benchmark rectax activations against jax.nn, flax and (if importable) torch.",
     )
     p.add_argument("--quick", action="store_true", help="the representative subset (make bench)")
     p.add_argument("--activations", nargs="+", metavar="NAME", help="activations (default all)")
@@ -63,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--modes",
         nargs="+",
         metavar="MODE",
-        help="forward fwd+bwd mlp cnn memory init multidevice (default all)",
+        help="zoo forward fwd+bwd mlp cnn memory init multidevice (default all)",
     )
     p.add_argument(
         "--zoo",
@@ -72,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="zoo models (default all): mnist mnist-nnx resnet gpt-gelu gpt-swiglu gpt-relu "
         "gpt-sqrelu mlp",
     )
-    p.add_argument("--repeats", type=int, help="timed interleaved rounds per case")
+    p.add_argument("--repeats", type=int, help="the fewest timed interleaved rounds per case")
+    p.add_argument("--budget", type=float, help="seconds of timed calls per case, beyond --repeats")
     p.add_argument("--warmup", type=int, help="untimed rounds before timing")
     p.add_argument("--backend", help="JAX platform to use: cpu, cuda, rocm, tpu (JAX_PLATFORMS)")
     p.add_argument("--device", type=int, default=0, help="index of the device to run on")
@@ -92,20 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_compare_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks compare",
-        description="Regressions and improvements between two runs.",
-    )
-    p.add_argument("old", type=Path)
-    p.add_argument("new", type=Path)
-    p.add_argument("--threshold", type=float, default=0.05, help="relative change to report")
-    p.add_argument(
-        "--fail-on-regression", action="store_true", help="exit with status 1 on any regression"
-    )
-    return p
-
-
 def configure_environment(args: argparse.Namespace) -> None:
     """Sets JAX_PLATFORMS and the forced host-device count; effective only before JAX starts."""
     if args.backend:
@@ -118,12 +107,90 @@ def configure_environment(args: argparse.Namespace) -> None:
         os.environ["XLA_FLAGS"] = f"{flags} {_FORCE}={count}".strip()
 
 
+def make_config(args: argparse.Namespace, platform: str) -> Any:
+    """The quick or full preset, with the command line's overrides."""
+    from benchmarks.cases import full_config, quick_config
+
+    config = quick_config(platform) if args.quick else full_config(platform)
+    overrides: dict[str, Any] = {"device_index": args.device, "seed": args.seed}
+    for name in ("activations", "sizes", "dtypes", "modes", "repeats", "warmup"):
+        if getattr(args, name):
+            overrides[name] = getattr(args, name)
+    if args.budget is not None:
+        overrides["budget_s"] = args.budget
+    if args.dtypes:
+        overrides["secondary_activations"] = None
+    if args.activations:
+        overrides["multidevice_activations"] = args.activations[:2]
+        overrides["cnn_activations"] = None
+    if args.zoo:
+        overrides["zoo_models"] = args.zoo
+    if args.no_torch:
+        overrides["torch"] = False
+    return config.replace(**overrides)
+
+
+def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Runs the cases; writes the JSON, the Markdown and the plots; prints the summary.
+
+    Returns 1 when a rectax case raised, else 0 (a missed goal is a finding, not a failure).
+    """
+    import jax  # only now: see the module docstring
+
+    from benchmarks import goals, plots, report, runner, torch_baseline
+    from benchmarks.cases import RECTAX, generate_cases
+
+    console = report.make_console()
+    config = make_config(args, jax.default_backend())
+    cases = generate_cases(config)
+    if args.list:
+        for case in cases:
+            console.print(case.title)
+        console.print(f"{len(cases)} cases")
+        return 0
+    torch = torch_baseline.load() if config.torch else None
+    ctx = runner.Context(config, jax.devices()[config.device_index], torch)
+    start = time.perf_counter()
+
+    def progress(i: int, case: Any) -> None:  # one line per kind of case, on stderr
+        if i == 0 or case.kind != cases[i - 1].kind:
+            count = sum(c.kind == case.kind for c in cases)
+            elapsed = time.perf_counter() - start
+            print(f"[{elapsed:4.0f} s] {case.kind}: {count} cases", file=sys.stderr, flush=True)
+
+    rows = runner.run(cases, ctx, progress)
+    results, heads = goals.evaluate(rows), goals.headlines(rows)
+    result = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "argv": list(argv),
+        "quick": config.quick,
+        "cases": len(cases),
+        "wall_s": time.perf_counter() - start,
+        "environment": runner.environment(ctx.device, torch),
+        "config": dataclasses.asdict(config),
+        "rows": [dataclasses.asdict(r) for r in rows],
+        "goals": {
+            g.goal.name: {"verdict": g.verdict, "cases": [dataclasses.asdict(c) for c in g.cases]}
+            for g in results
+        },
+        "headlines": [dataclasses.asdict(h) for h in heads],
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    md = args.output.with_suffix(".md")
+    args.output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    md.write_text(report.markdown(result, rows, heads, results), encoding="utf-8")
+    written = [args.output, md]
+    if not args.no_plots:
+        written += plots.write_all(rows, args.output.with_suffix(""))
+    report.print_summary(console, result, heads, results, written)
+    failed = [r for r in rows if r.status == "error" and r.library == RECTAX]
+    for r in failed:  # a baseline (torch, flax) may fail alone; rectax failing fails the run
+        console.print(f"[red]rectax error[/red] {r.kind} {r.mode} {r.activation}: {r.note}")
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "compare":
-        from benchmarks import session  # after the environment: see the docstring
-
-        return session.compare_main(build_compare_parser().parse_args(argv[1:]))
     args = build_parser().parse_args(argv)
     args.activations = _names(args.activations)
     args.dtypes = _names(args.dtypes)
@@ -131,6 +198,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.zoo = _names(args.zoo)
     args.sizes = parse_sizes(args.sizes) if args.sizes else None
     configure_environment(args)
-    from benchmarks import session  # JAX starts only now
-
-    return session.run_main(args, argv)
+    return run(args, argv)

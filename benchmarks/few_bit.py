@@ -15,16 +15,19 @@ Prints compact tables:
   one), and the cosine similarity of exact and few-bit parameter gradients at initialisation.
 
 ``--quick`` shrinks every size (for a smoke run); ``--fewbit-npz PATH`` adds the error of the
-reference implementation's shipped tables (``fewbit/data/builtin.npz`` of skolai/fewbit).
+reference implementation's shipped tables (``fewbit/data/builtin.npz`` of skolai/fewbit);
+``--output PATH`` writes the tables there and prints only where (what ``make bench`` does).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import math
 import platform
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -298,7 +301,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="memory,speed,cosine,fidelity",
         help="comma-separated subset of memory,speed,cosine,fidelity",
     )
+    parser.add_argument("--output", type=Path, default=None, help="write the tables here")
     args = parser.parse_args(argv)
+    if args.output is None:
+        run(args)
+        return
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    with args.output.open("w", encoding="utf-8") as f, contextlib.redirect_stdout(f):
+        run(args)
+    print(f"Few-bit residuals (memory, speed, gradient fidelity): {args.output}")
+
+
+def run(args: argparse.Namespace) -> None:
     if args.quick:
         mlp = (256, 128, 8)
         tf = {"layers": 2, "batch": 2, "seq": 64, "width": 64, "heads": 4}

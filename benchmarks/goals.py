@@ -1,29 +1,49 @@
-"""The goals rectax is held to, evaluated on a run's rows (pass/miss and by how much).
+"""The goals rectax is held to, a verdict per case and per goal, and the headline ratios.
 
-0. ``zoo-memory`` and ``zoo-time``: every model-zoo step (:mod:`benchmarks.zoo`), compiled temp
-   memory / jax.nn's <= 1.00, and (where timed) step time / jax.nn's <= 1.02.
-1. ``train-time``: jit(grad) MLP/CNN step with a rectax activation, time ratio to the primary
-   baseline (jax.nn) <= 1.0.
-2. ``train-memory``: compiled temp memory of that step <= 0.6x the baseline's, for the piecewise
-   linear activations (1-bit residuals); also checked on the reference MLP (``mlp-ref``).
-3. ``forward-roofline``: forward pass at >= 2^24 elements at >= 90% of the copy roofline measured
-   in the same run.
-4. ``fwd+bwd-ratio``: lone forward+backward kernel, time ratio to the primary baseline <= 1.05.
+A goal bounds a figure of rectax's rows. A timed figure (a time ratio, a roofline fraction) is the
+median of per-round values with its 95% confidence interval (:func:`benchmarks.timing.median_ci`);
+a compiled-memory ratio is exact, its interval a point. A case
 
-``margin`` is signed so that positive means the goal is met with room to spare: ``limit - value``
-for upper limits, ``value - limit`` for lower limits.
+* ``PASS``: the whole interval meets the limit;
+* ``MISS``: the whole interval fails it;
+* ``INCONCLUSIVE``: the limit lies inside the interval, so the run cannot tell (more rounds or a
+  quieter machine can).
+
+A goal is ``MISS`` if any of its cases misses, else ``INCONCLUSIVE`` if any is inconclusive, else
+``PASS``; ``n/a`` when nothing it applies to was measured.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
-from typing import Any
+import math
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from benchmarks.cases import PIECEWISE_LINEAR, RECTAX
-from benchmarks.schema import Row
+from benchmarks.runner import Row
+from benchmarks.timing import median_ci
 
 LARGE = 2**24
+PASS, MISS, INCONCLUSIVE, UNMEASURED = "PASS", "MISS", "INCONCLUSIVE", "n/a"
+
+Interval = tuple[float, float, float]
+"""(value, low, high)."""
+
+
+def _time(r: Row) -> Interval | None:
+    if r.ratio is None or r.ratio_low is None or r.ratio_high is None:
+        return None
+    return r.ratio, r.ratio_low, r.ratio_high
+
+
+def _memory(r: Row) -> Interval | None:
+    return None if r.temp_ratio is None else (r.temp_ratio, r.temp_ratio, r.temp_ratio)
+
+
+def _roofline(r: Row) -> Interval | None:
+    f, low, high = r.roofline_fraction, r.roofline_low, r.roofline_high
+    return None if f is None or low is None or high is None else (f, low, high)
 
 
 @dataclass(frozen=True)
@@ -33,145 +53,147 @@ class Goal:
     limit: float
     upper: bool
     selects: Callable[[Row], bool]
-    value: Callable[[Row], float | None]
+    value: Callable[[Row], Interval | None]
+
+    @property
+    def limit_text(self) -> str:
+        return f"{'<=' if self.upper else '>='} {self.limit:g}"
+
+    def verdict(self, low: float, high: float) -> str:
+        if self.upper:
+            return PASS if high <= self.limit else MISS if low > self.limit else INCONCLUSIVE
+        return PASS if low >= self.limit else MISS if high < self.limit else INCONCLUSIVE
 
 
 GOALS = (
-    Goal(
-        "zoo-memory",
-        "model zoo: compiled temp memory / jax.nn <= 1.0",
-        1.0,
-        True,
-        lambda r: r.kind == "zoo",
-        lambda r: r.temp_ratio,
-    ),
-    Goal(
-        "zoo-time",
-        "model zoo: step time / jax.nn <= 1.02 (median of pairs)",
-        1.02,
-        True,
-        lambda r: r.kind == "zoo" and r.ratio is not None,
-        lambda r: r.ratio,
-    ),
-    Goal(
-        "train-time",
-        "jit(grad) step time / jax.nn <= 1.0",
-        1.0,
-        True,
-        lambda r: r.kind == "train",
-        lambda r: r.ratio,
-    ),
-    Goal(
-        "train-memory",
-        "compiled temp memory / jax.nn <= 0.6 (piecewise linear)",
-        0.6,
-        True,
-        lambda r: (
-            r.activation in PIECEWISE_LINEAR
-            and (r.kind == "train" or (r.kind == "memory" and r.mode == "mlp-ref"))
-        ),
-        lambda r: r.temp_ratio,
-    ),
-    Goal(
-        "forward-roofline",
-        "forward at >= 2^24 elements >= 0.9 of copy roofline",
-        0.9,
-        False,
-        lambda r: r.kind == "elementwise" and r.mode == "forward" and r.size >= LARGE,
-        lambda r: r.roofline_fraction,
-    ),
-    Goal(
-        "fwd+bwd-ratio",
-        "lone fwd+bwd kernel time / jax.nn <= 1.05",
-        1.05,
-        True,
-        lambda r: r.kind == "elementwise" and r.mode == "fwd+bwd",
-        lambda r: r.ratio,
-    ),
-)
+    Goal("zoo-memory", "zoo compiled temp memory / jax.nn <= 1.0", 1.0, True,
+         lambda r: r.kind == "zoo", _memory),
+    Goal("zoo-time", "zoo step time / jax.nn <= 1.02", 1.02, True,
+         lambda r: r.kind == "zoo" and bool(r.times_s), _time),
+    Goal("train-time", "MLP/CNN step time / jax.nn <= 1.0", 1.0, True,
+         lambda r: r.kind == "train", _time),
+    Goal("train-memory", "MLP/CNN temp memory / jax.nn <= 0.6, piecewise linear", 0.6, True,
+         lambda r: r.activation in PIECEWISE_LINEAR
+         and (r.kind == "train" or (r.kind == "memory" and r.mode == "mlp-ref")), _memory),
+    Goal("forward-roofline", "forward at >= 2^24 elements >= 0.9 of copy bandwidth", 0.9, False,
+         lambda r: r.kind == "elementwise" and r.mode == "forward" and r.size >= LARGE, _roofline),
+    Goal("fwd+bwd-ratio", "lone fwd+bwd kernel time / jax.nn <= 1.05", 1.05, True,
+         lambda r: r.kind == "elementwise" and r.mode == "fwd+bwd", _time),
+)  # fmt: skip
+
+
+def case_name(row: Row) -> str:
+    size = f" 2^{row.size.bit_length() - 1}" if row.size else ""
+    return f"{row.activation} {row.mode}{size} {row.dtype}"
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    goal: str
+    case: str
+    value: float | None
+    low: float | None
+    high: float | None
+    limit: float
+    verdict: str
 
 
 @dataclass(frozen=True)
 class GoalResult:
-    goal: str
-    target: str
-    case: str
-    activation: str
-    value: float | None
-    limit: float
-    passed: bool | None
-    margin: float | None
+    goal: Goal
+    verdict: str
+    cases: list[CaseResult]
+    worst: CaseResult | None
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _case(row: Row) -> str:
-    if row.kind == "zoo":
-        return f"zoo {row.activation} {row.mode} {row.dtype}"
-    size = f" 2^{row.size.bit_length() - 1}" if row.size else ""
-    return f"{row.kind} {row.mode}{size} {row.dtype}"
+    def count(self, verdict: str) -> int:
+        return sum(c.verdict == verdict for c in self.cases)
 
 
 def evaluate(rows: Iterable[Row]) -> list[GoalResult]:
-    """One result per (goal, rectax row it applies to); ``passed`` is None when unmeasured."""
-    out: list[GoalResult] = []
+    """Every goal with the verdict of each rectax row it applies to."""
     mine = [r for r in rows if r.library == RECTAX]
+    out = []
     for goal in GOALS:
-        for row in mine:
-            if not goal.selects(row):
+        cases = []
+        for row in filter(goal.selects, mine):
+            found = goal.value(row)
+            if found is None:
+                cases.append(
+                    CaseResult(goal.name, case_name(row), None, None, None, goal.limit, UNMEASURED)
+                )
                 continue
-            value = goal.value(row)
-            if value is None:
-                passed, margin = None, None
-            else:
-                margin = goal.limit - value if goal.upper else value - goal.limit
-                passed = margin >= 0
-            out.append(
-                GoalResult(
-                    goal.name,
-                    goal.target,
-                    _case(row),
-                    row.activation,
-                    value,
-                    goal.limit,
-                    passed,
-                    margin,
+            value, low, high = found
+            cases.append(
+                CaseResult(
+                    goal.name, case_name(row), value, low, high, goal.limit, goal.verdict(low, high)
                 )
             )
+        verdicts = {c.verdict for c in cases}
+        verdict = next((v for v in (MISS, INCONCLUSIVE, PASS) if v in verdicts), UNMEASURED)
+        measured = [c for c in cases if c.value is not None]
+        sign = 1 if goal.upper else -1
+        worst = max(measured, key=lambda c: sign * (c.value or 0.0), default=None)
+        out.append(GoalResult(goal, verdict, cases, worst))
     return out
 
 
 @dataclass(frozen=True)
-class GoalSummary:
-    goal: str
-    target: str
-    passed: int
-    total: int
-    unmeasured: int
-    worst: GoalResult | None
+class Headline:
+    """A ratio rectax / jax.nn over many cases, with its spread.
+
+    Timed: the median of every per-round ratio of the cases pooled, with its 95% confidence
+    interval, and that interval's verdict against the cases' goal. Compiled memory (exact): the
+    geometric mean, with the range over the cases.
+    """
+
+    name: str
+    value: float
+    low: float
+    high: float
+    spread: str
+    over: str
+    goal: str = ""
+    """A timed headline: its cases' goal's limit and the pooled interval's verdict against it."""
 
 
-def summarize(results: Iterable[GoalResult]) -> list[GoalSummary]:
-    """Per goal: passes, total, and the worst case (smallest margin)."""
-    results = list(results)
-    out = []
-    for goal in GOALS:
-        mine = [r for r in results if r.goal == goal.name]
-        measured = [r for r in mine if r.margin is not None]
-        worst = min(measured, key=lambda r: r.margin or 0.0) if measured else None
-        out.append(
-            GoalSummary(
-                goal.name,
-                goal.target,
-                sum(1 for r in measured if r.passed),
-                len(measured),
-                len(mine) - len(measured),
-                worst,
-            )
-        )
-    return out
+def _pooled(name: str, rows: Sequence[Row], unit: str, goal: str) -> Headline | None:
+    pairs = [p for r in rows for p in r.pair_ratios]
+    if not pairs:
+        return None
+    low, high = median_ci(pairs)
+    over = f"{len(rows)} {unit} x {len(pairs) // len(rows)} rounds"
+    g = next(g for g in GOALS if g.name == goal)
+    verdict = f"{g.limit_text}: {g.verdict(low, high)}"
+    return Headline(name, statistics.median(pairs), low, high, "95% CI", over, verdict)
 
 
-def from_json(data: Iterable[dict[str, Any]]) -> list[GoalResult]:
-    return [GoalResult(**d) for d in data]
+def _geomean(name: str, rows: Sequence[Row], unit: str) -> Headline | None:
+    ratios = [r.temp_ratio for r in rows if r.temp_ratio is not None]
+    if not ratios:
+        return None
+    mean = math.exp(statistics.fmean(map(math.log, ratios)))
+    return Headline(name, mean, min(ratios), max(ratios), "range", f"{len(ratios)} {unit}")
+
+
+def headlines(rows: Iterable[Row]) -> list[Headline]:
+    mine = [r for r in rows if r.library == RECTAX and r.status == "ok"]
+    zoo = [r for r in mine if r.kind == "zoo"]
+    kernels = [r for r in mine if r.kind == "elementwise" and r.mode == "fwd+bwd"]
+    large = [r for r in kernels if r.size >= LARGE and r.dtype == "f32"]
+    found = [
+        _geomean("zoo compiled memory", zoo, "models x settings"),
+        _pooled("zoo step time", [r for r in zoo if r.pair_ratios], "models", "zoo-time"),
+        _pooled("MLP/CNN step time", [r for r in mine if r.kind == "train"], "steps", "train-time"),
+        _pooled(
+            f"fwd+bwd kernels{' 2^24 f32' if large else ''}",
+            large or kernels,
+            "kernels",
+            "fwd+bwd-ratio",
+        ),
+        _geomean(
+            "MLP-ref compiled memory",
+            [r for r in mine if r.kind == "memory" and r.mode == "mlp-ref"],
+            "activations",
+        ),
+    ]
+    return [h for h in found if h is not None]

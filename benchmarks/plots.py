@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from benchmarks.cases import RECTAX
-from benchmarks.schema import Row
+from benchmarks.runner import Row
 
 MIB = 2**20
 

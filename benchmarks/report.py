@@ -1,498 +1,372 @@
-"""Human-readable output: the terminal tables (rich) and the Markdown summary.
+"""What a reader sees: a short summary on the terminal and the full tables in Markdown.
 
-Both are rendered from the same :class:`Section` list, so they always agree.
+The summary (:func:`print_summary`) is the headline ratios and one verdict per goal, at most
+:data:`WIDTH` columns; the Markdown (:func:`markdown`) has every case.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from benchmarks.cases import RECTAX
-from benchmarks.goals import GoalResult, summarize
-from benchmarks.schema import Row
+from benchmarks.goals import INCONCLUSIVE, MISS, PASS, GoalResult, Headline, case_name
+from benchmarks.runner import Row
 
+WIDTH = 100
 MIB = 2**20
+STYLES = {PASS: "green", MISS: "red", INCONCLUSIVE: "yellow"}
+VERDICTS = (PASS, MISS, INCONCLUSIVE)
 
 
-@dataclass
-class Section:
-    title: str
-    headers: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    note: str = ""
-
-
-# --------------------------------------------------------------------------- formatting
 def fmt_time(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     if seconds < 1e-3:
         return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1.0:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds:.2f} s"
-
-
-def fmt_range(row: Row) -> str:
-    if row.median_s is None:
-        return "-"
-    return f"{fmt_time(row.median_s)} [{fmt_time(row.min_s)}–{fmt_time(row.max_s)}]"
+    return f"{seconds * 1e3:.2f} ms" if seconds < 1.0 else f"{seconds:.2f} s"
 
 
 def fmt_ratio(value: float | None, low: float | None = None, high: float | None = None) -> str:
     if value is None:
         return "-"
-    if low is None or high is None:
-        return f"{value:.3f}"
-    return f"{value:.3f} [{low:.2f}–{high:.2f}]"
+    return f"{value:.3f}" if low is None or high is None else f"{value:.3f} ({low:.2f}-{high:.2f})"
 
 
 def fmt_mib(n: int | None) -> str:
     return "-" if n is None else f"{n / MIB:.1f}"
 
 
-def fmt_num(x: float | None, spec: str = ".1f") -> str:
-    return "-" if x is None else format(x, spec)
+def make_console() -> Console:
+    """A terminal's width up to :data:`WIDTH` columns; :data:`WIDTH` in a file or a pipe."""
+    console = Console()
+    return Console(width=min(console.width, WIDTH) if console.is_terminal else WIDTH)
 
 
-def fmt_size(n: int) -> str:
-    return f"2^{n.bit_length() - 1}" if n and n & (n - 1) == 0 else str(n)
+# --------------------------------------------------------------------------- terminal
+def _spread(low: float | None, high: float | None) -> str:
+    return "" if low is None or low == high else f" ({low:.2f}-{high:.2f})"
 
 
-def flags(rows: Iterable[Row]) -> str:
-    out = []
-    for r in rows:
-        if r.retraced:
-            out.append(f"RETRACED {r.library}")
-        if r.status != "ok":
-            out.append(f"{r.status.upper()} {r.library}: {r.note}")
-    return "; ".join(out)
+def _headline_cells(h: Headline) -> list[str]:
+    return [h.name, f"{h.value:.3f}", f"{h.spread} {h.low:.3f}-{h.high:.3f}", h.goal, h.over]
 
 
-def _groups(rows: Iterable[Row], kinds: Sequence[str]) -> dict[tuple[Any, ...], list[Row]]:
+def _worst(g: GoalResult) -> str:
+    w = g.worst
+    if w is None or w.value is None:
+        return "-"
+    return f"{w.case}: {w.value:.3f}{_spread(w.low, w.high)}"
+
+
+RULED = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+"""rich's SIMPLE_HEAD in ASCII: a rule under the header, nothing else."""
+
+
+def _table_of(title: str, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    """The last column takes the width left (folded into lines), the others keep theirs."""
+    table = Table(
+        title=title, title_justify="left", box=RULED, padding=(0, 1, 0, 0), pad_edge=False
+    )
+    for h in headers[:-1]:
+        table.add_column(h, no_wrap=True)
+    table.add_column(headers[-1], overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_summary(
+    console: Console,
+    result: dict[str, Any],
+    heads: Sequence[Headline],
+    results: Sequence[GoalResult],
+    written: Sequence[Path],
+) -> None:
+    """The headline ratios and one line per goal, in ASCII, at most the console's width."""
+    with console.capture() as captured:
+        _summary(console, result, heads, results, written)
+    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+def _summary(
+    console: Console,
+    result: dict[str, Any],
+    heads: Sequence[Headline],
+    results: Sequence[GoalResult],
+    written: Sequence[Path],
+) -> None:
+    console.print(f"[bold]rectax benchmark[/bold]: {_describe(result)}", end="\n\n")
+    console.print(
+        _table_of(
+            "Headline ratios, rectax / jax.nn (below 1: rectax uses less)",
+            ["ratio", "value", "spread", "verdict", "over"],
+            map(_headline_cells, heads),
+        )
+    )
+    console.print(
+        _table_of(
+            "Goals: PASS/MISS when a case's 95% interval is on one side of the limit, else "
+            "INCONCLUSIVE",
+            ["verdict", "goal", "limit", "pass/miss/inc.", "worst case"],
+            [
+                [
+                    f"[{STYLES[g.verdict]}]{g.verdict}[/]" if g.verdict in STYLES else g.verdict,
+                    g.goal.name, g.goal.limit_text, "/".join(str(g.count(v)) for v in VERDICTS),
+                    _worst(g),
+                ]
+                for g in results
+            ],
+        )
+    )  # fmt: skip
+    missed = [g.goal.name for g in results if g.verdict == MISS]
+    if missed:
+        console.print(
+            f"[red]Missed[/red]: {', '.join(missed)}. Findings, not failures: the exit status is 0 "
+            "unless a rectax case raised."
+        )
+    here = [p.relative_to(Path.cwd()) if p.is_relative_to(Path.cwd()) else p for p in written]
+    console.print(f"Every table: {here[1]}\nEvery figure: {here[0]}")
+    if written[2:]:
+        console.print(f"Plots: {', '.join(p.name for p in written[2:])}")
+
+
+def _describe(result: dict[str, Any]) -> str:
+    env = result["environment"]
+    kind = "quick" if result["quick"] else "full"
+    return (
+        f"{kind} run on {env['device_count']} {env['backend']} device(s) ({env['device_kind']}), "
+        f"jax {env['jax']}, flax {env['flax']}; {result['cases']} cases in {result['wall_s']:.0f} s"
+    )
+
+
+# --------------------------------------------------------------------------- Markdown
+def _table(title: str, header: str, rows: Iterable[Sequence[str]], note: str = "") -> list[str]:
+    """A Markdown table; ``header`` is its header row, cells separated by ``|``."""
+    rows = list(rows)
+    if not rows:
+        return []
+    out = [f"## {title}", ""] + ([note, ""] if note else [])
+    out += [f"| {header} |", "|" + "---|" * (header.count("|") + 1)]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return [*out, ""]
+
+
+def _flags(rows: Iterable[Row]) -> str:
+    out = [f"RETRACED {r.label}" for r in rows if r.retraced]
+    return "; ".join(out + [f"{r.status} {r.label}: {r.note}" for r in rows if r.status != "ok"])
+
+
+def _cases(rows: Sequence[Row], kind: str) -> list[tuple[Row, Row | None, list[Row]]]:
+    """(rectax row, its primary baseline's row, all rows) per case of ``kind``."""
     groups: dict[tuple[Any, ...], list[Row]] = {}
     for r in rows:
-        if r.kind in kinds and r.activation != "*":
-            groups.setdefault(
-                (r.kind, r.mode, r.activation, r.size, r.dtype, r.devices), []
-            ).append(r)
-    return groups
+        if r.kind == kind and r.activation != "*":
+            key = (r.mode, r.activation, r.size, r.dtype, r.devices)
+            groups.setdefault(key, []).append(r)
+    out = []
+    for group in groups.values():
+        mine = next((r for r in group if r.library == RECTAX), None)
+        if mine is not None:
+            base = next((r for r in group if r.label == mine.baseline), None)
+            out.append((mine, base, group))
+    return out
 
 
-def _split(rows: list[Row]) -> tuple[Row | None, Row | None, list[Row]]:
-    """(rectax row, primary baseline row, other rows)."""
-    mine = next((r for r in rows if r.library == RECTAX), None)
-    primary = None
-    if mine is not None and mine.baseline is not None:
-        primary = next((r for r in rows if r.label == mine.baseline), None)
-    if primary is None:
-        primary = next((r for r in rows if r.library != RECTAX), None)
-    others = [r for r in rows if r is not mine and r is not primary]
-    return mine, primary, others
+def _ratio(r: Row) -> str:
+    return fmt_ratio(r.ratio, r.ratio_low, r.ratio_high)
 
 
-def _others(others: Iterable[Row]) -> str:
-    return ", ".join(f"{r.label} {fmt_ratio(r.ratio)}" for r in others if r.ratio is not None)
+def _others(mine: Row) -> str:
+    return ", ".join(f"{k} {v:.3f}" for k, v in mine.ratios.items() if k != mine.baseline)
 
 
-# --------------------------------------------------------------------------- sections
-def environment_section(env: dict[str, Any]) -> Section:
-    s = Section("Environment", ["key", "value"])
-    s.rows = [[k, str(v)] for k, v in env.items()]
-    return s
-
-
-def zoo_section(rows: Sequence[Row]) -> Section:
-    s = Section(
-        "Model zoo: jit(grad) step, rectax vs jax.nn",
-        ["model", "remat", "dtype", "jax.nn MiB", "rectax MiB", "ratio", "resid MiB", "time"],
-        note=(
-            "MiB = compiled temp_size_in_bytes (compiled, not run); ratio = rectax / jax.nn; "
-            "resid = saved residuals, jax.nn/rectax; time = median per-round t(rectax)/t(jax.nn), "
-            "(min-max), at the smaller timed size."
-        ),
-    )
-    groups: dict[tuple[str, str, str], dict[str, Row]] = {}
+def zoo_rows(rows: Sequence[Row]) -> list[list[str]]:
+    by: dict[tuple[str, str, str], dict[str, Row]] = {}
     for r in rows:
         if r.kind == "zoo":
-            groups.setdefault((r.activation, r.mode, r.dtype), {})[r.library] = r
-    for (model, remat, dtype), group in groups.items():
-        mine, base = group.get(RECTAX), group.get("jax.nn")
+            by.setdefault((r.activation, r.mode, r.dtype), {})[r.library] = r
+    out = []
+    for (model, remat, dtype), libs in by.items():
+        mine, base = libs.get(RECTAX), libs.get("jax.nn")
         if mine is None or base is None:
             continue
-        bad = [r for r in (mine, base) if r.status != "ok"]
-        resid = "-"
-        if base.residual_bytes is not None and mine.residual_bytes is not None:
-            resid = f"{fmt_mib(base.residual_bytes)}/{fmt_mib(mine.residual_bytes)}"
-        time = "-"
-        if mine.ratio is not None:
-            time = f"{mine.ratio:.2f} ({mine.ratio_min:.2f}-{mine.ratio_max:.2f})"
-        s.rows.append(
-            [
-                model,
-                remat,
-                dtype,
-                fmt_mib(base.temp_bytes),
-                fmt_mib(mine.temp_bytes),
-                fmt_ratio(mine.temp_ratio),
-                resid,
-                flags(bad) if bad else time,
-            ]
-        )
-    return s
+        out.append([
+            model, remat, dtype, fmt_mib(base.temp_bytes), fmt_mib(mine.temp_bytes),
+            fmt_ratio(mine.temp_ratio), f"{fmt_mib(base.residual_bytes)} / "
+            f"{fmt_mib(mine.residual_bytes)}", _ratio(mine), _flags(libs.values()),
+        ])  # fmt: skip
+    return out
 
 
-def roofline_section(rows: Sequence[Row]) -> Section:
-    s = Section(
-        "Copy roofline (x * one, measured in every elementwise case)",
-        ["size", "dtype", "cases", "GB/s median", "GB/s min–max"],
-        note="Read + write bytes per second of a trivial elementwise kernel.",
-    )
-    by: dict[tuple[int, str], list[float]] = {}
-    for r in rows:
-        if r.kind == "roofline" and r.gbps is not None:
-            by.setdefault((r.size, r.dtype), []).append(r.gbps)
-    for (size, dtype), values in sorted(by.items()):
-        values.sort()
-        median = values[len(values) // 2]
-        s.rows.append(
-            [
-                fmt_size(size),
-                dtype,
-                str(len(values)),
-                f"{median:.1f}",
-                f"{values[0]:.1f}–{values[-1]:.1f}",
-            ]
-        )
-    return s
-
-
-def elementwise_section(rows: Sequence[Row]) -> Section:
-    s = Section(
-        "Elementwise kernels",
+def elementwise_rows(rows: Sequence[Row]) -> list[list[str]]:
+    return [
         [
-            "activation",
-            "mode",
-            "size",
-            "dtype",
-            "rectax median [min–max]",
-            "baseline",
-            "baseline median",
-            "ratio [min–max]",
-            "GB/s",
-            "roofline",
-            "compile ms",
-            "other ratios",
-            "flags",
-        ],
-        note=(
-            "ratio = median over interleaved rounds of t(rectax)/t(baseline); < 1 is faster. "
-            "roofline = fraction of the copy kernel's bandwidth in the same rounds. "
-            "compile = rectax / baseline."
-        ),
-    )
-    for (_, mode, act, size, dtype, _), group in _groups(rows, ["elementwise"]).items():
-        mine, base, others = _split(group)
-        if mine is None:
-            s.rows.append([act, mode, fmt_size(size), dtype] + ["-"] * 8 + [flags(group)])
-            continue
-        compile_ms = f"{fmt_num(mine.compile_s and mine.compile_s * 1e3, '.0f')}"
-        if base is not None:
-            compile_ms += f" / {fmt_num(base.compile_s and base.compile_s * 1e3, '.0f')}"
-        s.rows.append(
-            [
-                act,
-                mode,
-                fmt_size(size),
-                dtype,
-                fmt_range(mine),
-                base.label if base else "-",
-                fmt_time(base.median_s) if base else "-",
-                fmt_ratio(mine.ratio, mine.ratio_min, mine.ratio_max),
-                fmt_num(mine.gbps),
-                fmt_num(mine.roofline_fraction and 100 * mine.roofline_fraction, ".0f") + "%",
-                compile_ms,
-                _others(others),
-                flags(group),
-            ]
-        )
-    return s
+            mine.activation, mine.mode, f"2^{mine.size.bit_length() - 1}", mine.dtype,
+            fmt_time(mine.median_s), base.label if base else "-", _ratio(mine),
+            f"{mine.gbps:.1f}" if mine.gbps else "-",
+            fmt_ratio(mine.roofline_fraction, mine.roofline_low, mine.roofline_high),
+            _others(mine), _flags(group),
+        ]
+        for mine, base, group in _cases(rows, "elementwise")
+    ]  # fmt: skip
 
 
-def train_section(rows: Sequence[Row]) -> Section:
-    s = Section(
-        "Training steps: jax.jit(jax.grad(loss))",
+def train_rows(rows: Sequence[Row]) -> list[list[str]]:
+    return [
         [
-            "activation",
-            "model",
-            "dtype",
-            "rectax median [min–max]",
-            "jax.nn median",
-            "ratio [min–max]",
-            "temp MiB rectax",
-            "temp MiB base",
-            "temp ratio",
-            "peak MiB",
-            "compile s",
-            "other ratios",
-            "flags",
-        ],
-        note="temp = compiled memory_analysis().temp_size_in_bytes; peak = device high-water mark.",
-    )
-    for (_, mode, act, _, dtype, _), group in _groups(rows, ["train"]).items():
-        mine, base, others = _split(group)
-        if mine is None:
-            continue
-        s.rows.append(
-            [
-                act,
-                mode,
-                dtype,
-                fmt_range(mine),
-                fmt_time(base.median_s) if base else "-",
-                fmt_ratio(mine.ratio, mine.ratio_min, mine.ratio_max),
-                fmt_mib(mine.temp_bytes),
-                fmt_mib(base.temp_bytes) if base else "-",
-                fmt_ratio(mine.temp_ratio),
-                fmt_mib(mine.peak_bytes),
-                fmt_num(mine.compile_s, ".2f"),
-                _others(others),
-                flags(group),
-            ]
-        )
-    return s
+            mine.activation, mine.mode, mine.dtype, fmt_time(mine.median_s),
+            fmt_time(base.median_s if base else None), _ratio(mine),
+            f"{fmt_mib(mine.temp_bytes)} / {fmt_mib(base.temp_bytes if base else None)}",
+            fmt_ratio(mine.temp_ratio), _others(mine), _flags(group),
+        ]
+        for mine, base, group in _cases(rows, "train")
+    ]  # fmt: skip
 
 
-def memory_section(rows: Sequence[Row]) -> Section:
-    s = Section(
-        "Memory: residuals and the reference MLP (compiled, not run)",
-        [
-            "activation",
-            "residual B/elem rectax",
-            "residual B/elem baselines",
-            "MLP-ref temp MiB rectax",
-            "MLP-ref temp MiB base",
-            "temp ratio",
-            "flags",
-        ],
-        note=(
-            "residual = bytes jax.vjp keeps per input element; "
-            "MLP-ref = jit(grad) of an 8 x 2048 MLP at batch 4096, compiled only."
-        ),
-    )
-    acts: dict[str, list[Row]] = {}
+def memory_rows(rows: Sequence[Row]) -> list[list[str]]:
+    by: dict[str, list[Row]] = {}
     for r in rows:
         if r.kind == "memory":
-            acts.setdefault(r.activation, []).append(r)
-    for act, group in acts.items():
-        res = [r for r in group if r.mode == "residuals"]
+            by.setdefault(r.activation, []).append(r)
+    out = []
+    for act, group in by.items():
+        residuals = {r.label: r.residual_bytes_per_element for r in group if r.mode == "residuals"}
         ref = [r for r in group if r.mode == "mlp-ref"]
-        mine_res = next((r for r in res if r.library == RECTAX), None)
-        base_res = ", ".join(
-            f"{r.label} {fmt_num(r.residual_bytes_per_element, '.3g')}"
-            for r in res
-            if r.library != RECTAX
-        )
-        mine, base, _ = _split(ref)
-        s.rows.append(
-            [
-                act,
-                fmt_num(mine_res.residual_bytes_per_element if mine_res else None, ".3g"),
-                base_res,
-                fmt_mib(mine.temp_bytes) if mine else "-",
-                fmt_mib(base.temp_bytes) if base else "-",
-                fmt_ratio(mine.temp_ratio) if mine else "-",
-                flags(group),
-            ]
-        )
-    return s
+        mine = next((r for r in ref if r.library == RECTAX), None)
+        out.append([
+            act, ", ".join(f"{k} {v:.3g}" for k, v in residuals.items() if v is not None),
+            " / ".join(fmt_mib(r.temp_bytes) for r in ref),
+            fmt_ratio(mine.temp_ratio if mine else None), _flags(group),
+        ])  # fmt: skip
+    return out
 
 
-def init_section(rows: Sequence[Row]) -> Section:
-    s = Section(
-        "Initializers: rectax.initializers vs jax.nn.initializers",
+def init_rows(rows: Sequence[Row]) -> list[list[str]]:
+    return [
         [
-            "initializer",
-            "rectax median [min–max]",
-            "jax.nn median",
-            "ratio",
-            "GB/s rectax",
-            "status",
-        ],
-    )
-    for (_, _, name, _, _, _), group in _groups(rows, ["init"]).items():
-        mine, base, _ = _split(group)
-        if mine is None:
-            continue
-        status = mine.status if mine.status == "ok" else f"{mine.status}: {mine.note}"
-        s.rows.append(
-            [
-                name,
-                fmt_range(mine),
-                fmt_time(base.median_s) if base else "-",
-                fmt_ratio(mine.ratio, mine.ratio_min, mine.ratio_max),
-                fmt_num(mine.gbps, ".3f"),
-                status,
-            ]
-        )
-    return s
+            mine.activation, fmt_time(mine.median_s), fmt_time(base.median_s if base else None),
+            _ratio(mine), _flags(group),
+        ]
+        for mine, base, group in _cases(rows, "init")
+    ]  # fmt: skip
 
 
-def multidevice_section(rows: Sequence[Row]) -> Section:
-    s = Section(
-        "Multi-device: batch split over 1..N devices",
+def multidevice_rows(rows: Sequence[Row]) -> list[list[str]]:
+    return [
         [
-            "activation",
-            "mode",
-            "devices",
-            "rectax median",
-            "jax.nn median",
-            "ratio",
-            "scaling rectax",
-            "efficiency",
-            "scaling jax.nn",
-            "flags",
-        ],
-        note="scaling = median per-pair t(1 device)/t(N devices); efficiency = scaling / N.",
-    )
-    for (_, mode, act, _, _, k), group in _groups(rows, ["multidevice"]).items():
-        mine, base, _ = _split(group)
-        if mine is None:
-            continue
-        s.rows.append(
-            [
-                act,
-                mode,
-                str(k),
-                fmt_range(mine),
-                fmt_time(base.median_s) if base else "-",
-                fmt_ratio(mine.ratio),
-                fmt_num(mine.scaling, ".2f"),
-                fmt_num(mine.efficiency, ".2f"),
-                fmt_num(base.scaling if base else None, ".2f"),
-                flags(group),
-            ]
-        )
-    return s
+            mine.activation, mine.mode, str(mine.devices), fmt_time(mine.median_s), _ratio(mine),
+            fmt_ratio(mine.scaling), fmt_ratio(base.scaling if base else None),
+        ]
+        for mine, base, _ in _cases(rows, "multidevice")
+    ]  # fmt: skip
 
 
-def goals_sections(goals: Sequence[GoalResult], *, all_results: bool) -> list[Section]:
-    summary = Section(
-        "Goals",
-        ["goal", "target", "passed", "worst case", "worst value", "margin"],
-        note=(
-            "margin > 0: met with room to spare; < 0: missed by that much (in the value's units)."
-        ),
-    )
-    for item in summarize(goals):
-        worst = item.worst
-        unmeasured = f" ({item.unmeasured} unmeasured)" if item.unmeasured else ""
-        summary.rows.append(
-            [
-                item.goal,
-                item.target,
-                f"{item.passed}/{item.total}{unmeasured}",
-                f"{worst.activation} {worst.case}" if worst else "-",
-                fmt_num(worst.value, ".3f") if worst else "-",
-                fmt_num(worst.margin, "+.3f") if worst else "-",
-            ]
-        )
-    listed = goals if all_results else [g for g in goals if g.passed is False]
-    detail = Section(
-        "Goal results" if all_results else "Goal misses",
-        ["goal", "activation", "case", "value", "limit", "result", "margin"],
-    )
-    for g in listed:
-        result = "n/a" if g.passed is None else ("pass" if g.passed else "MISS")
-        detail.rows.append(
-            [
-                g.goal,
-                g.activation,
-                g.case,
-                fmt_num(g.value, ".3f"),
-                f"{g.limit:g}",
-                result,
-                fmt_num(g.margin, "+.3f"),
-            ]
-        )
-    return [summary, detail]
-
-
-def problems_section(rows: Sequence[Row]) -> Section:
-    s = Section(
-        "Retraced, failed and skipped", ["kind", "mode", "activation", "library", "status", "note"]
-    )
-    for r in rows:
-        if r.retraced or r.status != "ok":
-            status = "retraced" if r.retraced and r.status == "ok" else r.status
-            s.rows.append([r.kind, r.mode, r.activation, r.label, status, r.note])
-    return s
-
-
-def sections(
-    result: dict[str, Any], rows: Sequence[Row], goals: Sequence[GoalResult], *, all_goals: bool
-) -> list[Section]:
-    out = [
-        zoo_section(rows),
-        roofline_section(rows),
-        elementwise_section(rows),
-        train_section(rows),
-        memory_section(rows),
-        init_section(rows),
-        multidevice_section(rows),
-        problems_section(rows),
-        *goals_sections(goals, all_results=all_goals),
+def goal_rows(results: Sequence[GoalResult]) -> list[list[str]]:
+    return [
+        [g.verdict, g.goal.name, g.goal.target, *(str(g.count(v)) for v in VERDICTS), _worst(g)]
+        for g in results
     ]
-    return [s for s in out if s.rows or s.title == "Goals"]
 
 
-# --------------------------------------------------------------------------- renderers
-def print_report(
-    console: Console, result: dict[str, Any], rows: Sequence[Row], goals: Sequence[GoalResult]
-) -> None:
-    env = result["environment"]
-    console.print(
-        f"[bold]rectax benchmark[/bold] on {env['device_kind']} ({env['backend']}, "
-        f"{env['device_count']} device(s)); jax {env['jax']}, jaxlib {env['jaxlib']}, "
-        f"flax {env['flax']}; {'quick' if result['quick'] else 'full'} run"
-    )
-    for s in sections(result, rows, goals, all_goals=False):
-        table = Table(title=s.title, caption=s.note or None, show_lines=False, title_justify="left")
-        for h in s.headers:
-            table.add_column(h, overflow="fold")
-        for r in s.rows:
-            table.add_row(*r)
-        console.print(table)
+def case_rows(results: Sequence[GoalResult]) -> list[list[str]]:
+    return [
+        [
+            c.goal, c.case, fmt_ratio(c.value),
+            "-" if c.low is None else f"{c.low:.3f}–{c.high:.3f}", f"{c.limit:g}", c.verdict,
+        ]
+        for g in results
+        for c in g.cases
+    ]  # fmt: skip
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def problem_rows(rows: Sequence[Row]) -> list[list[str]]:
+    return [
+        [f"{r.kind} {case_name(r)}", r.label, "retraced" if r.retraced else r.status, r.note]
+        for r in rows
+        if r.retraced or r.status != "ok"
+    ]
 
 
-def markdown(result: dict[str, Any], rows: Sequence[Row], goals: Sequence[GoalResult]) -> str:
-    env = result["environment"]
+def markdown(
+    result: dict[str, Any],
+    rows: Sequence[Row],
+    heads: Sequence[Headline],
+    results: Sequence[GoalResult],
+) -> str:
+    """Every table: headlines, goals, then each kind of case, and every goal's cases last."""
     lines = [
         "# rectax benchmark results",
         "",
-        f"{'Quick' if result['quick'] else 'Full'} run of {result['created']} on "
-        f"**{env['device_kind']}** ({env['backend']}, {env['device_count']} device(s)), "
-        f"jax {env['jax']}, jaxlib {env['jaxlib']}, flax {env['flax']}.",
+        f"{_describe(result)}; created {result['created']}.",
         "",
+        "Ratios are rectax / jax.nn (below 1: rectax uses less). A timed ratio is the median of "
+        "the per-round ratios of interleaved calls, with its 95% confidence interval in brackets; "
+        "compiled memory is exact.",
+        "",
+        *_table(
+            "Headline ratios",
+            "ratio | value | spread | pooled verdict | over",
+            map(_headline_cells, heads),
+        ),
+        *_table(
+            "Goals",
+            "verdict | goal | target | pass | miss | inconclusive | worst case",
+            goal_rows(results),
+            "Verdicts from each case's 95% interval: benchmarks/README.md, Goals.",
+        ),
+        *_table(
+            "Model zoo: jit(grad) step, rectax vs jax.nn",
+            "model | remat | dtype | jax.nn MiB | rectax MiB | memory | residuals MiB | time | "
+            "flags",
+            zoo_rows(rows),
+            "MiB: compiled temp memory (compiled, not run); residuals: saved for the backward "
+            "pass, jax.nn / rectax; time: at the smaller timed size.",
+        ),
+        *_table(
+            "Elementwise kernels",
+            "activation | mode | size | dtype | rectax | baseline | ratio | GB/s | roofline | "
+            "other ratios | flags",
+            elementwise_rows(rows),
+            "rectax: median time per call; roofline: fraction of the copy kernel's bandwidth "
+            "(x * one) in the same rounds.",
+        ),
+        *_table(
+            "Training steps: jax.jit(jax.grad(loss))",
+            "activation | model | dtype | rectax | jax.nn | ratio | temp MiB | temp ratio | "
+            "other ratios | flags",
+            train_rows(rows),
+            "temp MiB: compiled temp memory, rectax / jax.nn.",
+        ),
+        *_table(
+            "Memory: residuals and the reference MLP (compiled, not run)",
+            "activation | residual bytes per element | MLP-ref MiB | MLP-ref ratio | flags",
+            memory_rows(rows),
+            "residual: bytes jax.vjp keeps per input element; MLP-ref MiB: rectax / baselines.",
+        ),
+        *_table(
+            "Initializers: rectax.initializers vs jax.nn.initializers",
+            "initializer | rectax | jax.nn | ratio | flags",
+            init_rows(rows),
+        ),
+        *_table(
+            "Multi-device: the batch split over 1..N devices",
+            "activation | mode | devices | rectax | ratio | scaling rectax | scaling jax.nn",
+            multidevice_rows(rows),
+            "scaling: median per-round t(1 device) / t(N devices).",
+        ),
+        *_table(
+            "Retraced, failed and skipped", "case | library | status | note", problem_rows(rows)
+        ),
+        *_table(
+            "Goals, case by case",
+            "goal | case | value | 95% interval | limit | verdict",
+            case_rows(results),
+        ),
     ]
-    secs = sections(result, rows, goals, all_goals=True)
-    goal_secs = [s for s in secs if s.title.startswith("Goal")]
-    body = [environment_section(env)] + [s for s in secs if not s.title.startswith("Goal")]
-    for s in body + goal_secs:
-        lines += [f"## {s.title}", ""]
-        if s.note:
-            lines += [s.note, ""]
-        lines.append("| " + " | ".join(s.headers) + " |")
-        lines.append("|" + "---|" * len(s.headers))
-        lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in s.rows]
-        lines.append("")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Runs cases and turns raw timings into :class:`~benchmarks.schema.Row` figures."""
+"""Runs cases and turns raw timings into :class:`Row` figures (the JSON's rows)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from typing import Any
 
 import jax
@@ -28,11 +28,74 @@ from benchmarks.cases import (
     Case,
     Config,
 )
-from benchmarks.schema import Row
-from benchmarks.timing import Clock, Timings, compile_timed, interleave, pair_ratios, ratio_stats
+from benchmarks.timing import (
+    Clock,
+    Stats,
+    Timings,
+    compile_timed,
+    interleave,
+    pair_ratios,
+    ratio_stats,
+)
 
 COPY = "xla:x * one"
 RESIDUAL_SHAPE = (256, 1024)
+
+
+@dataclass
+class Row:
+    """One measured (or skipped) implementation in one case; a field that does not apply is None.
+
+    Time ratios are t(rectax)/t(other) per interleaved round (``pair_ratios``, rectax's rows
+    only): ``ratio`` is their median, ``ratio_low``-``ratio_high`` its 95% confidence interval
+    (:func:`benchmarks.timing.median_ci`); ``roofline_*`` likewise for the fraction of the copy
+    kernel's bandwidth.
+    """
+
+    kind: str
+    mode: str
+    activation: str
+    library: str
+    function: str
+    dtype: str
+    size: int = 0
+    shape: list[int] | None = None
+    devices: int = 1
+    status: str = "ok"
+    note: str = ""
+    compile_s: float | None = None
+    times_s: list[float] = field(default_factory=list)
+    median_s: float | None = None
+    min_s: float | None = None
+    max_s: float | None = None
+    bytes: int | None = None
+    gbps: float | None = None
+    roofline_gbps: float | None = None
+    roofline_fraction: float | None = None
+    roofline_low: float | None = None
+    roofline_high: float | None = None
+    baseline: str | None = None
+    pair_ratios: list[float] = field(default_factory=list)
+    ratio: float | None = None
+    ratio_low: float | None = None
+    ratio_high: float | None = None
+    ratios: dict[str, float] = field(default_factory=dict)
+    temp_bytes: int | None = None
+    temp_ratio: float | None = None
+    peak_bytes: int | None = None
+    residual_bytes_per_element: float | None = None
+    residual_bytes: int | None = None
+    scaling: float | None = None
+    efficiency: float | None = None
+    compiles_during_timing: int = 0
+    retraced: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.library}:{self.function}"
+
+    def set_ratio(self, stats: Stats) -> None:
+        self.ratio, self.ratio_low, self.ratio_high = stats.median, stats.low, stats.high
 
 
 @dataclass
@@ -105,17 +168,14 @@ def _fill_ratios(rows: dict[str, Row], timings: Timings, rectax: str, baselines:
         return
     for label in measured:
         stats = ratio_stats(timings.times[rectax], timings.times[label])
-        rows[label].ratio, rows[label].ratio_min, rows[label].ratio_max = (
-            stats.median,
-            stats.min,
-            stats.max,
-        )
+        rows[label].set_ratio(stats)
         rows[label].baseline = rectax
         rows[rectax].ratios[label] = stats.median
         if label == baselines[0]:
             row = rows[rectax]
             row.baseline = label
-            row.ratio, row.ratio_min, row.ratio_max = stats.median, stats.min, stats.max
+            row.set_ratio(stats)
+            row.pair_ratios = pair_ratios(timings.times[rectax], timings.times[label])
 
 
 def _fill_temp_ratios(rows: dict[str, Row], rectax: str, primary: str) -> None:
@@ -135,7 +195,15 @@ def _time_group(
 ) -> Timings | None:
     if not fns:
         return None
-    timings = interleave(fns, ctx.config.repeats, warmup=ctx.config.warmup, clock=ctx.clock)
+    config = ctx.config
+    timings = interleave(
+        fns,
+        config.repeats,
+        warmup=config.warmup,
+        clock=ctx.clock,
+        budget_s=config.budget_s,
+        max_repeats=config.max_repeats,
+    )
     for label, row in rows.items():
         if label in timings.times:
             _fill_times(row, timings, label)
@@ -174,15 +242,25 @@ def _base_row(case: Case, library: str, function: str, **fields: Any) -> Row:
 
 
 # --------------------------------------------------------------------------- elementwise
+@lru_cache(maxsize=1)
+def _elementwise_inputs(
+    shape: tuple[int, int], dtype_name: str, seed: int, device: jax.Device
+) -> tuple[np.ndarray, jax.Array, jax.Array, jax.Array]:
+    """x (on the host and on ``device``), the cotangent and ``one``; cached: consecutive cases
+    share their inputs."""
+    dtype = DTYPES[dtype_name]
+    key_x, key_g = jax.random.split(jax.random.key(seed))
+    x_host = np.asarray(3 * jax.random.normal(key_x, shape, jnp.float32))
+    x = _put(jnp.asarray(x_host, dtype), device)
+    g = _put(jax.random.normal(key_g, shape, jnp.float32).astype(dtype), device)
+    return x_host, x, g, _put(jnp.ones((), dtype), device)
+
+
 def run_elementwise(case: Case, ctx: Context) -> list[Row]:
     act = ACTIVATIONS[case.activation]
     dtype = DTYPES[case.dtype]
     shape = steps.elementwise_shape(case.size)
-    key_x, key_g = jax.random.split(jax.random.key(ctx.config.seed))
-    x_host = np.asarray(3 * jax.random.normal(key_x, shape, jnp.float32))
-    x = _put(jnp.asarray(x_host, dtype), ctx.device)
-    g = _put(jax.random.normal(key_g, shape, jnp.float32).astype(dtype), ctx.device)
-    one = _put(jnp.ones((), dtype), ctx.device)
+    x_host, x, g, one = _elementwise_inputs(shape, case.dtype, ctx.config.seed, ctx.device)
     forward = case.mode == "forward"
     args = (x,) if forward else (x, g)
     make = steps.forward if forward else steps.forward_backward
@@ -231,9 +309,9 @@ def run_elementwise(case: Case, ctx: Context) -> list[Row]:
         if copy_times is not None and copy_row.bytes is not None:
             row.roofline_gbps = copy_row.bytes / statistics.median(copy_times) / 1e9
             per_pair = pair_ratios(copy_times, timings.times[label])
-            row.roofline_fraction = statistics.median(
-                r * row.bytes / copy_row.bytes for r in per_pair
-            )
+            stats = Stats.of([r * row.bytes / copy_row.bytes for r in per_pair])
+            row.roofline_fraction = stats.median
+            row.roofline_low, row.roofline_high = stats.low, stats.high
     torch_labels = [label for label in rows if label.startswith("torch:")]
     baselines = [b.label for b in act.baselines] + torch_labels
     _fill_ratios(rows, timings, act.rectax.label, baselines)
@@ -420,13 +498,8 @@ def run_multidevice(case: Case, ctx: Context) -> list[Row]:
     for k in counts:
         mine, base = f"{act.rectax.label}@{k}", f"{act.primary.label}@{k}"
         if mine in timings.times and base in timings.times:
-            stats = ratio_stats(timings.times[mine], timings.times[base])
             rows[mine].baseline = act.primary.label
-            rows[mine].ratio, rows[mine].ratio_min, rows[mine].ratio_max = (
-                stats.median,
-                stats.min,
-                stats.max,
-            )
+            rows[mine].set_ratio(ratio_stats(timings.times[mine], timings.times[base]))
     return list(rows.values())
 
 
@@ -460,10 +533,12 @@ def run_zoo(case: Case, ctx: Context) -> list[Row]:
     if not _zoo_timed(case, ctx.config) or any(r.status != "ok" for r in rows.values()):
         return list(rows.values())
     fns: dict[str, Callable[[], Any]] = {}
+    args = None
     for library, row in rows.items():
         try:
             step = zoo.setup(case.activation, library, case.mode, case.dtype, model.time_size)
-            args = _put(zoo.concrete_args(step, ctx.config.seed), ctx.device)
+            if args is None:  # one set of parameters and data: the variants differ in act only
+                args = _put(zoo.concrete_args(step, ctx.config.seed), ctx.device)
             jitted = zoo.grad_step(step)
             _, row.compile_s = compile_timed(jitted, *args, clock=ctx.clock)
             fns[library] = partial(jitted, *args)

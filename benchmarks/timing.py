@@ -5,7 +5,9 @@
 * Interleave the compared variants, A B C C B A A B C … (:func:`interleave`), so that drift in
   clock speed, cache state and the neighbours' load hits them alike.
 * Compare variants pair by pair, round by round, and report the median of the per-pair ratios
-  (:func:`ratio_stats`), with min/median/max of every series (:class:`Stats`).
+  (:func:`ratio_stats`) with its confidence interval (:func:`median_ci`).
+* Size the rounds by time: at least ``repeats``, then more until the timed rounds have taken
+  ``budget_s`` (cheap kernels get many rounds, whole training steps few).
 * Count traces and compilations while timing (:class:`CompileCounter`): a variant that retraces in
   its steady state is flagged instead of silently timed.
 
@@ -14,6 +16,7 @@ Every function takes an injectable ``clock`` so that the arithmetic is testable 
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,19 +33,47 @@ _TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
+CONFIDENCE = 0.95
+
+
+def median_ci(values: Sequence[float], level: float = CONFIDENCE) -> tuple[float, float]:
+    """Distribution-free confidence interval of the median of ``values``.
+
+    The order statistics ``x_(k)`` and ``x_(n+1-k)`` with the largest ``k`` whose coverage,
+    ``1 - 2 P(Binomial(n, 1/2) < k)``, is at least ``level`` (the sign-test interval, Conover,
+    *Practical Nonparametric Statistics*, §3.2). No assumption about the distribution; below 6
+    values no interval reaches 95%, and the range is returned.
+    """
+    xs = sorted(values)
+    n = len(xs)
+    if n == 0:
+        raise ValueError("median_ci: empty series.")
+
+    def coverage(k: int) -> float:
+        return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n
+
+    k = 1
+    while k < (n + 1) // 2 and coverage(k + 1) >= level:
+        k += 1
+    return xs[k - 1], xs[n - k]
+
+
 @dataclass(frozen=True)
 class Stats:
-    """Median, minimum and maximum of a series."""
+    """Median, minimum and maximum of a series, and the confidence interval of its median."""
 
     median: float
     min: float
     max: float
+    low: float
+    high: float
 
     @classmethod
     def of(cls, values: Sequence[float]) -> Stats:
         if not values:
             raise ValueError("Stats.of: empty series.")
-        return cls(statistics.median(values), min(values), max(values))
+        low, high = median_ci(values)
+        return cls(statistics.median(values), min(values), max(values), low, high)
 
 
 class CompileCounter:
@@ -116,24 +147,30 @@ def interleave(
     clock: Clock = time.perf_counter,
     sync: Callable[[Any], Any] = jax.block_until_ready,
     count_compiles: bool = True,
+    budget_s: float = 0.0,
+    max_repeats: int = 1000,
 ) -> Timings:
-    """Times each variant ``repeats`` times, interleaved.
+    """Times each variant in interleaved rounds: at least ``repeats``, up to ``max_repeats``.
 
     Round ``r`` runs the variants in order for even ``r`` and in reverse order for odd ``r``
     (A B C, C B A, …), so that a variant's position in the round cancels out. Each call is timed
     from dispatch until ``sync`` returns (``block_until_ready``). ``warmup`` untimed interleaved
-    rounds come first. Traces and compilations during the timed rounds are counted per variant.
+    rounds come first. After ``repeats`` rounds, rounds go on (in pairs, so that each order runs
+    equally often) until the timed calls have taken ``budget_s`` in all. Traces and compilations
+    during the timed rounds are counted per variant.
 
     Args:
       fns: label -> zero-argument callable that launches the work and returns its result.
-      repeats: timed rounds (one call per variant per round).
+      repeats: the fewest timed rounds (one call per variant per round).
       warmup: untimed rounds before the timed ones.
       clock: monotonic clock in seconds.
       sync: waits for a result.
       count_compiles: whether to count traces/compilations (the retrace guard).
+      budget_s: seconds of timed calls to fill beyond ``repeats`` rounds.
+      max_repeats: the most timed rounds.
 
     Returns:
-      :class:`Timings` with ``repeats`` times per label, in round order.
+      :class:`Timings` with the same number of times per label, in round order.
     """
     if repeats < 1:
         raise ValueError(f"interleave: repeats must be >= 1, got {repeats}.")
@@ -143,20 +180,28 @@ def interleave(
             sync(fns[label]())
     times: dict[str, list[float]] = {label: [] for label in labels}
     compiles = dict.fromkeys(labels, 0)
-    for r in range(repeats):
+
+    def one_round(r: int) -> None:
         for label in labels if r % 2 == 0 else reversed(labels):
-            fn = fns[label]
             if count_compiles:
                 with CompileCounter() as counter:
                     start = clock()
-                    sync(fn())
+                    sync(fns[label]())
                     elapsed = clock() - start
                 compiles[label] += counter.events
             else:
                 start = clock()
-                sync(fn())
+                sync(fns[label]())
                 elapsed = clock() - start
             times[label].append(elapsed)
+
+    for r in range(repeats):
+        one_round(r)
+    r = repeats
+    while sum(map(sum, times.values())) < budget_s and r + 2 <= max_repeats:
+        one_round(r)
+        one_round(r + 1)
+        r += 2
     return Timings(times, compiles)
 
 
