@@ -7,8 +7,7 @@
 # keep? CPU and GPU side by side when both have results.
 #
 # This notebook only *reads* what the benchmark harness wrote (`make bench` →
-# `benchmarks/results/*.json`; the format is `benchmarks/schema.py`, documented in
-# `benchmarks/README.md`). It runs nothing heavy, and it says so when there are no results yet.
+# `benchmarks/results/*.json`; the format is documented in `benchmarks/README.md`). It runs nothing heavy, and it says so when there are no results yet.
 # Set `RECTAX_BENCH_RESULTS` to read another directory.
 
 # %%
@@ -263,9 +262,9 @@ for b in BACKENDS:
             train_ratio[b].append(r["ratio"])
             print(
                 f"{b}: train {r['mode']:5s} {r['activation']:12s} {r.get('dtype')}: step time "
-                f"{r['ratio']:.2f} × {r.get('baseline')} (min "
-                f"{r.get('ratio_min') or float('nan'):.2f}, "
-                f"max {r.get('ratio_max') or float('nan'):.2f})"
+                f"{r['ratio']:.2f} × {r.get('baseline')} (interval "
+                f"{r.get('ratio_low', r.get('ratio_min')) or float('nan'):.2f}-"
+                f"{r.get('ratio_high', r.get('ratio_max')) or float('nan'):.2f})"
             )
 
 # %% [markdown]
