@@ -7,7 +7,8 @@
 # keep? CPU and GPU side by side when both have results.
 #
 # This notebook only *reads* what the benchmark harness wrote (`make bench` →
-# `benchmarks/results/*.json`; the format is documented in `benchmarks/README.md`). It runs nothing heavy, and it says so when there are no results yet.
+# `benchmarks/results/*.json`; the format is documented in `benchmarks/README.md`). It runs
+# nothing heavy, and it says so when there are no results yet.
 # Set `RECTAX_BENCH_RESULTS` to read another directory.
 
 # %%
