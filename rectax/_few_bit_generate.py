@@ -20,6 +20,7 @@ from . import _catalog, _few_bit, _few_bit_tables
 Key = tuple[str, tuple[tuple[str, Any], ...]]
 Table = tuple[tuple[float, ...], tuple[float, ...]]
 
+
 def builtin_defaults() -> list[Key]:
     """``(name, hyperparameters)`` of every precomputed table, hyperparameters sorted by name."""
     out = []
