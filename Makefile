@@ -8,18 +8,21 @@ STAMP_BENCH := $(VENV)/.stamp-bench
 STAMP_TEST := $(VENV)/.stamp-test
 export PYTHONHASHSEED := 0
 
-.PHONY: bench bench-full test lint typecheck doctest pytest peer notebooks test-min test-torch clean
+.PHONY: bench bench-full test lint typecheck doctest pytest peer notebooks docs docs-test test-min test-torch clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# Development dependencies are pyproject's [dependency-groups] (PEP 735), which pip reads from 25.1.
 $(STAMP_BENCH): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m pip install -q 'pip>=25.1'
+	$(PY) -m pip install -q -e . --group bench
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q 'pip>=25.1'
+	$(PY) -m pip install -q -e '.[flax]' --group test
 	touch $@ $(STAMP_BENCH)
 
 bench: $(STAMP_BENCH)
@@ -52,7 +55,20 @@ notebooks: $(STAMP_TEST)
 	  $(BIN)/pytest -q -n 2 --nbmake notebooks; \
 	else echo "no notebooks yet"; fi
 
-test: lint typecheck doctest pytest peer notebooks
+# The documentation site (docs/conf.py): API pages generated from each module's __all__, the
+# docs pages and the notebooks (rendered, not executed). `docs-test` is what `make test` runs:
+# warnings are errors, every cross-reference must resolve (-n), and the docs' code blocks run
+# and must print their ```text blocks (sphinx.ext.doctest).
+SPHINX := $(BIN)/sphinx-build -q -d docs/_build/doctrees docs
+docs: $(STAMP_TEST)
+	$(SPHINX) -j 2 docs/_build/html
+	@echo "open docs/_build/html/index.html"
+
+docs-test: $(STAMP_TEST)
+	$(SPHINX) -j 2 -W --keep-going -n docs/_build/html
+	$(SPHINX) -b doctest -W --keep-going docs/_build/doctest
+
+test: lint typecheck doctest pytest peer notebooks docs-test
 
 # The torch parity tests (skipped in `make test`, where torch is absent): the pinned CPU build of
 # torch into .venv, then the tests that compare with it. Optional; not part of `make test`.
@@ -66,9 +82,9 @@ MIN_VENV := .venv-min
 MIN_PINS := jax==0.8.1 jaxlib==0.8.1 flax==0.12.6 optax==0.2.3 numpy==2.0.0
 test-min:
 	$(PYTHON) -m venv $(MIN_VENV)
-	$(MIN_VENV)/bin/python -m pip install -q --upgrade pip
-	$(MIN_VENV)/bin/python -m pip install -q -e '.[test-tools]' $(MIN_PINS)
+	$(MIN_VENV)/bin/python -m pip install -q --upgrade 'pip>=25.1'
+	$(MIN_VENV)/bin/python -m pip install -q -e '.[flax]' --group test-tools $(MIN_PINS)
 	$(MIN_VENV)/bin/pytest -q -n 2 -p no:cacheprovider tests
 
 clean:
-	rm -rf $(VENV) $(MIN_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MIN_VENV) .pytest_cache .mypy_cache .ruff_cache docs/_build docs/generated

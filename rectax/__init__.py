@@ -26,7 +26,15 @@ from ._activations import swish as swish
 from ._few_bit import few_bit as few_bit
 from ._gradients import RESIDUAL_NAME as RESIDUAL_NAME
 
-__version__ = "0.1.0"
+try:  # written from the git tag when the package is built or installed (hatch-vcs)
+    from ._version import __version__ as __version__
+except ImportError:  # a source tree used without installing it
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        __version__ = version("rectax")
+    except PackageNotFoundError:
+        __version__ = "0+unknown"
 
 __all__ = [
     "RESIDUAL_NAME",

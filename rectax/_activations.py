@@ -345,7 +345,7 @@ def prelu(x: ArrayLike, negative_slope: ArrayLike) -> Array:
     Args:
       x: floating input array.
       negative_slope: the slope ``a`` (cast to ``x.dtype``); learned, so it has no default
-        (rectax's modules start it at :data:`PRELU_INIT`, He et al.'s 0.25).
+        (rectax's modules start it at He et al.'s 0.25).
 
     Returns:
       An array of ``x``'s shape and dtype.

@@ -349,7 +349,7 @@ def few_bit(fn: Callable[[Array], Array], bits: int = 3) -> FewBit:
       bits: 1, 2, 3 or 4.
 
     Returns:
-      The activation, a :class:`FewBit` (``.table`` holds its borders and levels).
+      The activation, a ``FewBit`` (``.table`` holds its borders and levels).
 
     Raises:
       TypeError: ``bits`` is not an int (or is traced).

@@ -24,15 +24,20 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax.core import FrozenDict
 from jax.typing import DTypeLike
 
 import rectax
 
 from . import _modules_common as common
+from ._extras import missing_extra
+
+try:
+    import flax.linen as nn
+    from flax.core import FrozenDict
+except ModuleNotFoundError as _error:
+    raise missing_extra("rectax.linen", _error) from _error
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -221,7 +226,8 @@ class Activation(_ActivationFields):
 
     Args:
       fn: the activation function or its name.
-      params: hyperparameters as a mapping (what :meth:`clone` passes); ``**kwargs`` override it.
+      params: hyperparameters as a mapping (what :meth:`flax.linen.Module.clone` passes);
+        ``**kwargs`` override it.
       record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
       parent: Linen parent (set by Flax).
       name: Linen name.

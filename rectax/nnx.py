@@ -29,13 +29,18 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
-from flax.nnx.nn import dtypes as flax_dtypes
 from jax.typing import DTypeLike
 
 import rectax
 
 from . import _modules_common as common
+from ._extras import missing_extra
+
+try:
+    from flax import nnx
+    from flax.nnx.nn import dtypes as flax_dtypes
+except ModuleNotFoundError as _error:
+    raise missing_extra("rectax.nnx", _error) from _error
 
 Array = jax.Array
 Initializer = Callable[..., Array]

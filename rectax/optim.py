@@ -13,12 +13,18 @@ from collections.abc import Iterable
 from typing import Any
 
 import jax
-import optax
+
+from ._extras import missing_extra
+
+try:
+    import optax
+except ModuleNotFoundError as _error:
+    raise missing_extra("rectax.optim", _error) from _error
 
 __all__ = ["NO_DECAY", "adamw", "weight_decay_mask"]
 
 NO_DECAY: tuple[str, ...] = ("bias", "negative_slope")
-"""Parameter names excluded from weight decay by default: biases and PReLU slopes."""
+"""The parameter names that weight decay skips by default (biases and PReLU slopes)."""
 
 
 def _key_name(entry: Any) -> str | None:

@@ -149,16 +149,16 @@ def compute_fans(
 
     Layouts (``None`` means the explicit axes plus jax's receptive field):
 
-    ======================  =====================================  ============================
-    layout                  shape                                  fans
-    ======================  =====================================  ============================
-    ``"dense"``             ``(in, out)`` (flax, keras, haiku)     in, out
-    ``"conv"``/``"hwio"``   ``(*spatial, in, out)`` (flax, keras)  in·r, out·r
-    ``"torch"``/``"oihw"``  ``(out, in, *spatial)`` (torch)        in·r, out·r
-    ``"depthwise"``         ``(*spatial, C, M)`` (keras depthwise) r, M·r
-    ``"qkv"``               ``(heads, in, head_dim)``              in, heads·head_dim
-    ``"attention_out"``     ``(heads, head_dim, out)``             heads·head_dim, out
-    ======================  =====================================  ============================
+    ======================  ======================================  ============================
+    layout                  shape                                   fans
+    ======================  ======================================  ============================
+    ``"dense"``             ``(in, out)`` (flax, keras, haiku)      in, out
+    ``"conv"``/``"hwio"``   ``(*spatial, in, out)`` (flax, keras)   in·r, out·r
+    ``"torch"``/``"oihw"``  ``(out, in, *spatial)`` (torch)         in·r, out·r
+    ``"depthwise"``         ``(*spatial, C, M)`` (keras depthwise)  r, M·r
+    ``"qkv"``               ``(heads, in, head_dim)``               in, heads·head_dim
+    ``"attention_out"``     ``(heads, head_dim, out)``              heads·head_dim, out
+    ======================  ======================================  ============================
 
     Args:
       shape: the kernel's shape.
