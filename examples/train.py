@@ -16,7 +16,9 @@ What it runs (all deterministic given ``--seed``):
 4. **Checkpoint.** A trained PReLU model's variables round-trip through
    ``flax.serialization.to_bytes``/``from_bytes``.
 
-The JSON goes to ``examples/train_latest.json`` (``--out`` to change).
+The JSON goes to ``train_latest.json`` in the system's temporary directory, outside the source
+tree; ``--out PATH`` writes it elsewhere (``--out examples/train_latest.json`` refreshes the
+committed run).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import argparse
 import json
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +57,7 @@ from rectax import diagnostics, initializers, optim
 from rectax import linen as rxl
 
 Array = jax.Array
-RESULTS = Path(__file__).resolve().parent
+DEFAULT_OUT = Path(tempfile.gettempdir()) / "rectax" / "train_latest.json"
 
 # name -> what the builders take as ``activation=``
 ACTIVATIONS: dict[str, Any] = {
@@ -250,7 +253,7 @@ def _mean_dead(summary: Any) -> tuple[float, dict[str, float]]:
     units = 0
     dead = 0.0
     flat = jax.tree_util.tree_flatten_with_path(
-        summary, is_leaf=lambda s: isinstance(s, diagnostics.StatsSummary)
+        summary.tree, is_leaf=lambda s: isinstance(s, diagnostics.StatsSummary)
     )[0]
     for path, s in flat:
         name = "/".join(str(getattr(k, "key", k)) for k in path[:-1])
@@ -463,7 +466,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="force this many host devices (CPU) for the data-parallel check",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS / "train_latest.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"where the JSON goes (default {DEFAULT_OUT}, outside the source tree)",
+    )
     parser.add_argument("--only", nargs="*", default=None, help="subset of activations")
     args = parser.parse_args(argv)
 

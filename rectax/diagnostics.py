@@ -6,7 +6,8 @@ Three layers of tools:
   :func:`dead_fraction`, :func:`sparsity`, :func:`layer_moments`.
 * **A streaming accumulator**, :class:`UnitStats`: a small pytree (a ``NamedTuple`` of arrays)
   with :func:`unit_stats` (the summary of one batch), :func:`init_stats`, :func:`update_stats`,
-  :func:`merge_stats` and :func:`summarize`. Updating it is a handful of reductions and never
+  :func:`merge_stats` and :func:`summarize` (which prints as a per-layer table, :class:`Summary`)
+  and :func:`plot_dead_units`. Updating it is a handful of reductions and never
   syncs with the host, so it belongs inside a jitted train step or a ``lax.scan``. Merging is
   associative (counts add, means and variances combine with Chan et al.'s parallel formula), so
   batch summaries can be merged across steps, devices or layers' repeated calls. The Flax
@@ -30,11 +31,12 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
@@ -45,10 +47,12 @@ Array = jax.Array
 Initializer = Callable[..., Array]
 
 __all__ = [
+    "RARE_FIRE_RATE",
     "BornDeadEstimate",
     "LayerInit",
     "SignalStats",
     "StatsSummary",
+    "Summary",
     "UnitStats",
     "born_dead_bounds",
     "born_dead_probability",
@@ -59,6 +63,7 @@ __all__ = [
     "init_stats",
     "layer_moments",
     "merge_stats",
+    "plot_dead_units",
     "signal_propagation",
     "sparsity",
     "summarize",
@@ -220,6 +225,10 @@ class StatsSummary(NamedTuple):
     var: Array
     unit_mean: Array
     unit_var: Array
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self, strict=True))
+        return _table([("", self)], RARE_FIRE_RATE) or f"StatsSummary({fields})"
 
 
 def _is_stats(x: Any) -> bool:
@@ -384,14 +393,141 @@ def _summarize(s: UnitStats) -> StatsSummary:
     )
 
 
+RARE_FIRE_RATE = 0.01
+"""A unit that fires on fewer than this fraction of positions (but not never) is *rarely firing*."""
+
+_SUMMARIZE_INPUT = (
+    "a UnitStats (from diagnostics.unit_stats, init_stats or update_stats, or sown by a rectax "
+    "module with record_stats=True) or a pytree of them"
+)
+
+
+def _layers(tree: Any) -> list[tuple[str, StatsSummary]]:
+    """(name, summary) per layer, named by the tree path without what flax adds around it.
+
+    Left out: ``unit_stats`` (the name rectax modules sow under), the call index Linen's ``sow``
+    puts after it when the layer was called once, and ``value`` (an nnx variable's field).
+    """
+    is_summary = lambda x: isinstance(x, StatsSummary)
+    flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_summary)[0]
+    named = []
+    for path, leaf in flat:
+        parts: list[str] = []
+        call = None
+        for before, entry in zip((None, *path), path, strict=False):
+            key = getattr(entry, "key", getattr(entry, "name", getattr(entry, "idx", entry)))
+            if key in ("unit_stats", "value"):
+                continue
+            if isinstance(entry, jax.tree_util.SequenceKey) and (
+                getattr(before, "key", None) == "unit_stats"
+            ):
+                call = len(parts)
+            parts.append(str(key))
+        named.append((parts, call, leaf))
+    called_again = {"/".join(p[:c]) for p, c, _ in named if c is not None and p[c] != "0"}
+    rows = []
+    for parts, call, leaf in named:
+        if call is not None and "/".join(parts[:call]) not in called_again:
+            parts = parts[:call] + parts[call + 1 :]
+        rows.append(("/".join(parts), leaf))
+    return rows
+
+
+def _table(rows: list[tuple[str, StatsSummary]], rare: float) -> str:
+    """A per-layer text table, or "" when the values are traced (inside ``jit``)."""
+    try:
+        cells = []
+        for name, s in rows:
+            rate = np.asarray(s.fire_rate)
+            units = rate.shape[0]
+            dead = int(np.sum(np.asarray(s.dead)))
+            rarely = int(np.sum((rate > 0) & (rate < rare)))
+            cells.append(
+                [
+                    name,
+                    str(units),
+                    f"{dead} ({dead / max(units, 1):.1%})",
+                    f"{rarely} ({rarely / max(units, 1):.1%})",
+                    f"{float(s.sparsity):.1%}",
+                ]
+            )
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return ""
+    header = ["layer", "units", "dead", f"rarely firing (<{rare:.0%})", "sparsity"]
+    if all(not row[0] for row in cells):  # one unnamed layer: no layer column
+        header, cells = header[1:], [row[1:] for row in cells]
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        first, *rest = (
+            cell.rjust(w) if i else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        return "  ".join([first, *rest]).rstrip()
+
+    return "\n".join(line(row) for row in [header, *cells])
+
+
+class Summary(Mapping):
+    """What :func:`summarize` returns for a pytree of accumulators: a table when printed.
+
+    ``summary.tree`` is the input's structure with a :class:`StatsSummary` in place of each
+    :class:`UnitStats`, and indexing goes to it (``summary["Dense_0"]``,
+    ``summary[layer_name]["unit_stats"][0]``), so code written for that tree keeps working.
+    ``print(summary)`` shows one row per layer: units, dead units, rarely firing units (fewer
+    than :data:`RARE_FIRE_RATE` of positions, but some) and sparsity. It is a pytree, so
+    :func:`summarize` runs inside ``jit``.
+
+    Attributes:
+      tree: the per-layer :class:`StatsSummary` values, in the input's structure.
+    """
+
+    def __init__(self, tree: Any) -> None:
+        self.tree = tree
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.tree[key]
+
+    def __iter__(self) -> Any:
+        return iter(self.tree)
+
+    def __len__(self) -> int:
+        return len(self.tree)
+
+    def layers(self) -> dict[str, StatsSummary]:
+        """Layer name (the tree path joined by ``/``) to its :class:`StatsSummary`."""
+        return dict(_layers(self.tree))
+
+    def table(self, rare: float = RARE_FIRE_RATE) -> str:
+        """The per-layer table; ``rare`` is the fire rate below which a unit is rarely firing."""
+        return _table(_layers(self.tree), rare)
+
+    def __repr__(self) -> str:
+        return self.table() or f"Summary({self.tree!r})"
+
+
+jax.tree_util.register_pytree_with_keys(
+    Summary,
+    lambda s: (((jax.tree_util.GetAttrKey("tree"), s.tree),), None),
+    lambda _, children: Summary(*children),
+    flatten_func=lambda s: ((s.tree,), None),
+)
+
+
 def summarize(state: Any) -> Any:
     """Turns an accumulator (or a pytree of them) into readable statistics.
 
     Args:
-      state: a :class:`UnitStats` or a pytree of them.
+      state: a :class:`UnitStats`, or a pytree of them such as the ``intermediates`` a Linen
+        model with ``record_stats=True`` sows or what ``nnx.capture`` returns.
 
     Returns:
-      A :class:`StatsSummary` per accumulator, in the same structure.
+      For one :class:`UnitStats`, its :class:`StatsSummary`; for a pytree, a :class:`Summary`
+      that holds a :class:`StatsSummary` per accumulator in the same structure and prints as a
+      per-layer table (dead units, rarely firing units, sparsity).
+
+    Raises:
+      TypeError: if ``state`` holds anything but :class:`UnitStats`, or none at all.
 
     Example:
       >>> import jax.numpy as jnp
@@ -400,8 +536,92 @@ def summarize(state: Any) -> Any:
       >>> out = diagnostics.summarize(s)
       >>> round(float(out.dead_fraction), 4), round(float(out.sparsity), 4), out.fire_rate
       (0.6667, 0.6667, Array([1., 0., 0.], dtype=float32))
+      >>> t = diagnostics.unit_stats(jnp.array([[2.0, 1.0, -1.0, 0.5], [1.0, 3.0, -2.0, 4.0]]))
+      >>> print(diagnostics.summarize({"layer1": s, "layer2": t}))
+      layer   units       dead  rarely firing (<1%)  sparsity
+      layer1      3  2 (66.7%)             0 (0.0%)     66.7%
+      layer2      4  1 (25.0%)             0 (0.0%)     25.0%
     """
-    return jax.tree.map(_summarize, state, is_leaf=_is_stats)
+    flat = jax.tree_util.tree_flatten_with_path(state, is_leaf=_is_stats)[0]
+    bad = [(path, leaf) for path, leaf in flat if not _is_stats(leaf)]
+    if bad or not flat:
+        if bad:
+            path, leaf = bad[0]
+            where = f" at {jax.tree_util.keystr(path)}" if path else ""
+            got = f"{type(leaf).__name__}{where}"
+        else:
+            got = f"{type(state).__name__} with no UnitStats (was record_stats=True?)"
+        raise TypeError(
+            f"rectax.diagnostics.summarize: state must be {_SUMMARIZE_INPUT}; got {got}. For "
+            "pre-activations use diagnostics.unit_stats(pre) or diagnostics.dead_units(pre)."
+        )
+    if _is_stats(state):
+        return _summarize(state)
+    return Summary(jax.tree.map(_summarize, state, is_leaf=_is_stats))
+
+
+def plot_dead_units(
+    history: Sequence[Any],
+    steps: Sequence[float] | None = None,
+    *,
+    ax: Any = None,
+) -> Any:
+    """Plots each layer's fraction of dead units over training, one line per layer.
+
+    Needs matplotlib (not a dependency of rectax).
+
+    Args:
+      history: one entry per checkpoint: what :func:`summarize` returned, or the accumulators
+        (a :class:`UnitStats` pytree) to summarize. Every entry has the same layers.
+      steps: the x value of each entry (default ``0, 1, ...``).
+      ax: a matplotlib ``Axes`` to draw on (default a new figure).
+
+    Returns:
+      The ``Axes``, with a legend naming the layers.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import diagnostics
+      >>> pre = jnp.array([[1.0, -1.0], [2.0, -3.0]])
+      >>> history = [{"dense": diagnostics.unit_stats(pre + shift)} for shift in (0.0, -5.0)]
+      >>> ax = diagnostics.plot_dead_units(history, steps=[0, 100])
+      >>> [[float(y) for y in line.get_ydata()] for line in ax.get_lines()]
+      [[0.5, 1.0]]
+    """
+    try:
+        import matplotlib.pyplot as plt
+    except ModuleNotFoundError as error:
+        raise ImportError(
+            "rectax.diagnostics.plot_dead_units needs matplotlib: pip install matplotlib"
+        ) from error
+    if not history:
+        raise ValueError("rectax.diagnostics.plot_dead_units: history is empty.")
+    layers = []
+    for entry in history:
+        if not isinstance(entry, (Summary, StatsSummary)):
+            entry = summarize(entry)
+        layers.append(_layers(entry.tree) if isinstance(entry, Summary) else [("", entry)])
+    names = [name for name, _ in layers[0]]
+    if any([name for name, _ in entry] != names for entry in layers):
+        raise ValueError(
+            "rectax.diagnostics.plot_dead_units: every entry of history must have the same "
+            f"layers; the first has {names}."
+        )
+    xs = list(range(len(history))) if steps is None else list(steps)
+    if len(xs) != len(history):
+        raise ValueError(
+            f"rectax.diagnostics.plot_dead_units: got {len(history)} entries and {len(xs)} steps."
+        )
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for i, name in enumerate(names):
+        ys = [float(entry[i][1].dead_fraction) for entry in layers]
+        ax.plot(xs, ys, marker="o", label=name or "layer")
+    ax.set_xlabel("step")
+    ax.set_ylabel("dead units (fraction)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(title="layer", fontsize="small")
+    return ax
 
 
 # --------------------------------------------------------------------------- signal propagation

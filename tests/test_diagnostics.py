@@ -295,3 +295,95 @@ def test_born_dead_init_validation():
         dg.born_dead_probability(
             jax.random.key(0), x, [2], init=lambda k, h, n: (jnp.ones((3, n)), jnp.zeros(n))
         )
+
+
+# --------------------------------------------------------------------------- readable summaries
+def _known_layer(positions: int = 200) -> np.ndarray:
+    """Pre-activations with 1 dead unit, 1 rarely firing (once in 200) and 2 firing often."""
+    pre = np.full((positions, 4), -1.0, np.float32)
+    pre[:, 0] = 1.0  # always fires
+    pre[7, 2] = 3.0  # fires at one position: 0.5% < 1%
+    pre[::2, 3] = 2.0  # fires at half the positions
+    return pre
+
+
+def test_summary_prints_a_per_layer_table_of_dead_rare_and_sparsity():
+    pre = _known_layer()
+    zeros = (pre <= 0).mean()  # numpy: relu(pre) == 0
+    stats = {"Dense_0": dg.unit_stats(pre), "Dense_1": dg.unit_stats(pre[:, :2])}
+    lines = str(dg.summarize(stats)).splitlines()
+    assert lines[0].split() == ["layer", "units", "dead", "rarely", "firing", "(<1%)", "sparsity"]
+    assert lines[1].split() == ["Dense_0", "4", "1", "(25.0%)", "1", "(25.0%)", f"{zeros:.1%}"]
+    zeros_1 = (pre[:, :2] <= 0).mean()
+    assert lines[2].split() == ["Dense_1", "2", "1", "(50.0%)", "0", "(0.0%)", f"{zeros_1:.1%}"]
+    assert len(lines) == 3
+    # One accumulator prints the same row without a layer column; a stricter "rare" counts more.
+    assert str(dg.summarize(stats["Dense_0"])).splitlines()[1].split()[:3] == ["4", "1", "(25.0%)"]
+    assert dg.summarize(stats).table(rare=0.6).splitlines()[1].split()[4] == "2"
+
+
+def test_summary_keeps_the_tree_of_stats_summaries():
+    stats = {"a": {"unit_stats": (dg.unit_stats(PRE),)}, "b": dg.unit_stats(PRE[:, :1])}
+    out = dg.summarize(stats)
+    assert isinstance(out["a"]["unit_stats"][0], dg.StatsSummary)
+    np.testing.assert_array_equal(out["a"]["unit_stats"][0].dead, [False, True])
+    assert sorted(out) == ["a", "b"]
+    assert list(out.layers()) == ["a", "b"]  # linen's ("unit_stats", 0) wrapping left out
+    # A pytree: through jit and tree.map like the tree it holds.
+    jitted = jax.jit(dg.summarize)(stats)
+    assert float(jitted["b"].dead_fraction) == float(out["b"].dead_fraction) == 0.0
+    fractions = jax.tree.map(
+        lambda s: float(s.dead_fraction), out, is_leaf=lambda s: isinstance(s, dg.StatsSummary)
+    )
+    assert fractions["a"]["unit_stats"][0] == 0.5
+
+
+def test_summary_of_linen_and_nnx_intermediates_names_the_layers():
+    from flax import nnx
+
+    from rectax import linen as rxl
+    from rectax import nnx as rxn
+
+    x = jnp.asarray(_known_layer(16)[:, :3])
+    lmodel = rxl.MLP(features=(5, 2), record_stats=True)
+    params = lmodel.init(jax.random.key(0), x)["params"]
+    _, state = lmodel.apply({"params": params}, x, mutable=["intermediates"])
+    assert list(dg.summarize(state["intermediates"]).layers()) == ["Activation_0"]
+    nmodel = rxn.MLP(3, (5, 2), record_stats=True, rngs=nnx.Rngs(0))
+    _, inter = nnx.capture(nmodel, nnx.Intermediate)(x)
+    assert list(dg.summarize(inter).layers()) == ["activations/0"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "got"),
+    [
+        (jnp.ones((3, 2)), "got ArrayImpl"),
+        ({"Dense_0": {"__call__": (jnp.ones((3, 2)),)}}, "got ArrayImpl at ['Dense_0']"),
+        ({}, "got dict with no UnitStats"),
+    ],
+)
+def test_summarize_names_itself_and_what_it_takes(bad, got):
+    with pytest.raises(TypeError, match=r"rectax\.diagnostics\.summarize: state must be") as err:
+        dg.summarize(bad)
+    assert got in str(err.value)
+    assert "UnitStats" in str(err.value)
+
+
+def test_plot_dead_units_draws_each_layers_dead_fraction_over_steps():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    pre = _known_layer(20)
+    history = [
+        {"Dense_0": dg.unit_stats(pre + shift), "Dense_1": dg.unit_stats(pre[:, :2])}
+        for shift in (0.0, -1.5, -5.0)
+    ]
+    ax = dg.plot_dead_units([dg.summarize(h) for h in history[:1]] + history[1:], [0, 10, 20])
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines) == ["Dense_0", "Dense_1"]
+    # Shifted by -1.5, only units 2 and 3 (peaks 3 and 2) still fire; by -5, none does.
+    np.testing.assert_allclose(lines["Dense_0"].get_ydata(), [0.25, 0.5, 1.0])
+    np.testing.assert_allclose(lines["Dense_1"].get_ydata(), [0.5, 0.5, 0.5])
+    np.testing.assert_allclose(lines["Dense_0"].get_xdata(), [0, 10, 20])
+    with pytest.raises(ValueError, match="plot_dead_units: every entry"):
+        dg.plot_dead_units([history[0], {"other": history[0]["Dense_0"]}])

@@ -1,5 +1,8 @@
 """examples/train.py: digits training smoke test, data parallelism, checkpoints, He vs Xavier."""
 
+import argparse
+from pathlib import Path
+
 import jax
 import numpy as np
 import pytest
@@ -57,3 +60,21 @@ def test_deep_relu_mlp_kaiming_trains_xavier_stalls(digits):
     kaiming, xavier = out["kaiming"]["loss_per_epoch"], out["xavier"]["loss_per_epoch"]
     assert min(xavier) > 2.28  # stuck at log(10) = 2.303: the signal vanished (2^-30)
     assert kaiming[-1] < 2.2
+
+
+def test_results_go_outside_the_source_tree_unless_asked(tmp_path, monkeypatch):
+    root = Path(train.__file__).resolve().parents[1]
+    assert not train.DEFAULT_OUT.resolve().is_relative_to(root)
+    # What main() would write to, read where argparse hands it over (no training run).
+    seen = []
+    real_parse = argparse.ArgumentParser.parse_args
+
+    def parse(self, argv=None, namespace=None):
+        seen.append(real_parse(self, argv, namespace).out)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse)
+    for argv in ([], ["--out", str(tmp_path / "run.json")]):
+        with pytest.raises(SystemExit):
+            train.main(argv)
+    assert seen == [train.DEFAULT_OUT, tmp_path / "run.json"]
