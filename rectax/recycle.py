@@ -38,6 +38,7 @@ them from rectax's :class:`rectax.linen.MLP` / :class:`~rectax.linen.CNN` and th
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -613,19 +614,44 @@ def recycle(
                     )
                 found = _find(stats, w.stats, "stats", is_leaf=_is_stats)
                 acc[i] = diagnostics.merge_stats(acc[i], _get(stats, found, is_leaf=_is_stats))
-        grad = tuple(
-            g + _column_magnitude(_get(updates, w.incoming))
-            for g, w in zip(state.grad, ws, strict=True)
-        )
+        if score.kind == "gradient":
+            grad = tuple(
+                g + _column_magnitude(_get(updates, w.incoming))
+                for g, w in zip(state.grad, ws, strict=True)
+            )
+        else:
+            grad = state.grad
         age = tuple(a + 1 for a in state.age)
         count = state.step + 1
-        carry = (new_updates, inner_state, tuple(acc), grad, age, state.recycled)
+        fire = count % period == 0
 
-        def fire(carry: Any) -> Any:
-            return _fire(carry, params, ws, score, inner, state.step, seed)
+        # Only the per-unit masks come out of a lax.cond (a few bytes); a kernel-sized branch
+        # output would make XLA copy the updates and the optimizer state on every step.
+        def select(_: None) -> tuple[Array, ...]:
+            return tuple(
+                score.select(_evidence(params, w, a, g, ag))
+                for w, a, g, ag in zip(ws, acc, grad, age, strict=True)
+            )
 
-        out = lax.cond(count % period == 0, fire, lambda c: c, carry)
-        new_updates, inner_state, acc_t, grad, age, recycled = out
+        def keep(_: None) -> tuple[Array, ...]:
+            return tuple(jnp.zeros((w.units,), jnp.bool_) for w in ws)
+
+        masks = lax.cond(fire, select, keep, None)
+        key = jax.random.fold_in(jax.random.key(seed), state.step)
+        new_updates, inner_state = _apply(new_updates, inner_state, params, ws, masks, inner, key)
+        acc_t = tuple(
+            None
+            if a is None
+            else jax.tree.map(
+                lambda x, z: jnp.where(fire, z, x), a, diagnostics.init_stats(w.units)
+            )
+            for a, w in zip(acc, ws, strict=True)
+        )
+        grad = tuple(jnp.where(fire, jnp.zeros_like(g), g) for g in grad)
+        age = tuple(jnp.where(m, 0, a) for m, a in zip(masks, age, strict=True))
+        recycled = tuple(
+            r + jnp.sum(m, dtype=jnp.int32) for r, m in zip(state.recycled, masks, strict=True)
+        )
         return new_updates, RecycleState(count, inner_state, acc_t, grad, age, recycled)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -635,57 +661,65 @@ def _is_stats(x: Any) -> bool:
     return isinstance(x, UnitStats)
 
 
-def _fire(
-    carry: Any,
+def _evidence(params: Any, w: _Wired, acc: Any, grad: Array, age: Array) -> _Evidence:
+    outgoing = sum(_row_magnitude(_get(params, p), w.units) for p in w.outgoing)
+    return _Evidence(acc, grad, jnp.asarray(outgoing), age)
+
+
+def _apply(
+    updates: Any,
+    inner_state: Any,
     params: Any,
     ws: tuple[_Wired, ...],
-    score: Score,
+    masks: tuple[Array, ...],
     inner: optax.GradientTransformation,
-    step: Array,
-    seed: int,
-) -> Any:
-    updates, inner_state, acc, grad, age, recycled = carry
-    key = jax.random.fold_in(jax.random.key(seed), step)
-    # Per parameter path: (new value, mask of changed entries).
-    changes: dict[Path, tuple[Array, Array]] = {}
+    key: Array,
+) -> tuple[Any, Any]:
+    """Recycles the units in ``masks`` (all False: returns ``updates`` and the state as they are).
 
-    def value(path: Path) -> tuple[Array, Array]:
-        if path in changes:
-            return changes[path]
-        p = _get(params, path)
-        return p, jnp.zeros(p.shape, jnp.bool_)
-
-    masks = []
-    for i, w in enumerate(ws):
-        outgoing = sum(_row_magnitude(_get(params, p), w.units) for p in w.outgoing)
-        evidence = _Evidence(acc[i], grad[i], jnp.asarray(outgoing), age[i])
-        masks.append(score.select(evidence))
-    # incoming columns and biases first, then outgoing rows: a kernel that is both (a middle
-    # layer) gets its recycled rows zeroed after its recycled columns were redrawn.
+    Per changed parameter: the new value (redrawn columns and biases, zeroed rows) arrives as the
+    update ``new - p``; the optimizer state's entries of the changed weights go back to
+    ``inner.init``'s values. Everything is an elementwise ``where`` that XLA fuses with the
+    optimizer's own elementwise update.
+    """
+    # Per parameter path, the edits in order: (mask over the parameter, initializer or None
+    # for zeros, key, any unit selected). Incoming columns and biases come first, outgoing rows
+    # after: a kernel that is both (a middle layer) gets its recycled rows zeroed after its
+    # recycled columns were redrawn.
+    edits: dict[Path, list[tuple[Array, Initializer | None, Array, Array]]] = {}
     for i, (w, mask) in enumerate(zip(ws, masks, strict=True)):
         k_w, k_b = jax.random.split(jax.random.fold_in(key, i))
-        old, changed = value(w.incoming)
-        fresh = w.init(k_w, old.shape, old.dtype)
-        changes[w.incoming] = (jnp.where(mask, fresh, old), changed | mask)
+        selected = jnp.any(mask)
+        edits.setdefault(w.incoming, []).append((mask, w.init, k_w, selected))
         if w.bias is not None:
-            old, changed = value(w.bias)
-            if w.bias_init is None:
-                fresh = jnp.zeros_like(old)
-            else:
-                fresh = w.bias_init(k_b, old.shape, old.dtype)
-            changes[w.bias] = (jnp.where(mask, fresh, old), changed | mask)
+            edits.setdefault(w.bias, []).append((mask, w.bias_init, k_b, selected))
     for w, mask in zip(ws, masks, strict=True):
+        selected = jnp.any(mask)
         for path in w.outgoing:
-            old, changed = value(path)
-            rows = _row_mask(mask, old)
-            changes[path] = (jnp.where(rows, jnp.zeros_like(old), old), changed | rows)
+            rows = _row_mask(mask, _get(params, path))
+            edits.setdefault(path, []).append((rows, None, key, selected))
+
+    changed = {
+        path: functools.reduce(jnp.logical_or, [e[0] for e in es]) for path, es in edits.items()
+    }
 
     def new_update(path: Any, u: Array, p: Array) -> Array:
         names = _names(path)
-        if names not in changes:
+        if names not in edits:
             return u
-        new, changed = changes[names]
-        return jnp.where(changed, (new - p).astype(u.dtype), u)
+
+        def recycled() -> Array:
+            new = p
+            for mask, init, k, _ in edits[names]:
+                fresh = jnp.zeros_like(p) if init is None else init(k, p.shape, p.dtype)
+                new = jnp.where(mask, fresh.astype(p.dtype), new)
+            return jnp.where(changed[names], (new - p).astype(u.dtype), u)
+
+        # The draws happen only when a unit of this parameter is selected. (The branch outputs
+        # the whole update: XLA updates it in place, where a branch that returned only the
+        # draws would materialise them on every step.)
+        selected = functools.reduce(jnp.logical_or, [e[3] for e in edits[names]])
+        return lax.cond(selected, recycled, lambda: u)
 
     updates = jax.tree_util.tree_map_with_path(new_update, updates, params)
 
@@ -694,14 +728,9 @@ def _fire(
 
     def reset(path: Any, leaf: Any, init_leaf: Any) -> Any:
         names = _names(path)
-        for target, (new, changed) in changes.items():
-            if names[-len(target) :] == target and jnp.shape(leaf) == new.shape:
-                return jnp.where(changed, init_leaf, leaf)
+        for target, mask in changed.items():
+            if names[-len(target) :] == target and jnp.shape(leaf) == _get(params, target).shape:
+                return jnp.where(mask, init_leaf, leaf)
         return leaf
 
-    inner_state = jax.tree_util.tree_map_with_path(reset, inner_state, fresh_state)
-    acc = tuple(None if a is None else diagnostics.init_stats(a.fires.shape[0]) for a in acc)
-    grad = tuple(jnp.zeros_like(g) for g in grad)
-    age = tuple(jnp.where(m, 0, a) for m, a in zip(masks, age, strict=True))
-    recycled = tuple(r + jnp.sum(m, dtype=jnp.int32) for r, m in zip(recycled, masks, strict=True))
-    return updates, inner_state, acc, grad, age, recycled
+    return updates, jax.tree_util.tree_map_with_path(reset, inner_state, fresh_state)
