@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -371,3 +372,45 @@ def test_errors_name_what_could_not_be_wired() -> None:
     tx = recycle.recycle(optax.sgd(1.0), recycle.links(rxl.MLP((H1, H2, OUT))), period=1)
     with pytest.raises(ValueError, match=r"pass update\(\.\.\., stats=\.\.\.\)"):
         tx.update(params, tx.init(params), params)
+
+
+class _Residual(nn.Module):
+    """x + fc2(crelu(fc1(x))), then a head: a model no builder wires."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        pre = nn.Dense(16, name="fc1")(x)
+        self.sow("intermediates", "fc1_stats", diagnostics.unit_stats(pre))
+        h = jnp.concatenate([jax.nn.relu(pre), jax.nn.relu(-pre)], axis=-1)  # CReLU: 32 wide
+        x = x + nn.Dense(x.shape[-1], name="fc2")(h)
+        return nn.Dense(3, name="out")(x)
+
+
+def test_declared_link_in_a_residual_block_with_crelu_width() -> None:
+    model = _Residual()
+    x = jax.random.normal(jax.random.key(4), (16, 8))
+    params = model.init(jax.random.key(0), x)["params"]
+    dead = np.arange(16) < 4
+    # CReLU's two halves: a unit is dead when both relu(pre) and relu(-pre) are zero, i.e. pre
+    # is exactly 0 everywhere; a zero column and bias make it so.
+    params["fc1"]["kernel"] = jnp.where(jnp.asarray(dead), 0.0, params["fc1"]["kernel"])
+    params["fc1"]["bias"] = jnp.zeros(16)
+    link = recycle.Link("fc1/kernel", "fc2/kernel", stats="fc1_stats/0")
+    tx = recycle.recycle(optax.sgd(0.0), [link], period=1, score=recycle.grama(0.0))
+
+    def loss(p: dict) -> tuple[jax.Array, dict]:
+        y, inter = model.apply({"params": p}, x, mutable=["intermediates"])
+        return jnp.sum(y), inter["intermediates"]
+
+    grads, stats = jax.grad(loss, has_aux=True)(params)
+    updates, state = tx.update(grads, tx.init(params), params, stats=stats)
+    new = optax.apply_updates(params, updates)
+    rows = np.concatenate([dead, dead])  # unit i feeds rows i and i + 16
+    fc2 = np.asarray(new["fc2"]["kernel"])
+    np.testing.assert_array_equal(fc2[rows], 0.0)
+    np.testing.assert_array_equal(fc2[~rows], np.asarray(params["fc2"]["kernel"])[~rows])
+    fc1 = np.asarray(new["fc1"]["kernel"])
+    assert np.all(fc1[:, dead] != 0.0)  # redrawn
+    np.testing.assert_array_equal(fc1[:, ~dead], np.asarray(params["fc1"]["kernel"])[:, ~dead])
+    np.testing.assert_array_equal(new["out"]["kernel"], params["out"]["kernel"])  # the stream
+    assert int(state.recycled[0]) == 4
