@@ -30,7 +30,7 @@ sys.modules["continual"] = continual
 spec.loader.exec_module(continual)
 plt.rcParams.update({"figure.dpi": 80, "axes.grid": True, "grid.alpha": 0.3})
 cfg = continual.QUICK
-cfg
+print(cfg)
 
 # %% [markdown]
 # ## The six methods, side by side
@@ -52,7 +52,8 @@ for name, m in result["methods"].items():
     ax.fill_between(tasks, mean - sd, mean + sd, alpha=0.15)
 ax.set(xlabel="task", ylabel="test accuracy at the end of the task", ylim=(0, 1.02))
 ax.set_title(f"label-permuted digits, {cfg.seeds} seeds (band: ±1 sd)")
-ax.legend(ncol=3, loc="lower left");
+ax.legend(ncol=3, loc="lower left")
+plt.show()
 
 # %% [markdown]
 # ## Conclusions (computed from the numbers above)
@@ -63,8 +64,11 @@ relu = ms["relu"]
 print(
     f"* Plain ReLU: first task {relu['first'][0]:.3f}, last tasks {relu['last'][0]:.3f}; "
     f"drop {relu['drop'][0]:+.3f} [{relu['drop'][1]:+.3f}, {relu['drop'][2]:+.3f}] "
-    + ("(the interval excludes 0: plasticity is lost)" if relu["drop"][1] > 0 else
-       "(the interval includes 0 in this reduced run)")  # fmt: skip
+    + (
+        "(the interval excludes 0: plasticity is lost)"
+        if relu["drop"][1] > 0
+        else "(the interval includes 0 in this reduced run)"
+    )
     + f", with {np.round(relu['dead_fraction'], 2).tolist()} of its hidden units dead."
 )
 for name, m in ms.items():
