@@ -11,6 +11,7 @@ entry of the updates and of the state must be bit-identical to the plain optimiz
 
 from __future__ import annotations
 
+import functools
 import math
 
 import flax.linen as nn
@@ -87,8 +88,11 @@ def _changed_masks() -> dict[tuple[str, str], np.ndarray]:
     }
 
 
-def _run(tx_inner: optax.GradientTransformation, steps: int) -> dict:
-    """``steps`` steps of the recycled optimizer; the last step also with the plain one."""
+@functools.cache
+def _history(name: str) -> tuple[dict, ...]:
+    """``PERIOD`` steps of the recycled optimizer (it fires on the last), each step also with the
+    plain one from the same params and state: what each step saw and produced."""
+    tx_inner = _optimizers()[name]
     model, params, x = _setup()
     tx = recycle.recycle(tx_inner, recycle.links(model), period=PERIOD, score=recycle.redo(0.0))
     # Moments start away from their init value everywhere (dead units get no gradient, so
@@ -97,21 +101,25 @@ def _run(tx_inner: optax.GradientTransformation, steps: int) -> dict:
     state = tx.init(params)._replace(inner=plain_state)
     update = jax.jit(tx.update)
     plain_update = jax.jit(tx_inner.update)
-    for _ in range(steps):
+    history = []
+    for _ in range(PERIOD):
         grads, stats = _grads(model, params, x)
         updates, state_new = update(grads, state, params, stats=stats)
         plain_updates, plain_state = plain_update(grads, plain_state, params)
         prev, params, state = params, optax.apply_updates(params, updates), state_new
-    return {
-        "prev": prev,
-        "params": params,
-        "plain_params": optax.apply_updates(prev, plain_updates),
-        "updates": updates,
-        "plain_updates": plain_updates,
-        "state": state,
-        "plain_state": plain_state,
-        "fresh_state": tx_inner.init(prev),
-    }
+        history.append(
+            {
+                "prev": prev,
+                "params": params,
+                "plain_params": optax.apply_updates(prev, plain_updates),
+                "updates": updates,
+                "plain_updates": plain_updates,
+                "state": state,
+                "plain_state": plain_state,
+                "fresh_state": tx_inner.init(prev),
+            }
+        )
+    return tuple(history)
 
 
 def _away_from_init(leaf: jax.Array) -> jax.Array:
@@ -132,7 +140,7 @@ def _leaves(tree: object) -> dict[tuple[str, ...], np.ndarray]:
 
 @pytest.mark.parametrize("name", list(_optimizers()))
 def test_not_firing_is_bit_identical(name: str) -> None:
-    out = _run(_optimizers()[name], PERIOD - 1)
+    out = _history(name)[PERIOD - 2]  # the step before the firing one
     for a, b in zip(
         jax.tree.leaves(out["updates"]), jax.tree.leaves(out["plain_updates"]), strict=True
     ):
@@ -146,7 +154,7 @@ def test_not_firing_is_bit_identical(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(_optimizers()))
 def test_firing_resets_exactly_the_recycled_entries(name: str) -> None:
-    out = _run(_optimizers()[name], PERIOD)
+    out = _history(name)[-1]
     masks = _changed_masks()
     assert [int(r) for r in out["state"].recycled] == [DEAD0.sum(), DEAD1.sum()]
 
@@ -192,7 +200,7 @@ def _init_statistics(w: np.ndarray, std: float) -> tuple[float, float, float]:
 
 
 def test_recycled_incoming_weights_have_the_initializers_statistics() -> None:
-    out = _run(optax.adam(1e-2), PERIOD)
+    out = _history("adam")[-1]
     fresh = np.asarray(out["params"]["Dense_0"]["kernel"])[:, DEAD0]  # 512 x 32 samples
     z_std, z_mean, p = _init_statistics(fresh, math.sqrt(2 / IN))  # He: Var = 2 / fan_in
     assert abs(z_std) < Z_STAR, z_std
@@ -215,7 +223,7 @@ def test_recycled_incoming_weights_have_the_initializers_statistics() -> None:
 def test_redo_keeps_the_function_of_the_network() -> None:
     """Outgoing rows are zeroed, so recycling dead units leaves the outputs as the plain step."""
     model, _, x = _setup()
-    out = _run(optax.sgd(1e-2), PERIOD)
+    out = _history("sgd_momentum")[-1]
     y = model.apply({"params": out["params"]}, x)
     y_plain = model.apply({"params": out["plain_params"]}, x)
     np.testing.assert_allclose(y, y_plain, rtol=1e-5, atol=1e-6)
