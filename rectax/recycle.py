@@ -625,8 +625,8 @@ def recycle(
         count = state.step + 1
         fire = count % period == 0
 
-        # Only the per-unit masks come out of a lax.cond (a few bytes); a kernel-sized branch
-        # output would make XLA copy the updates and the optimizer state on every step.
+        # Only the per-unit masks come out of this lax.cond (a few bytes): a cond whose branches
+        # returned the updates and the optimizer state made XLA copy them on every step.
         def select(_: None) -> tuple[Array, ...]:
             return tuple(
                 score.select(_evidence(params, w, a, g, ag))
@@ -679,8 +679,8 @@ def _apply(
 
     Per changed parameter: the new value (redrawn columns and biases, zeroed rows) arrives as the
     update ``new - p``; the optimizer state's entries of the changed weights go back to
-    ``inner.init``'s values. Everything is an elementwise ``where`` that XLA fuses with the
-    optimizer's own elementwise update.
+    ``inner.init``'s values. The redraws sit behind a per-parameter ``lax.cond`` on "a unit of it
+    is selected"; the masks and the resets are elementwise ``where`` s.
     """
     # Per parameter path, the edits in order: (mask over the parameter, initializer or None
     # for zeros, key, any unit selected). Incoming columns and biases come first, outgoing rows
@@ -715,9 +715,9 @@ def _apply(
                 new = jnp.where(mask, fresh.astype(p.dtype), new)
             return jnp.where(changed[names], (new - p).astype(u.dtype), u)
 
-        # The draws happen only when a unit of this parameter is selected. (The branch outputs
-        # the whole update: XLA updates it in place, where a branch that returned only the
-        # draws would materialise them on every step.)
+        # The draws happen only when a unit of this parameter is selected. XLA gives the
+        # branch's output its own buffer, so the step's temporaries grow by about the size of
+        # the recycled parameters (docs/recycle.md measures it).
         selected = functools.reduce(jnp.logical_or, [e[3] for e in edits[names]])
         return lax.cond(selected, recycled, lambda: u)
 
