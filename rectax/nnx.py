@@ -378,6 +378,8 @@ class MLP(nnx.Module):
             nnx.Linear, kernel_init=init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype
         )
         self.layers = _chain(layer, [in_features, *features], rngs)
+        # the layers' own initializers, for rectax.recycle.links
+        self.kernel_init, self.bias_init = init, bias_init
         make_act = common.make_activation(activation, record_stats, Activation, rngs=rngs)
         self.activations = nnx.List([make_act() for _ in features[:-1]])
 
@@ -453,6 +455,7 @@ class CNN(nnx.Module):
             param_dtype=param_dtype,
         )
         self.convs = _chain(conv, [in_channels, *features], rngs)
+        self.conv_kernel_init, self.bias_init = init, bias_init  # for rectax.recycle.links
         make_act = common.make_activation(activation, record_stats, Activation, rngs=rngs)
         self.conv_activations = nnx.List([make_act() for _ in features])
         self.head = MLP(

@@ -1,0 +1,159 @@
+"""Overhead of :func:`rectax.recycle.recycle` on a training step, and its compiled memory.
+
+``python examples/recycle_overhead.py`` (about a minute on CPU)
+
+Four jitted train steps of an MLP 64-256-256-10 (batch 128, Adam), timed interleaved (each round
+runs every variant once, in a fresh random order, ``--steps`` steps each, so drifts in the
+machine's load hit all of them alike):
+
+* ``plain``: Adam, the model without statistics;
+* ``stats``: Adam, the model sowing its :class:`~rectax.diagnostics.UnitStats`
+  (``record_stats=True``) and the step returning them, which ReDo and continual backprop read;
+* ``idle``: ``recycle(adam, ..., score=redo(0.1))`` on a step where it does not fire;
+* ``firing``: the same transform firing on every step (``period=1``).
+
+Reported: median and minimum time per step (the minimum is the least disturbed by other load on
+a shared machine) and, per variant, the ratio to its baseline (``idle`` and
+``firing`` to ``stats``; ``stats`` to ``plain``) with a 95% t-interval over rounds of the
+per-round ratio; and ``memory_analysis()`` of each compiled step (temporaries, arguments,
+outputs). JSON to ``examples/recycle_overhead_latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import scipy.stats
+
+from rectax import linen as rxl
+from rectax import recycle
+
+RESULTS = Path(__file__).resolve().parent
+
+
+def steps(width: int, batch: int) -> tuple[dict[str, Any], Any, Any]:
+    x = jax.random.normal(jax.random.key(0), (batch, 64))
+    y = jax.random.randint(jax.random.key(1), (batch,), 0, 10)
+    out: dict[str, Any] = {}
+    for name in ("plain", "stats", "idle", "firing"):
+        model = rxl.MLP((width, width, 10), record_stats=name != "plain")
+        params = model.init(jax.random.key(2), x)["params"]
+        tx: Any = optax.adam(1e-3)
+        if name in ("idle", "firing"):
+            period = 1 if name == "firing" else 10**9
+            tx = recycle.recycle(tx, recycle.links(model), period=period, score=recycle.redo(0.1))
+
+        def step(params: Any, state: Any, model: Any = model, tx: Any = tx, name: str = name):
+            def loss(p: Any) -> tuple[Any, Any]:
+                logits, inter = model.apply({"params": p}, x, mutable=["intermediates"])
+                ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+                return ce, inter.get("intermediates")
+
+            grads, stats = jax.grad(loss, has_aux=True)(params)
+            if name in ("idle", "firing"):
+                updates, state = tx.update(grads, state, params, stats=stats)
+            else:
+                updates, state = tx.update(grads, state, params)
+            # "stats" returns its statistics, so that XLA computes them as the recyclers do
+            return optax.apply_updates(params, updates), state, stats if name == "stats" else None
+
+        fn = jax.jit(step)
+        state = tx.init(params)
+        compiled = fn.lower(params, state).compile()
+        mem = compiled.memory_analysis()
+        assert mem is not None
+        out[name] = {
+            "fn": fn,
+            "params": params,
+            "state": state,
+            "memory": {
+                "temp_bytes": int(mem.temp_size_in_bytes),
+                "argument_bytes": int(mem.argument_size_in_bytes),
+                "output_bytes": int(mem.output_size_in_bytes),
+            },
+        }
+    return out, x, y
+
+
+def interval(r: np.ndarray) -> tuple[float, float, float]:
+    n = len(r)
+    half = float(scipy.stats.t.ppf(0.975, n - 1) * np.std(r, ddof=1) / math.sqrt(n))
+    return float(np.mean(r)), float(np.mean(r)) - half, float(np.mean(r)) + half
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--out", type=Path, default=RESULTS / "recycle_overhead_latest.json")
+    args = parser.parse_args()
+    variants, _, _ = steps(args.width, args.batch)
+    carry = {k: (v["params"], v["state"]) for k, v in variants.items()}
+    for k, v in variants.items():  # warm up
+        for _ in range(3):
+            carry[k] = v["fn"](*carry[k])[:2]
+        jax.block_until_ready(carry[k])
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    rng = random.Random(0)
+    for _ in range(args.rounds):
+        order = list(variants)
+        rng.shuffle(order)
+        for k in order:
+            fn = variants[k]["fn"]
+            start = time.perf_counter()
+            c = carry[k]
+            for _ in range(args.steps):
+                c = fn(*c)[:2]
+            jax.block_until_ready(c)
+            times[k].append((time.perf_counter() - start) / args.steps)
+            carry[k] = c
+    t = {k: np.asarray(v) for k, v in times.items()}
+    baseline = {"stats": "plain", "idle": "stats", "firing": "stats"}
+    result: dict[str, Any] = {
+        "command": "python examples/recycle_overhead.py",
+        "config": vars(args) | {"out": str(args.out)},
+        "device": jax.devices()[0].device_kind,
+        "jax": jax.__version__,
+        "variants": {},
+    }
+    for k in variants:
+        entry: dict[str, Any] = {
+            "median_step_us": float(np.median(t[k]) * 1e6),
+            "min_step_us": float(np.min(t[k]) * 1e6),
+            "memory": variants[k]["memory"],
+        }
+        if k in baseline:
+            entry["ratio_to"] = baseline[k]
+            entry["ratio"] = interval(t[k] / t[baseline[k]])
+            entry["min_ratio"] = float(np.min(t[k]) / np.min(t[baseline[k]]))
+        result["variants"][k] = entry
+        ratio = entry.get("ratio")
+        shown = (
+            f"  x{ratio[0]:.3f} [{ratio[1]:.3f}, {ratio[2]:.3f}] (min x{entry['min_ratio']:.3f}) "
+            f"vs {baseline[k]}"
+            if ratio
+            else ""
+        )
+        print(
+            f"{k:7s} median {entry['median_step_us']:7.1f} min {entry['min_step_us']:7.1f} us/step"
+            f"{shown}  memory {entry['memory']}"
+        )
+    args.out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    jnp.zeros(())  # start the backend before timing
+    main()

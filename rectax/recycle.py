@@ -1,0 +1,736 @@
+"""Recycling dormant units while training: ReDo, continual backprop and gradient-magnitude scores.
+
+:func:`recycle` wraps any optax optimizer. Every ``period`` steps, inside ``jit`` and without a
+host sync, it scores the hidden units of the layers it is told about, and for the selected units
+
+* re-initialises their **incoming** weights (the producing kernel's column and bias entry) with
+  a rectax initializer (the layer's own by default),
+* zeroes their **outgoing** weights (the consuming kernel's rows), so the network's function is
+  unchanged at the moment of recycling, and
+* resets exactly those entries of the optimizer's state to their initial values. The state's
+  entries are found by tree structure: every state leaf whose path ends with a recycled
+  parameter's path and has its shape (Adam's ``mu`` and ``nu``, a momentum ``trace``, Lion's
+  ``mu``, the inner states of ``optax.masked`` and ``optax.chain``), whatever the optimizer.
+
+Everything is ``jnp.where`` on per-unit masks inside one ``lax.cond`` on the step counter: on
+steps where it does not fire, the updates and the inner state are bit-identical to the inner
+optimizer's.
+
+Three scores (Sokar et al. 2023; Dohare et al. 2024; Liu et al. 2025, arXiv 2505.24061):
+
+* :func:`redo`: a unit is dormant when its normalised activity ``a_i / mean_j a_j <= tau``,
+  with ``a_i = E|h_i|`` estimated from the unit's :class:`~rectax.diagnostics.UnitStats` (see
+  :func:`activity`).
+* :func:`continual_backprop`: the ``fraction`` of units with the lowest contribution utility
+  ``a_i * sum_k |w_out[i, k]|`` among those older than ``maturity`` steps.
+* :func:`grama`: a unit is dormant when the mean magnitude of its incoming weights' gradient,
+  normalised by the layer's mean, is ``<= tau``.
+
+The layers come as :class:`Link` s: which kernel produces the units (its last axis), which kernels
+consume them (their axis -2, the input axis of ``Dense`` ``(in, out)`` and ``Conv`` ``HWIO``
+kernels) and where their statistics are sown. Consumer row ``r`` belongs to unit
+``r % units``, which covers ``Dense -> Dense``, ``Conv -> Conv``, a conv block flattened
+(channels last) into a ``Dense``, and :func:`rectax.crelu`'s doubled width. :func:`links` derives
+them from rectax's :class:`rectax.linen.MLP` / :class:`~rectax.linen.CNN` and their
+:mod:`rectax.nnx` twins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+from jax.scipy.stats import norm
+
+from . import diagnostics
+from .diagnostics import UnitStats
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+Path = tuple[str, ...]
+
+__all__ = [
+    "Link",
+    "RecycleState",
+    "Score",
+    "activity",
+    "continual_backprop",
+    "grama",
+    "links",
+    "recycle",
+    "redo",
+]
+
+
+# --------------------------------------------------------------------------- paths
+def _path(path: str | Sequence[Any]) -> Path:
+    if isinstance(path, str):
+        return tuple(p for p in path.split("/") if p)
+    return tuple(str(p) for p in path)
+
+
+def _entry_name(entry: Any) -> str:
+    for attr in ("key", "name", "idx"):
+        if hasattr(entry, attr):
+            return str(getattr(entry, attr))
+    return str(entry)
+
+
+def _names(path: Sequence[Any]) -> Path:
+    # An NNX Variable flattens to its ``.value``; the variable's own path names the parameter.
+    return tuple(
+        _entry_name(e)
+        for e in path
+        if not (isinstance(e, jax.tree_util.GetAttrKey) and e.name == "value")
+    )
+
+
+def _find(tree: Any, path: Path, what: str, is_leaf: Callable[[Any], bool] | None = None) -> Path:
+    """The full key path of the one leaf of ``tree`` whose path ends with ``path``."""
+    flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)[0]
+    found = [_names(p) for p, _ in flat if _names(p)[-len(path) :] == path]
+    found = list(dict.fromkeys(found))
+    if found:  # the shortest match wins: "Dense_0/kernel" is not "head/Dense_0/kernel"
+        shortest = min(len(f) for f in found)
+        found = [f for f in found if len(f) == shortest]
+    if len(found) != 1:
+        shown = sorted({"/".join(_names(p)) for p, _ in flat})[:20]
+        problem = "found nothing" if not found else f"is ambiguous ({len(found)} matches)"
+        raise ValueError(
+            f"rectax.recycle: {what} {'/'.join(path)!r} {problem}; paths there include {shown}."
+        )
+    return found[0]
+
+
+def _get(tree: Any, path: Path, is_leaf: Callable[[Any], bool] | None = None) -> Any:
+    for p, leaf in jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)[0]:
+        if _names(p) == path:
+            return leaf
+    raise KeyError(path)
+
+
+# --------------------------------------------------------------------------- wiring
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """One layer of recyclable units: the kernel that produces them and the kernels that read them.
+
+    Paths are ``"/"``-separated names (or tuples of names) matched against the end of a
+    parameter's path, so ``"Dense_0/kernel"`` finds ``params['params']['Dense_0']['kernel']``
+    and ``"layers/0/kernel"`` an NNX model's ``layers[0].kernel``; where several paths end so,
+    the shortest wins (``"Dense_0/kernel"`` is not ``"head/Dense_0/kernel"``).
+
+    Attributes:
+      incoming: the producing kernel, ``(..., in, units)``: column ``i`` is unit ``i``'s
+        incoming weights.
+      outgoing: the consuming kernel(s), ``(..., rows, out)`` with ``rows`` a multiple of
+        ``units``; row ``r`` carries unit ``r % units`` (a flattened NHWC map, or CReLU's two
+        halves).
+      stats: where the units' :class:`~rectax.diagnostics.UnitStats` are in the ``stats`` passed
+        to ``update`` (``"Activation_0/unit_stats"``); needed by :func:`redo` and
+        :func:`continual_backprop`.
+      bias: the producing layer's bias; ``"auto"`` takes a ``bias`` beside ``incoming`` if there
+        is one, None has none.
+      init: initializer for recycled incoming columns (``(key, shape, dtype)``); None uses
+        :func:`rectax.initializers.he_normal` (:func:`links` gives a builder's own).
+      bias_init: initializer for recycled bias entries; None sets them to zero.
+    """
+
+    incoming: str | Sequence[str]
+    outgoing: str | Sequence[str] | Sequence[Sequence[str]]
+    stats: str | Sequence[str] | None = None
+    bias: str | Sequence[str] | None = "auto"
+    init: Initializer | None = None
+    bias_init: Initializer | None = None
+
+    def outgoing_paths(self) -> tuple[Path, ...]:
+        """The consuming kernels' paths."""
+        out = self.outgoing
+        if isinstance(out, str):
+            return (_path(out),)
+        items = list(out)
+        if items and all(isinstance(o, str) and "/" not in o for o in items):
+            return (_path(items),)  # one path given as a tuple of names
+        return tuple(_path(o) for o in items)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Wired:
+    """A :class:`Link` resolved against a parameter tree."""
+
+    incoming: Path
+    bias: Path | None
+    outgoing: tuple[Path, ...]
+    stats: Path | None
+    units: int
+    init: Initializer
+    bias_init: Initializer | None
+
+
+def _wire(link: Link, params: Any) -> _Wired:
+    incoming = _find(params, _path(link.incoming), "incoming kernel")
+    kernel = _get(params, incoming)
+    if kernel.ndim < 2:
+        raise ValueError(
+            f"rectax.recycle: incoming kernel {'/'.join(incoming)!r} has shape {kernel.shape}; "
+            "expected (..., in, units)."
+        )
+    units = kernel.shape[-1]
+    bias: Path | None = None
+    if link.bias == "auto":
+        candidate = (*incoming[:-1], "bias")
+        flat = jax.tree_util.tree_flatten_with_path(params)[0]
+        if any(_names(p) == candidate for p, _ in flat):
+            bias = candidate
+    elif link.bias is not None:
+        bias = _find(params, _path(link.bias), "bias")
+    if bias is not None and _get(params, bias).shape != (units,):
+        raise ValueError(
+            f"rectax.recycle: bias {'/'.join(bias)!r} has shape {_get(params, bias).shape}, "
+            f"expected ({units},) for {'/'.join(incoming)!r}."
+        )
+    outgoing = tuple(_find(params, p, "outgoing kernel") for p in link.outgoing_paths())
+    for path in outgoing:
+        shape = _get(params, path).shape
+        if len(shape) < 2 or shape[-2] % units:
+            raise ValueError(
+                f"rectax.recycle: cannot wire {'/'.join(incoming)!r} ({units} units) to "
+                f"{'/'.join(path)!r} of shape {shape}: its axis -2 must be a multiple of {units}."
+            )
+    if link.init is None:
+        from .initializers import he_normal
+
+        init = he_normal()
+    else:
+        init = link.init
+    return _Wired(
+        incoming,
+        bias,
+        outgoing,
+        None if link.stats is None else _path(link.stats),
+        units,
+        init,
+        link.bias_init,
+    )
+
+
+def links(model: Any) -> tuple[Link, ...]:
+    """The :class:`Link` s of a rectax builder: :class:`rectax.linen.MLP`, :class:`rectax.linen.CNN`
+    and their :mod:`rectax.nnx` twins.
+
+    Every hidden layer is linked to the next, the last conv block to the head's first Dense;
+    the initializers are the builder's own (``kernel_init``, ``"auto"`` resolved, and
+    ``bias_init``); the statistics are the activation modules' (build with
+    ``record_stats=True``).
+
+    Args:
+      model: a rectax builder (Linen module or NNX object).
+
+    Returns:
+      A tuple of links, first layer first.
+
+    Raises:
+      TypeError: for any other model; declare its links with :class:`Link` instead.
+
+    Example:
+      >>> from rectax import linen as rxl, recycle
+      >>> for link in recycle.links(rxl.MLP((8, 8, 2))):
+      ...     print(link.incoming, link.outgoing, link.stats)
+      Dense_0/kernel Dense_1/kernel Activation_0/unit_stats
+      Dense_1/kernel Dense_2/kernel Activation_1/unit_stats
+    """
+    from . import _modules_common as common
+    from . import linen as rxl
+    from . import nnx as rxn
+
+    if isinstance(model, (rxl.MLP, rxl.CNN)):
+        cls = common.module_class(model.activation) or rxl.Activation
+        act = cls.__name__
+        mlp = model
+        out: list[Link] = []
+        prefix = ""
+        if isinstance(model, rxl.CNN):
+            conv_init = common.kernel_init_for(model.activation, model.kernel_init, layout="conv")
+            n = len(model.features)
+            for i in range(n):
+                nxt = f"Conv_{i + 1}/kernel" if i + 1 < n else "head/Dense_0/kernel"
+                out.append(
+                    Link(
+                        f"Conv_{i}/kernel",
+                        nxt,
+                        f"{act}_{i}/unit_stats",
+                        "auto",
+                        conv_init,
+                        model.bias_init,
+                    )
+                )
+            prefix = "head/"
+        init = common.kernel_init_for(mlp.activation, mlp.kernel_init)
+        widths = (*model.dense, model.num_classes) if isinstance(model, rxl.CNN) else mlp.features
+        for i in range(len(widths) - 1):
+            out.append(
+                Link(
+                    f"{prefix}Dense_{i}/kernel",
+                    f"{prefix}Dense_{i + 1}/kernel",
+                    f"{prefix}{act}_{i}/unit_stats",
+                    "auto",
+                    init,
+                    model.bias_init,
+                )
+            )
+        return tuple(out)
+    if isinstance(model, (rxn.MLP, rxn.CNN)):
+        return _nnx_links(model)
+    raise TypeError(
+        f"rectax.recycle.links: cannot wire a {type(model).__qualname__}; it wires rectax's "
+        "linen/nnx MLP and CNN. Declare the layers as rectax.recycle.Link(incoming, outgoing, "
+        "stats) instead."
+    )
+
+
+def _nnx_links(model: Any) -> tuple[Link, ...]:
+    out: list[Link] = []
+    prefix = ""
+    mlp = model
+    if hasattr(model, "convs"):
+        n = len(model.convs)
+        for i in range(n):
+            nxt = f"convs/{i + 1}/kernel" if i + 1 < n else "head/layers/0/kernel"
+            out.append(
+                Link(
+                    f"convs/{i}/kernel",
+                    nxt,
+                    f"conv_activations/{i}/unit_stats",
+                    "auto",
+                    model.conv_kernel_init,
+                    model.bias_init,
+                )
+            )
+        prefix, mlp = "head/", model.head
+    for i in range(len(mlp.layers) - 1):
+        out.append(
+            Link(
+                f"{prefix}layers/{i}/kernel",
+                f"{prefix}layers/{i + 1}/kernel",
+                f"{prefix}activations/{i}/unit_stats",
+                "auto",
+                mlp.kernel_init,
+                mlp.bias_init,
+            )
+        )
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- scores
+def activity(stats: UnitStats) -> Array:
+    r"""Each unit's mean rectified activity ``E[relu(z_i)]``, from its running moments.
+
+    :class:`~rectax.diagnostics.UnitStats` keeps each unit's mean :math:`\mu` and variance
+    :math:`\sigma^2` of its pre-activation and how often it fired; the activity is the
+    Gaussian value :math:`\mu\Phi(\mu/\sigma) + \sigma\varphi(\mu/\sigma)`, and exactly 0 for a unit
+    that never fired (a dead unit has ReDo score 0 at any ``tau``).
+
+    Args:
+      stats: one layer's accumulated statistics.
+
+    Returns:
+      float32 ``(units,)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import diagnostics, recycle
+      >>> s = diagnostics.unit_stats(jnp.array([[1.0, -1.0], [3.0, -2.0]]))
+      >>> recycle.activity(s)  # mean 2, sd 1: 2 Phi(2) + phi(2); the dead unit: 0
+      Array([2.0084906, 0.       ], dtype=float32)
+    """
+    n = jnp.maximum(stats.seen.astype(jnp.float32), 1.0)
+    mu = stats.mean
+    sigma = jnp.sqrt(jnp.maximum(stats.m2 / n, 0.0))
+    safe = jnp.where(sigma > 0, sigma, 1.0)
+    t = mu / safe
+    gaussian = mu * norm.cdf(t) + sigma * norm.pdf(t)
+    value = jnp.where(sigma > 0, gaussian, jnp.maximum(mu, 0.0))
+    return jnp.where(stats.fires > 0, value, 0.0)
+
+
+class _Evidence(NamedTuple):
+    """What a score sees of one layer at a firing step."""
+
+    stats: UnitStats | None
+    grad: Array  # summed mean |gradient| of each unit's incoming weights over the period
+    outgoing: Array  # sum |w_out| over each unit's rows, all consumers
+    age: Array  # steps since each unit was (re)initialised
+
+
+def _normalised(x: Array) -> Array:
+    return x / jnp.maximum(jnp.mean(x), jnp.finfo(x.dtype).tiny)
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+    """How :func:`recycle` picks units; build one with :func:`redo`, :func:`continual_backprop` or
+    :func:`grama`.
+
+    Attributes:
+      kind: ``"redo"``, ``"utility"`` or ``"gradient"``.
+      tau: threshold on the normalised score (``redo``, ``grama``).
+      fraction: fraction of a layer's units replaced per firing (``continual_backprop``).
+      maturity: units younger than this many steps are kept (``continual_backprop``).
+    """
+
+    kind: str
+    tau: float = 0.0
+    fraction: float = 0.0
+    maturity: int = 0
+
+    @property
+    def needs_stats(self) -> bool:
+        """Whether the score reads the units' :class:`~rectax.diagnostics.UnitStats`."""
+        return self.kind in ("redo", "utility")
+
+    def select(self, e: _Evidence) -> Array:
+        """Boolean ``(units,)``, True for the units to recycle."""
+        if self.kind == "redo":
+            assert e.stats is not None
+            return _normalised(activity(e.stats)) <= self.tau
+        if self.kind == "gradient":
+            return _normalised(e.grad) <= self.tau
+        assert e.stats is not None
+        units = e.age.shape[0]
+        k = round(self.fraction * units)
+        utility = activity(e.stats) * e.outgoing
+        mature = e.age >= self.maturity
+        _, idx = lax.top_k(-jnp.where(mature, utility, jnp.inf), k)
+        chosen = jnp.zeros((units,), jnp.bool_).at[idx].set(True)
+        return chosen & mature
+
+
+def redo(tau: float = 0.1) -> Score:
+    """ReDo (Sokar et al., ICML 2023): recycle units with normalised activity ``<= tau``.
+
+    ``tau = 0`` recycles exactly the units that never fired over the period (dead ReLUs).
+
+    Args:
+      tau: threshold on ``a_i / mean_j a_j`` (:func:`activity`); Sokar et al. use 0 to 0.1.
+
+    Returns:
+      A :class:`Score`.
+    """
+    if not tau >= 0:
+        raise ValueError(f"rectax.recycle.redo: tau must be >= 0, got {tau}.")
+    return Score("redo", tau=float(tau))
+
+
+def grama(tau: float = 0.1) -> Score:
+    """Gradient-magnitude dormancy (GraMa, arXiv 2505.24061): recycle units whose incoming
+    weights' mean gradient magnitude, normalised by the layer's mean, is ``<= tau``.
+
+    Needs no activation statistics, so it also finds dormant units of non-ReLU and residual
+    layers, whose activations need not be small.
+
+    Args:
+      tau: threshold on the normalised gradient magnitude.
+
+    Returns:
+      A :class:`Score`.
+    """
+    if not tau >= 0:
+        raise ValueError(f"rectax.recycle.grama: tau must be >= 0, got {tau}.")
+    return Score("gradient", tau=float(tau))
+
+
+def continual_backprop(fraction: float = 0.01, maturity: int = 100) -> Score:
+    """Continual backprop (Dohare et al., Nature 2024): replace the lowest-utility mature units.
+
+    The contribution utility of unit ``i`` is ``a_i * sum_k |w_out[i, k]|`` (:func:`activity`
+    times its outgoing weights' magnitude); at each firing the ``round(fraction * units)``
+    units with the lowest utility among those at least ``maturity`` steps old are replaced.
+    Dohare et al. replace a fraction ``rho ~ 1e-4`` of units per step, i.e. ``rho * period``
+    per firing here.
+
+    Args:
+      fraction: fraction of each layer's units replaced per firing, ``(0, 1]``.
+      maturity: minimum age in steps.
+
+    Returns:
+      A :class:`Score`.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(
+            f"rectax.recycle.continual_backprop: fraction must be in (0, 1], got {fraction}."
+        )
+    if maturity < 0:
+        raise ValueError(
+            f"rectax.recycle.continual_backprop: maturity must be >= 0, got {maturity}."
+        )
+    return Score("utility", fraction=float(fraction), maturity=int(maturity))
+
+
+# --------------------------------------------------------------------------- the transform
+class RecycleState(NamedTuple):
+    """State of :func:`recycle`.
+
+    Attributes:
+      step: int32 number of updates so far.
+      inner: the wrapped optimizer's state.
+      stats: per link, the :class:`~rectax.diagnostics.UnitStats` accumulated since the last
+        firing (None when the score needs none).
+      grad: per link, the summed mean gradient magnitude of each unit's incoming weights.
+      age: per link, int32 steps since each unit was (re)initialised.
+      recycled: per link, int32 number of units recycled so far (a counter for monitoring).
+    """
+
+    step: Array
+    inner: Any
+    stats: tuple[UnitStats | None, ...]
+    grad: tuple[Array, ...]
+    age: tuple[Array, ...]
+    recycled: tuple[Array, ...]
+
+
+def _column_magnitude(g: Array) -> Array:
+    g = jnp.abs(g.astype(jnp.float32))
+    return jnp.mean(g.reshape(-1, g.shape[-1]), axis=0)
+
+
+def _row_magnitude(w: Array, units: int) -> Array:
+    w = jnp.abs(jnp.moveaxis(w, -2, 0).astype(jnp.float32))
+    per_row = jnp.sum(w.reshape(w.shape[0], -1), axis=1)
+    return jnp.sum(per_row.reshape(-1, units), axis=0)
+
+
+def _row_mask(mask: Array, kernel: Array) -> Array:
+    rows = kernel.shape[-2]
+    return mask[jnp.arange(rows) % mask.shape[0]][:, None]
+
+
+def recycle(
+    inner: optax.GradientTransformation,
+    links: Sequence[Link],
+    *,
+    period: int,
+    score: Score | None = None,
+    seed: int = 0,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Wraps an optax optimizer so that it recycles dormant units every ``period`` steps.
+
+    ``update(grads, state, params, stats=None, **extra)`` needs ``params`` and, for
+    :func:`redo` and :func:`continual_backprop`, ``stats``: this step's
+    :class:`~rectax.diagnostics.UnitStats` (the ``'intermediates'`` a builder sows with
+    ``record_stats=True``, or any pytree holding them at the links' ``stats`` paths). They are
+    merged over the period. At step ``count`` with ``(count + 1) % period == 0`` the selected
+    units' incoming columns (and bias entries) are redrawn from the link's initializer, their
+    outgoing rows set to zero, and the optimizer state's entries of exactly those weights reset to
+    what ``inner.init`` gives. The new values arrive as updates (``new - params``), so
+    ``optax.apply_updates`` lands on them (the outgoing zeros exactly); every other entry of the
+    updates is the inner optimizer's. ``**extra`` reaches the inner optimizer.
+
+    Args:
+      inner: any optax optimizer (``adam``, ``adamw``, ``sgd`` with momentum, ``lion``, a
+        ``chain`` with ``masked`` weight decay, ...).
+      links: the layers, from :func:`links` or declared with :class:`Link`.
+      period: steps between firings (``>= 1``).
+      score: :func:`redo` (default, ``tau=0.1``), :func:`continual_backprop` or :func:`grama`.
+      seed: seed of the re-initialisation draws (folded with the step and the link).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from rectax import linen as rxl, recycle
+      >>> model = rxl.MLP((8, 2), record_stats=True)
+      >>> params = model.init(jax.random.key(0), jnp.ones((4, 3)))["params"]
+      >>> tx = recycle.recycle(optax.adam(1e-3), recycle.links(model), period=2)
+      >>> state = tx.init(params)
+      >>> def loss(p, x):
+      ...     y, inter = model.apply({"params": p}, x, mutable=["intermediates"])
+      ...     return jnp.sum(y), inter["intermediates"]
+      >>> x = jnp.full((4, 3), -1.0)
+      >>> for _ in range(2):
+      ...     grads, stats = jax.grad(loss, has_aux=True)(params, x)
+      ...     updates, state = tx.update(grads, state, params, stats=stats)
+      ...     params = optax.apply_updates(params, updates)
+      >>> state.recycled[0] > 0
+      Array(True, dtype=bool)
+    """
+    if period < 1:
+        raise ValueError(f"rectax.recycle.recycle: period must be >= 1, got {period}.")
+    if not links:
+        raise ValueError("rectax.recycle.recycle: links is empty; there is nothing to recycle.")
+    score = redo() if score is None else score
+    if not isinstance(score, Score):
+        raise TypeError(
+            "rectax.recycle.recycle: score must come from rectax.recycle.redo, "
+            f"continual_backprop or grama, got {score!r}."
+        )
+    inner = optax.with_extra_args_support(inner)
+    links = tuple(links)
+
+    def wired(params: Any) -> tuple[_Wired, ...]:
+        if params is None:
+            raise ValueError("rectax.recycle.recycle: update needs params.")
+        return tuple(_wire(link, params) for link in links)
+
+    def init_fn(params: Any) -> RecycleState:
+        ws = wired(params)
+        for w in ws:
+            if score.kind == "utility" and round(score.fraction * w.units) < 1:
+                raise ValueError(
+                    f"rectax.recycle.continual_backprop: fraction {score.fraction} of "
+                    f"{w.units} units of {'/'.join(w.incoming)!r} rounds to 0 units."
+                )
+        return RecycleState(
+            step=jnp.zeros((), jnp.int32),
+            inner=inner.init(params),
+            stats=tuple(diagnostics.init_stats(w.units) if score.needs_stats else None for w in ws),
+            grad=tuple(jnp.zeros((w.units,), jnp.float32) for w in ws),
+            age=tuple(jnp.zeros((w.units,), jnp.int32) for w in ws),
+            recycled=tuple(jnp.zeros((), jnp.int32) for _ in ws),
+        )
+
+    def update_fn(
+        updates: Any, state: RecycleState, params: Any = None, stats: Any = None, **extra: Any
+    ) -> tuple[Any, RecycleState]:
+        ws = wired(params)
+        new_updates, inner_state = inner.update(updates, state.inner, params, **extra)
+        acc = list(state.stats)
+        if score.needs_stats:
+            if stats is None:
+                raise ValueError(
+                    "rectax.recycle.recycle: this score reads unit statistics; pass "
+                    "update(..., stats=...) (the 'intermediates' of a model built with "
+                    "record_stats=True)."
+                )
+            for i, w in enumerate(ws):
+                if w.stats is None:
+                    raise ValueError(
+                        f"rectax.recycle: link {'/'.join(w.incoming)!r} has no stats path."
+                    )
+                found = _find(stats, w.stats, "stats", is_leaf=_is_stats)
+                acc[i] = diagnostics.merge_stats(acc[i], _get(stats, found, is_leaf=_is_stats))
+        if score.kind == "gradient":
+            grad = tuple(
+                g + _column_magnitude(_get(updates, w.incoming))
+                for g, w in zip(state.grad, ws, strict=True)
+            )
+        else:
+            grad = state.grad
+        age = tuple(a + 1 for a in state.age)
+        count = state.step + 1
+        fire = count % period == 0
+
+        # Only the per-unit masks come out of this lax.cond (a few bytes): a cond whose branches
+        # returned the updates and the optimizer state made XLA copy them on every step.
+        def select(_: None) -> tuple[Array, ...]:
+            return tuple(
+                score.select(_evidence(params, w, a, g, ag))
+                for w, a, g, ag in zip(ws, acc, grad, age, strict=True)
+            )
+
+        def keep(_: None) -> tuple[Array, ...]:
+            return tuple(jnp.zeros((w.units,), jnp.bool_) for w in ws)
+
+        masks = lax.cond(fire, select, keep, None)
+        key = jax.random.fold_in(jax.random.key(seed), state.step)
+        new_updates, inner_state = _apply(new_updates, inner_state, params, ws, masks, inner, key)
+        acc_t = tuple(
+            None
+            if a is None
+            else jax.tree.map(
+                lambda x, z: jnp.where(fire, z, x), a, diagnostics.init_stats(w.units)
+            )
+            for a, w in zip(acc, ws, strict=True)
+        )
+        grad = tuple(jnp.where(fire, jnp.zeros_like(g), g) for g in grad)
+        age = tuple(jnp.where(m, 0, a) for m, a in zip(masks, age, strict=True))
+        recycled = tuple(
+            r + jnp.sum(m, dtype=jnp.int32) for r, m in zip(state.recycled, masks, strict=True)
+        )
+        return new_updates, RecycleState(count, inner_state, acc_t, grad, age, recycled)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _is_stats(x: Any) -> bool:
+    return isinstance(x, UnitStats)
+
+
+def _evidence(params: Any, w: _Wired, acc: Any, grad: Array, age: Array) -> _Evidence:
+    outgoing = sum(_row_magnitude(_get(params, p), w.units) for p in w.outgoing)
+    return _Evidence(acc, grad, jnp.asarray(outgoing), age)
+
+
+def _apply(
+    updates: Any,
+    inner_state: Any,
+    params: Any,
+    ws: tuple[_Wired, ...],
+    masks: tuple[Array, ...],
+    inner: optax.GradientTransformation,
+    key: Array,
+) -> tuple[Any, Any]:
+    """Recycles the units in ``masks`` (all False: returns ``updates`` and the state as they are).
+
+    Per changed parameter: the new value (redrawn columns and biases, zeroed rows) arrives as the
+    update ``new - p``; the optimizer state's entries of the changed weights go back to
+    ``inner.init``'s values. The redraws sit behind a per-parameter ``lax.cond`` on "a unit of it
+    is selected"; the masks and the resets are elementwise ``where`` s.
+    """
+    # Per parameter path, the edits in order: (mask over the parameter, initializer or None
+    # for zeros, key, any unit selected). Incoming columns and biases come first, outgoing rows
+    # after: a kernel that is both (a middle layer) gets its recycled rows zeroed after its
+    # recycled columns were redrawn.
+    edits: dict[Path, list[tuple[Array, Initializer | None, Array, Array]]] = {}
+    for i, (w, mask) in enumerate(zip(ws, masks, strict=True)):
+        k_w, k_b = jax.random.split(jax.random.fold_in(key, i))
+        selected = jnp.any(mask)
+        edits.setdefault(w.incoming, []).append((mask, w.init, k_w, selected))
+        if w.bias is not None:
+            edits.setdefault(w.bias, []).append((mask, w.bias_init, k_b, selected))
+    for w, mask in zip(ws, masks, strict=True):
+        selected = jnp.any(mask)
+        for path in w.outgoing:
+            rows = _row_mask(mask, _get(params, path))
+            edits.setdefault(path, []).append((rows, None, key, selected))
+
+    changed = {
+        path: functools.reduce(jnp.logical_or, [e[0] for e in es]) for path, es in edits.items()
+    }
+
+    def new_update(path: Any, u: Array, p: Array) -> Array:
+        names = _names(path)
+        if names not in edits:
+            return u
+
+        def recycled() -> Array:
+            new = p
+            for mask, init, k, _ in edits[names]:
+                fresh = jnp.zeros_like(p) if init is None else init(k, p.shape, p.dtype)
+                new = jnp.where(mask, fresh.astype(p.dtype), new)
+            return jnp.where(changed[names], (new - p).astype(u.dtype), u)
+
+        # The draws happen only when a unit of this parameter is selected. XLA gives the
+        # branch's output its own buffer, so the step's temporaries grow by about the size of
+        # the recycled parameters (docs/recycle.md measures it).
+        selected = functools.reduce(jnp.logical_or, [e[3] for e in edits[names]])
+        return lax.cond(selected, recycled, lambda: u)
+
+    updates = jax.tree_util.tree_map_with_path(new_update, updates, params)
+
+    # Reset the optimizer state's entries of the changed weights, found by path and shape.
+    fresh_state = inner.init(params)
+
+    def reset(path: Any, leaf: Any, init_leaf: Any) -> Any:
+        names = _names(path)
+        for target, mask in changed.items():
+            if names[-len(target) :] == target and jnp.shape(leaf) == _get(params, target).shape:
+                return jnp.where(mask, init_leaf, leaf)
+        return leaf
+
+    return updates, jax.tree_util.tree_map_with_path(reset, inner_state, fresh_state)

@@ -1,0 +1,424 @@
+"""rectax.recycle: what recycling changes (and what it must leave alone), for many optimizers.
+
+The set-up kills chosen units with a bias of -1e3, so which units ReDo (tau = 0) must recycle is
+known in advance. Each firing step is compared with the plain optimizer run on the same params and
+gradients: recycled units' incoming columns must have their initializer's distribution (z-tests
+on the std and mean and a Kolmogorov-Smirnov test at two-sided alpha = 1e-6, as
+tests/test_init_stats.py), their outgoing rows must be zero, the optimizer state's entries of
+those weights must equal their initial value (zero for every optimizer here), and every other
+entry of the updates and of the state must be bit-identical to the plain optimizer's.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import scipy.special
+import scipy.stats
+from flax import nnx
+
+from rectax import diagnostics, optim, recycle
+from rectax import linen as rxl
+from rectax import nnx as rxn
+
+Z_STAR = 4.892  # two-sided alpha = 1e-6
+TRUNC = 0.87962566103423978  # std of the standard normal truncated to [-2, 2]
+KURTOSIS_TRUNC = -0.6345  # excess kurtosis of the standard normal truncated to [-2, 2]
+
+IN, H1, H2, OUT = 512, 64, 32, 3
+DEAD0 = np.arange(64) < 32  # Dense_0 units killed (every other unit)
+DEAD1 = np.arange(32) < 8  # Dense_1 units killed
+PERIOD = 3
+
+pytestmark = pytest.mark.standard_promotion  # optax's adam/lion promote their scalars
+
+
+def _optimizers() -> dict[str, optax.GradientTransformation]:
+    return {
+        "adam": optax.adam(1e-2),
+        "adamw": optim.adamw(1e-2, weight_decay=0.1),
+        "sgd_momentum": optax.sgd(1e-2, momentum=0.9),
+        "lion": optax.lion(1e-3),
+        "chain_masked_decay": optax.chain(
+            optax.add_decayed_weights(1e-2, mask=optim.weight_decay_mask),
+            optax.scale_by_adam(),
+            optax.scale(-1e-2),
+        ),
+    }
+
+
+def _setup() -> tuple[rxl.MLP, dict, jax.Array]:
+    model = rxl.MLP((H1, H2, OUT), record_stats=True)
+    x = jax.random.normal(jax.random.key(1), (32, IN))
+    params = model.init(jax.random.key(0), x)["params"]
+    params["Dense_0"]["bias"] = jnp.where(jnp.asarray(DEAD0), -1e3, 0.0)
+    params["Dense_1"]["bias"] = jnp.where(jnp.asarray(DEAD1), -1e3, 0.0)
+    return model, params, x
+
+
+def _grads(model: rxl.MLP, params: dict, x: jax.Array) -> tuple[dict, dict]:
+    def loss(p: dict) -> tuple[jax.Array, dict]:
+        y, inter = model.apply({"params": p}, x, mutable=["intermediates"])
+        return jnp.mean(jnp.square(y - 1.0)), inter["intermediates"]
+
+    return jax.grad(loss, has_aux=True)(params)
+
+
+def _changed_masks() -> dict[tuple[str, str], np.ndarray]:
+    """Per parameter, the entries recycling may change (written out, not computed by rectax)."""
+    k1 = np.zeros((H1, H2), bool)
+    k1[:, DEAD1] = True
+    k1[DEAD0, :] = True
+    k2 = np.zeros((H2, OUT), bool)
+    k2[DEAD1, :] = True
+    return {
+        ("Dense_0", "kernel"): np.broadcast_to(DEAD0, (IN, H1)),
+        ("Dense_0", "bias"): DEAD0,
+        ("Dense_1", "kernel"): k1,
+        ("Dense_1", "bias"): DEAD1,
+        ("Dense_2", "kernel"): k2,
+        ("Dense_2", "bias"): np.zeros(OUT, bool),
+    }
+
+
+@functools.cache
+def _history(name: str) -> tuple[dict, ...]:
+    """``PERIOD`` steps of the recycled optimizer (it fires on the last), each step also with the
+    plain one from the same params and state: what each step saw and produced."""
+    tx_inner = _optimizers()[name]
+    model, params, x = _setup()
+    tx = recycle.recycle(tx_inner, recycle.links(model), period=PERIOD, score=recycle.redo(0.0))
+    # Moments start away from their init value everywhere (dead units get no gradient, so
+    # their moments would otherwise stay at zero and a reset could not be seen).
+    plain_state = jax.tree.map(_away_from_init, tx_inner.init(params))
+    state = tx.init(params)._replace(inner=plain_state)
+    update = jax.jit(tx.update)
+    plain_update = jax.jit(tx_inner.update)
+    history = []
+    for _ in range(PERIOD):
+        grads, stats = _grads(model, params, x)
+        updates, state_new = update(grads, state, params, stats=stats)
+        plain_updates, plain_state = plain_update(grads, plain_state, params)
+        prev, params, state = params, optax.apply_updates(params, updates), state_new
+        history.append(
+            {
+                "prev": prev,
+                "params": params,
+                "plain_params": optax.apply_updates(prev, plain_updates),
+                "updates": updates,
+                "plain_updates": plain_updates,
+                "state": state,
+                "plain_state": plain_state,
+                "fresh_state": tx_inner.init(prev),
+            }
+        )
+    return tuple(history)
+
+
+def _away_from_init(leaf: jax.Array) -> jax.Array:
+    if jnp.issubdtype(leaf.dtype, jnp.floating) and leaf.ndim > 0:
+        return jnp.full_like(leaf, 0.5)
+    return leaf
+
+
+def _leaves(tree: object) -> dict[tuple[str, ...], np.ndarray]:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {
+        tuple(str(getattr(e, "key", getattr(e, "name", getattr(e, "idx", e)))) for e in p): (
+            np.asarray(v)
+        )
+        for p, v in flat
+    }
+
+
+@pytest.mark.parametrize("name", list(_optimizers()))
+def test_not_firing_is_bit_identical(name: str) -> None:
+    out = _history(name)[PERIOD - 2]  # the step before the firing one
+    for a, b in zip(
+        jax.tree.leaves(out["updates"]), jax.tree.leaves(out["plain_updates"]), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    inner, plain = _leaves(out["state"].inner), _leaves(out["plain_state"])
+    assert inner.keys() == plain.keys()
+    for k in inner:
+        np.testing.assert_array_equal(inner[k], plain[k], err_msg=str(k))
+    assert all(int(r) == 0 for r in out["state"].recycled)
+
+
+@pytest.mark.parametrize("name", list(_optimizers()))
+def test_firing_resets_exactly_the_recycled_entries(name: str) -> None:
+    out = _history(name)[-1]
+    masks = _changed_masks()
+    assert [int(r) for r in out["state"].recycled] == [DEAD0.sum(), DEAD1.sum()]
+
+    # Parameters: outgoing rows zero; everything outside the masks bit-identical to plain.
+    new, plain = out["params"], out["plain_params"]
+    np.testing.assert_array_equal(np.asarray(new["Dense_1"]["kernel"])[DEAD0], 0.0)
+    np.testing.assert_array_equal(np.asarray(new["Dense_2"]["kernel"])[DEAD1], 0.0)
+    np.testing.assert_array_equal(np.asarray(new["Dense_0"]["bias"])[DEAD0], 0.0)
+    for (layer, leaf), mask in masks.items():
+        a, b = np.asarray(new[layer][leaf]), np.asarray(plain[layer][leaf])
+        np.testing.assert_array_equal(a[~mask], b[~mask], err_msg=f"{layer}/{leaf}")
+
+    # Optimizer state: entries of recycled weights back at their init value, others untouched.
+    inner, plain_state = _leaves(out["state"].inner), _leaves(out["plain_state"])
+    fresh = _leaves(out["fresh_state"])
+    checked = 0
+    for path, value in inner.items():
+        for (layer, leaf), mask in masks.items():
+            if path[-2:] == (layer, leaf) and value.shape == mask.shape:
+                np.testing.assert_array_equal(value[mask], fresh[path][mask], err_msg=str(path))
+                np.testing.assert_array_equal(value[~mask], plain_state[path][~mask])
+                if mask.any():
+                    # the plain optimizer's moments there are not at their init value: the
+                    # reset is visible
+                    assert not np.array_equal(plain_state[path][mask], fresh[path][mask])
+                checked += 1
+                break
+        else:
+            np.testing.assert_array_equal(value, plain_state[path], err_msg=str(path))
+    assert checked >= 6  # at least one moment per parameter
+
+
+def _init_statistics(w: np.ndarray, std: float) -> tuple[float, float, float]:
+    """z of the sample std, z of the mean, KS p-value against N(0, (std/TRUNC)^2) on [-2, 2]·."""
+    x = np.asarray(w, np.float64).ravel()
+    n = x.size
+    se_std = std * math.sqrt((KURTOSIS_TRUNC + 2) / (4 * n))
+    z_std = (x.std() - std) / se_std
+    z_mean = x.mean() / (std / math.sqrt(n))
+    sigma, lo = std / TRUNC, scipy.special.ndtr(-2.0)
+    cdf = lambda t: np.clip((scipy.special.ndtr(t / sigma) - lo) / (1 - 2 * lo), 0, 1)
+    return z_std, z_mean, scipy.stats.kstest(x, cdf).pvalue
+
+
+def test_recycled_incoming_weights_have_the_initializers_statistics() -> None:
+    out = _history("adam")[-1]
+    fresh = np.asarray(out["params"]["Dense_0"]["kernel"])[:, DEAD0]  # 512 x 32 samples
+    z_std, z_mean, p = _init_statistics(fresh, math.sqrt(2 / IN))  # He: Var = 2 / fan_in
+    assert abs(z_std) < Z_STAR, z_std
+    assert abs(z_mean) < Z_STAR, z_mean
+    assert p > 1e-6, p
+    # and not the old (trained) weights
+    assert not np.allclose(fresh, np.asarray(out["prev"]["Dense_0"]["kernel"])[:, DEAD0])
+    # The check fails on the wrong scale (LeCun's, Var = 1 / fan_in).
+    z_std, _, p = _init_statistics(fresh, math.sqrt(1 / IN))
+    assert abs(z_std) > Z_STAR
+    assert p < 1e-6
+    # Dense_1's redrawn columns (rows of live Dense_0 units): fan_in 64.
+    k1 = np.asarray(out["params"]["Dense_1"]["kernel"])[~DEAD0][:, DEAD1]
+    z_std, z_mean, p = _init_statistics(k1, math.sqrt(2 / H1))
+    assert abs(z_std) < Z_STAR, z_std
+    assert abs(z_mean) < Z_STAR, z_mean
+    assert p > 1e-6, p
+
+
+def test_redo_keeps_the_function_of_the_network() -> None:
+    """Outgoing rows are zeroed, so recycling dead units leaves the outputs as the plain step."""
+    model, _, x = _setup()
+    out = _history("sgd_momentum")[-1]
+    y = model.apply({"params": out["params"]}, x)
+    y_plain = model.apply({"params": out["plain_params"]}, x)
+    np.testing.assert_allclose(y, y_plain, rtol=1e-5, atol=1e-6)
+
+
+def test_nnx_optimizer_and_builder_wiring() -> None:
+    model = rxn.MLP(16, (32, 32, 2), record_stats=True, rngs=nnx.Rngs(0))
+    dead = jnp.arange(32) < 10
+    model.layers[0].bias[...] = jnp.where(dead, -1e3, 0.0)
+    tx = recycle.recycle(optax.adam(1e-2), recycle.links(model), period=2, score=recycle.redo(0.0))
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    x = jax.random.normal(jax.random.key(2), (16, 16))
+
+    @nnx.jit
+    def step(model: rxn.MLP, optimizer: nnx.Optimizer, x: jax.Array) -> None:
+        def loss(m: rxn.MLP) -> tuple[jax.Array, nnx.State]:
+            y, inter = nnx.capture(m, nnx.Intermediate)(x)
+            return jnp.mean(jnp.square(y - 1.0)), inter
+
+        grads, stats = nnx.grad(loss, has_aux=True)(model)
+        optimizer.update(model, grads, stats=stats)
+
+    for _ in range(2):
+        step(model, optimizer, x)
+    state = optimizer.opt_state
+    assert int(state.recycled[0][...]) == 10
+    np.testing.assert_array_equal(np.asarray(model.layers[1].kernel[...])[:10], 0.0)
+    np.testing.assert_array_equal(np.asarray(model.layers[0].bias[...])[:10], 0.0)
+    mu = state.inner[0].mu
+    np.testing.assert_array_equal(np.asarray(mu["layers"][1]["kernel"][...])[:10], 0.0)
+    np.testing.assert_array_equal(np.asarray(mu["layers"][0]["kernel"][...])[:, :10], 0.0)
+    assert np.any(np.asarray(mu["layers"][1]["kernel"][...])[10:] != 0.0)  # the rest trained
+
+
+def test_linen_cnn_wiring_conv_to_conv_to_head() -> None:
+    model = rxl.CNN(features=(4, 6), dense=(8,), num_classes=2, record_stats=True)
+    links = recycle.links(model)
+    assert [(link.incoming, link.outgoing) for link in links] == [
+        ("Conv_0/kernel", "Conv_1/kernel"),
+        ("Conv_1/kernel", "head/Dense_0/kernel"),
+        ("head/Dense_0/kernel", "head/Dense_1/kernel"),
+    ]
+    x = jax.random.normal(jax.random.key(3), (4, 8, 8, 1))
+    params = model.init(jax.random.key(0), x)["params"]
+    params["Conv_1"]["bias"] = jnp.where(jnp.arange(6) == 2, -1e3, 0.0)
+    # the conv links only: the head's own dead units would redraw head/Dense_0's columns
+    tx = recycle.recycle(optax.sgd(0.0), links[:2], period=1, score=recycle.redo(0.0))
+
+    def loss(p: dict) -> tuple[jax.Array, dict]:
+        y, inter = model.apply({"params": p}, x, mutable=["intermediates"])
+        return jnp.sum(y), inter["intermediates"]
+
+    grads, stats = jax.grad(loss, has_aux=True)(params)
+    updates, state = jax.jit(tx.update)(grads, tx.init(params), params, stats=stats)
+    new = optax.apply_updates(params, updates)
+    head = np.asarray(new["head"]["Dense_0"]["kernel"])  # rows: (h, w, c) flattened, 2*2*6
+    rows = np.arange(head.shape[0]) % 6 == 2
+    np.testing.assert_array_equal(head[rows], 0.0)
+    np.testing.assert_array_equal(
+        head[~rows], np.asarray(params["head"]["Dense_0"]["kernel"])[~rows]
+    )
+    assert [int(r) for r in state.recycled] == [0, 1]
+
+
+def test_continual_backprop_replaces_the_lowest_utility_mature_units() -> None:
+    units, rows = 10, 5
+    params = {
+        "a": {"kernel": jnp.ones((3, units)), "bias": jnp.zeros(units)},
+        "b": {
+            "kernel": jnp.asarray(
+                np.arange(1, units * rows + 1, dtype=np.float32).reshape(units, rows) % 7 + 1.0
+            )
+        },
+    }
+    mean = np.linspace(-0.5, 2.0, units).astype(np.float32)
+    stats = {
+        "act": diagnostics.UnitStats(
+            seen=jnp.asarray(8, jnp.int32),
+            fires=jnp.asarray(np.where(mean > 0, 8, 0), jnp.int32),
+            zeros=jnp.asarray(0, jnp.int32),
+            mean=jnp.asarray(mean),
+            m2=jnp.zeros(units),
+        )
+    }
+    link = recycle.Link("a/kernel", "b/kernel", stats="act")
+    tx = recycle.recycle(
+        optax.sgd(0.0), [link], period=1, score=recycle.continual_backprop(0.3, maturity=0)
+    )
+    grads = jax.tree.map(jnp.zeros_like, params)
+    _, state = tx.update(grads, tx.init(params), params, stats=stats)
+    # independent utility: relu(mean) (no variance) times sum |w_out| of the unit's row
+    utility = np.maximum(mean, 0) * np.abs(np.asarray(params["b"]["kernel"])).sum(axis=1)
+    expected = np.zeros(units, bool)
+    expected[np.argsort(utility, kind="stable")[:3]] = True
+    assert int(state.recycled[0]) == 3
+    np.testing.assert_array_equal(np.asarray(state.age[0]) == 0, expected)
+
+
+def test_grama_selects_units_without_gradient() -> None:
+    model, params, x = _setup()
+    tx = recycle.recycle(optax.sgd(1e-2), recycle.links(model), period=1, score=recycle.grama(0.0))
+    grads, _ = _grads(model, params, x)
+    _, state = tx.update(grads, tx.init(params), params)  # needs no stats
+    np.testing.assert_array_equal(np.asarray(state.age[0]) == 0, DEAD0)
+    np.testing.assert_array_equal(np.asarray(state.age[1]) == 0, DEAD1)
+
+
+def test_sharded_batch_matches_single_device() -> None:
+    assert jax.device_count() >= 4, "tests/conftest.py forces 4 host devices"
+    model, params, x = _setup()
+    tx = recycle.recycle(optax.adam(1e-2), recycle.links(model), period=2, score=recycle.redo(0.0))
+
+    @jax.jit
+    def step(params: dict, state: recycle.RecycleState, x: jax.Array) -> tuple:
+        grads, stats = _grads(model, params, x)
+        updates, state = tx.update(grads, state, params, stats=stats)
+        return optax.apply_updates(params, updates), state
+
+    mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    sharded = jax.device_put(
+        x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    )
+    results = []
+    for batch in (x, sharded):
+        p, s = params, tx.init(params)
+        for _ in range(2):
+            p, s = step(p, s, batch)
+        results.append((p, s))
+    (p1, s1), (p4, s4) = results
+    assert [int(r) for r in s4.recycled] == [DEAD0.sum(), DEAD1.sum()]
+    np.testing.assert_array_equal(np.asarray(s1.age[0]), np.asarray(s4.age[0]))
+    # Adam's m / sqrt(v) turns the all-reduce's different summation order on near-zero
+    # gradients into differences up to a fraction of one step (lr = 1e-2): atol 1e-3.
+    for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p4), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)
+
+
+def test_errors_name_what_could_not_be_wired() -> None:
+    _, params, _ = _setup()
+    bad = recycle.recycle(
+        optax.sgd(1.0), [recycle.Link("Dense_9/kernel", "Dense_1/kernel")], period=1
+    )
+    with pytest.raises(ValueError, match="incoming kernel 'Dense_9/kernel' found nothing"):
+        bad.init(params)
+    wrong = recycle.recycle(
+        optax.sgd(1.0), [recycle.Link("Dense_0/kernel", "Dense_2/kernel")], period=1
+    )
+    with pytest.raises(ValueError, match=r"cannot wire 'Dense_0/kernel'.*multiple of 64"):
+        wrong.init(params)
+    with pytest.raises(TypeError, match=r"rectax.recycle.links: cannot wire a Linear"):
+        recycle.links(nnx.Linear(2, 2, rngs=nnx.Rngs(0)))
+    with pytest.raises(ValueError, match=r"rectax\.recycle\.redo: tau"):
+        recycle.redo(-1.0)
+    tx = recycle.recycle(optax.sgd(1.0), recycle.links(rxl.MLP((H1, H2, OUT))), period=1)
+    with pytest.raises(ValueError, match=r"pass update\(\.\.\., stats=\.\.\.\)"):
+        tx.update(params, tx.init(params), params)
+
+
+class _Residual(nn.Module):
+    """x + fc2(crelu(fc1(x))), then a head: a model no builder wires."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        pre = nn.Dense(16, name="fc1")(x)
+        self.sow("intermediates", "fc1_stats", diagnostics.unit_stats(pre))
+        h = jnp.concatenate([jax.nn.relu(pre), jax.nn.relu(-pre)], axis=-1)  # CReLU: 32 wide
+        x = x + nn.Dense(x.shape[-1], name="fc2")(h)
+        return nn.Dense(3, name="out")(x)
+
+
+def test_declared_link_in_a_residual_block_with_crelu_width() -> None:
+    model = _Residual()
+    x = jax.random.normal(jax.random.key(4), (16, 8))
+    params = model.init(jax.random.key(0), x)["params"]
+    dead = np.arange(16) < 4
+    # CReLU's two halves: a unit is dead when both relu(pre) and relu(-pre) are zero, i.e. pre
+    # is exactly 0 everywhere; a zero column and bias make it so.
+    params["fc1"]["kernel"] = jnp.where(jnp.asarray(dead), 0.0, params["fc1"]["kernel"])
+    params["fc1"]["bias"] = jnp.zeros(16)
+    link = recycle.Link("fc1/kernel", "fc2/kernel", stats="fc1_stats/0")
+    tx = recycle.recycle(optax.sgd(0.0), [link], period=1, score=recycle.grama(0.0))
+
+    def loss(p: dict) -> tuple[jax.Array, dict]:
+        y, inter = model.apply({"params": p}, x, mutable=["intermediates"])
+        return jnp.sum(y), inter["intermediates"]
+
+    grads, stats = jax.grad(loss, has_aux=True)(params)
+    updates, state = tx.update(grads, tx.init(params), params, stats=stats)
+    new = optax.apply_updates(params, updates)
+    rows = np.concatenate([dead, dead])  # unit i feeds rows i and i + 16
+    fc2 = np.asarray(new["fc2"]["kernel"])
+    np.testing.assert_array_equal(fc2[rows], 0.0)
+    np.testing.assert_array_equal(fc2[~rows], np.asarray(params["fc2"]["kernel"])[~rows])
+    fc1 = np.asarray(new["fc1"]["kernel"])
+    assert np.all(fc1[:, dead] != 0.0)  # redrawn
+    np.testing.assert_array_equal(fc1[:, ~dead], np.asarray(params["fc1"]["kernel"])[:, ~dead])
+    np.testing.assert_array_equal(new["out"]["kernel"], params["out"]["kernel"])  # the stream
+    assert int(state.recycled[0]) == 4
