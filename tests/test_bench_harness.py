@@ -43,8 +43,11 @@ def public_activations() -> set[str]:
     """rectax's public activation functions, from its ``__all__`` (swish is silu's alias)."""
     import rectax as rx
 
-    constructors = {"surrogate", "few_bit", "swish"}
-    return {n for n in rx.__all__ if n.islower() and callable(getattr(rx, n))} - constructors
+    constructors = {"surrogate", "few_bit", "swish", "hard_swish"}
+    gated = {"glu", "swiglu", "geglu", "reglu"}  # two inputs: not elementwise cases
+    return (
+        {n for n in rx.__all__ if n.islower() and callable(getattr(rx, n))} - constructors - gated
+    )
 
 
 def test_registry_covers_every_rectax_activation() -> None:
