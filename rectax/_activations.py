@@ -1089,7 +1089,7 @@ def mish(x: ArrayLike, *, bits: int | None = None) -> Array:
       >>> import jax.numpy as jnp
       >>> import rectax as rx
       >>> rx.mish(jnp.array([-jnp.inf, 0.0, 1.0]))
-      Array([-0.        ,  0.        ,  0.86509836], dtype=float32)
+      Array([-0.       ,  0.       ,  0.8650984], dtype=float32)
     """
     x, weak = _input("mish", x, "inexact")
     if bits is not None:
@@ -1202,8 +1202,8 @@ def squareplus(x: ArrayLike, b: ArrayLike = 4, *, bits: int | None = None) -> Ar
     Example:
       >>> import jax.numpy as jnp
       >>> import rectax as rx
-      >>> rx.squareplus(jnp.array([-jnp.inf, 0.0, 1.5]))
-      Array([0.  , 1.  , 2.25], dtype=float32)
+      >>> rx.squareplus(jnp.array([-jnp.inf, -1.5, 0.0]))
+      Array([0. , 0.5, 1. ], dtype=float32)
     """
     _check("squareplus", "b", b, lambda v: v >= 0, "non-negative")
     x, weak = _input("squareplus", x, "inexact")
@@ -1372,7 +1372,7 @@ def reglu(gate: ArrayLike, up: ArrayLike) -> Array:
       >>> import jax.numpy as jnp
       >>> import rectax as rx
       >>> rx.reglu(jnp.array([-1.0, 2.0]), jnp.array([3.0, 2.0]))
-      Array([-0.,  4.], dtype=float32)
+      Array([0., 4.], dtype=float32)
     """
     g, u, weak = _gated_inputs("reglu", gate, up)
     return _output(_reglu(g, u), weak)
