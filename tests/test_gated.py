@@ -9,11 +9,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _registry import BY_NAME, RTOL, x64_scope
+from _registry import BY_NAME, RTOL, he_scale, x64_scope
+from flax import nnx
 from jax.test_util import check_grads
 from scipy import special
 
 import rectax as rx
+from rectax import linen as rxl
+from rectax import nnx as rxn
 
 # name -> (rectax gated unit, plain jnp expression, registry entry of the gate's activation)
 GATED = {
@@ -285,3 +288,33 @@ def test_ffn_stack_memory_never_above_the_plain_expression(case, dtype, remat):
     if case.endswith("bits3") and remat == "remat" and dtype == jnp.float32:
         allowance = ROWS * HIDDEN * 4 // 8  # the 4-bit slots of 3-bit codes
     assert ours <= theirs + allowance, f"{case}: {ours / theirs:.3f} of the plain expression"
+
+
+# --------------------------------------------------------------------------- GatedMLP
+@pytest.mark.parametrize(
+    ("unit", "gate_act"),
+    [(rx.swiglu, "silu"), (functools.partial(rx.geglu, approximate="none"), "gelu_exact")],
+)
+def test_gated_mlp_auto_init_uses_the_gates_gain(unit, gate_act):
+    """gate and up kernels: Var = 1 / (fan_in E[f(z)²]) of the gate's activation f (He et al.'s
+    argument, by quadrature of the float64 reference); down: LeCun's 1 / fan_in."""
+    fan_in, hidden = 512, 1024
+    block = rxl.GatedMLP(hidden=hidden, unit=unit)
+    params = block.init(jax.random.key(0), jnp.ones((1, fan_in)))["params"]
+    expected = np.sqrt(he_scale(BY_NAME[gate_act].ref) / fan_in)
+    for name in ("gate", "up"):
+        np.testing.assert_allclose(np.std(params[name]["kernel"]), expected, rtol=0.01)
+    np.testing.assert_allclose(np.std(params["down"]["kernel"]), np.sqrt(1 / hidden), rtol=0.01)
+    nnx_block = rxn.GatedMLP(fan_in, hidden, unit=unit, rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(np.std(nnx_block.gate.kernel[...]), expected, rtol=0.01)
+
+
+def test_gated_mlp_bad_unit():
+    with pytest.raises(ValueError, match="unknown gated unit 'swish'"):
+        rxl.GatedMLP(hidden=4, unit="swish").init(jax.random.key(0), jnp.ones((1, 2)))
+    with pytest.raises(ValueError, match="kernel_init='auto'"):
+        rxn.GatedMLP(2, 4, unit=lambda g, u: g * u, rngs=nnx.Rngs(0))
+    custom = rxn.GatedMLP(
+        2, 4, unit=lambda g, u: g * u, kernel_init=jax.nn.initializers.ones, rngs=nnx.Rngs(0)
+    )
+    np.testing.assert_array_equal(custom(jnp.ones((1, 2))), [[16.0, 16.0]])  # 4 · (2 · 2)
