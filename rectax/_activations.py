@@ -34,7 +34,7 @@ from jax.typing import ArrayLike
 from . import _few_bit
 from ._catalog import ActivationInfo, register
 from ._dtypes import at_least_float32
-from ._gradients import gated, gated_from_output, smooth, two_valued
+from ._gradients import from_output, gated, gated_from_output, smooth, two_valued
 
 Array = jax.Array
 
@@ -525,6 +525,16 @@ def squared_relu(x: ArrayLike) -> Array:
     """
     x, weak = _input("squared_relu", x, "keep")
     return _output(_squared_relu(x), weak)
+
+
+# The output-only rule, f'(x) = 2·sqrt(y): reverse mode keeps only y, which the next matmul keeps
+# anyway. XLA:CPU (8 x 1024 MLP, batch 2048): the same temp memory as _squared_relu in f32 under
+# none/remat/remat-bits and in bf16 under none/remat, 0.83x under remat-bits in bf16. Not the
+# default: where x² underflows (|x| < 1.1e-19 in float32) its derivative is 0, not 2x. For the
+# per-target residual choice, on the targets where it lowers the peak.
+_squared_relu_from_output = from_output(
+    _wide(lambda x: jnp.square(jnp.maximum(x, 0))), _wide(lambda y: 2 * jnp.sqrt(y))
+)
 
 
 register(

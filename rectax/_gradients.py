@@ -391,3 +391,28 @@ def gated_coded(
         return a * up, lax.convert_element_type(d, up.dtype) * up, a
 
     return _gated_build(forward, factors)
+
+
+def from_output(
+    forward: Callable[..., Array], derivative_of_output: Callable[..., Array]
+) -> Callable[..., Array]:
+    """``f(x, *params)`` whose derivative is a function of its output: ``derivative_of_output(y)``.
+
+    Reverse mode keeps only the output ``y`` (tagged ``RESIDUAL_NAME``), never ``x``: the layer
+    after the activation keeps ``y`` anyway (its matmul's input), so the activation adds nothing
+    to the step's residuals. Squared ReLU is this form, ``f'(x) = 2 sqrt(y)``.
+
+    Args:
+      forward: ``forward(x, *params) -> y``, elementwise in ``x``.
+      derivative_of_output: ``derivative_of_output(y, *params) -> dy/dx``.
+
+    Returns:
+      A jitted function of ``(x, *params)``, as :func:`smooth`'s.
+    """
+
+    def factor(x: Array, y: Array, params: Sequence[Any]) -> tuple[Array, Array]:
+        del x
+        y = checkpoint_name(y, RESIDUAL_NAME)
+        return y, derivative_of_output(y, *params)
+
+    return _build(forward, factor)
