@@ -57,6 +57,7 @@ def test_registry_covers_every_rectax_activation() -> None:
         assert name in ACTIVATIONS or f"{name}_tanh" in ACTIVATIONS, name
     assert set(PIECEWISE_LINEAR) == {
         "relu", "leaky_relu", "necro_relu", "relu6", "hard_tanh", "prelu", "rrelu",
+        "hard_sigmoid",
     }  # fmt: skip
     for act in ACTIVATIONS.values():
         assert act.rectax.library == "rectax"
