@@ -51,6 +51,7 @@ PIECEWISE = {
     "hard_tanh": rx.hard_tanh,
     "prelu": lambda x: rx.prelu(x, 0.25),
     "rrelu_eval": rx.rrelu,
+    "hard_sigmoid": rx.hard_sigmoid,
 }
 
 
@@ -70,6 +71,10 @@ SMOOTH = {
     "silu": (rx.silu, "silu"),
     "softplus": (rx.softplus, "softplus"),
     "squared_relu": (rx.squared_relu, "relu"),  # jax.nn has none
+    "hard_silu": (rx.hard_silu, "hard_silu"),
+    "mish": (rx.mish, "mish"),
+    "sparse_plus": (rx.sparse_plus, "sparse_plus"),
+    "squareplus": (rx.squareplus, "squareplus"),
 }
 
 
