@@ -44,7 +44,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from . import _few_bit_tables
-from ._gradients import coded
+from ._gradients import coded, gated_coded
 
 Array = jax.Array
 NumpyFn = Callable[[np.ndarray], np.ndarray]
@@ -262,6 +262,39 @@ def check_bits(api: str, bits: Any) -> int:
     return int(bits)
 
 
+def step_function(
+    table: FewBitTable, bits: int, dtype: np.dtype
+) -> tuple[Callable[[Array], Array], Callable[[Array], Array]]:
+    """``(index, derivative)`` of a table in ``dtype``: codes of an input and their levels.
+
+    Borders and levels are rounded once from float64 to ``dtype``: the indices are computed on
+    the input as given and the levels applied in its dtype.
+    """
+    borders = np.asarray(table.borders, np.float64).astype(dtype)
+    levels = np.asarray(table.levels, np.float64).astype(dtype)
+
+    def index(x: Array) -> Array:
+        if bits == 1:
+            return x > borders[0]
+        codes = jnp.zeros(x.shape, jnp.uint32)
+        for b in borders:
+            codes = codes + (x > b).astype(jnp.uint32)
+        return codes
+
+    def derivative(codes: Array) -> Array:
+        if bits == 1:
+            return jnp.where(codes, levels[1], levels[0])
+        # A tree of selects on the code's bits (fuses into the backward pass; a gather
+        # from the table measured one extra input-sized buffer per layer).
+        values: list[Any] = list(levels)
+        for bit in range(bits):
+            high = (codes >> bit) & 1 == 1
+            values = [jnp.where(high, values[i + 1], values[i]) for i in range(0, len(values), 2)]
+        return values[0]
+
+    return index, derivative
+
+
 class FewBit:
     """An activation whose backward pass uses a few-bit derivative; see :func:`few_bit`.
 
@@ -283,32 +316,7 @@ class FewBit:
         return f"<rectax {self.__name__}>"
 
     def _for(self, dtype: np.dtype) -> Callable[[Array], Array]:
-        # Borders and levels rounded once from float64 to the input's dtype: the indices are
-        # computed on the input as given and the levels applied in its dtype.
-        borders = np.asarray(self.table.borders, np.float64).astype(dtype)
-        levels = np.asarray(self.table.levels, np.float64).astype(dtype)
-
-        def index(x: Array) -> Array:
-            if self.bits == 1:
-                return x > borders[0]
-            codes = jnp.zeros(x.shape, jnp.uint32)
-            for b in borders:
-                codes = codes + (x > b).astype(jnp.uint32)
-            return codes
-
-        def derivative(codes: Array) -> Array:
-            if self.bits == 1:
-                return jnp.where(codes, levels[1], levels[0])
-            # A tree of selects on the code's bits (fuses into the backward pass; a gather
-            # from the table measured one extra input-sized buffer per layer).
-            values: list[Any] = list(levels)
-            for bit in range(self.bits):
-                high = (codes >> bit) & 1 == 1
-                values = [
-                    jnp.where(high, values[i + 1], values[i]) for i in range(0, len(values), 2)
-                ]
-            return values[0]
-
+        index, derivative = step_function(self.table, self.bits, dtype)
         return coded(self.fn, index, derivative, self.bits)
 
     def __call__(self, x: ArrayLike) -> Array:
@@ -424,3 +432,33 @@ def builtin(api: str, exact: Callable[..., Array], bits: Any, **params: Any) -> 
         args = "".join(f", {k}={v!r}" for k, v in frozen)
         _BUILTINS[key] = FewBit(forward, bits, table, f"{api}(bits={bits}{args})")
     return _BUILTINS[key]
+
+
+_GATED: dict[tuple[Any, ...], Callable[[Array, Array], Array]] = {}
+
+
+def gated_builtin(
+    api: str, gate_api: str, exact: Callable[..., Array], bits: Any, dtype: np.dtype, **params: Any
+) -> Callable[[Array, Array], Array]:
+    """``exact(gate, **params) * up`` with the gate's few-bit derivative (cached per dtype).
+
+    Args:
+      api: the gated unit's public name (error messages).
+      gate_api: the gate activation's public name (its precomputed table).
+      exact: the gate activation's public function.
+      bits: as given by the user (validated here).
+      dtype: the inputs' dtype.
+      **params: the gate's hyperparameters, which must be concrete.
+
+    Returns:
+      A function of ``(gate, up)`` whose reverse mode keeps ``exact(gate)``, ``up`` and the
+      gate's ``bits``-bit codes (:func:`rectax._gradients.gated_coded`).
+    """
+    bits = check_bits(api, bits)
+    frozen = tuple(sorted((k, _static(api, k, v)) for k, v in params.items()))
+    key = (gate_api, frozen, bits, np.dtype(dtype))
+    if key not in _GATED:
+        fb = builtin(gate_api, exact, bits, **dict(frozen))
+        index, derivative = step_function(fb.table, bits, np.dtype(dtype))
+        _GATED[key] = gated_coded(fb.fn, index, derivative, bits)
+    return _GATED[key]

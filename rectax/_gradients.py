@@ -275,3 +275,144 @@ def coded(
         return y, level(unpack_mask(words, x.shape, bits))
 
     return _build(forward, factor)
+
+
+# --------------------------------------------------------------------------- gated units
+def _gated_build(
+    forward: Callable[[Array], Array],
+    factors: Callable[[Array, Array], tuple[Array, Array, Array]],
+) -> Callable[[Array, Array], Array]:
+    """``f(gate, up) = forward(gate) * up`` with ``t = d_gate * t_gate + d_up * t_up``.
+
+    ``factors(gate, up) -> (y, d_gate, d_up)`` computes the output and both partial derivatives
+    inside the rule, choosing what reverse mode keeps by tagging it ``RESIDUAL_NAME``, as
+    :func:`_build`'s ``tangent_factor``. Checkpointed with :data:`_SAVE_BITS` and jitted.
+    """
+
+    @jax.custom_jvp
+    def fn(gate: Array, up: Array) -> Array:
+        return forward(gate) * up
+
+    def rule(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Array, Array]:
+        gate, up = primals
+        t_gate, t_up = tangents
+        y, d_gate, d_up = factors(gate, up)
+        t_out = None
+        if not _is_zero(t_gate):
+            t_out = t_gate * lax.convert_element_type(d_gate, t_gate.dtype)
+        if not _is_zero(t_up):
+            t_dup = t_up * lax.convert_element_type(d_up, t_up.dtype)
+            t_out = t_dup if t_out is None else t_out + t_dup
+        if t_out is None:  # pragma: no cover - custom_jvp never calls a rule with all-zero tangents
+            t_out = jnp.zeros_like(y)
+        return y, t_out
+
+    fn.defjvp(rule, symbolic_zeros=True)
+    return jax.jit(jax.checkpoint(fn, policy=_SAVE_BITS))
+
+
+def gated(
+    forward: Callable[[Array], Array], derivative: Callable[[Array], Array]
+) -> Callable[[Array, Array], Array]:
+    """``f(gate, up) = forward(gate) * up`` (GLU, SwiGLU, GeGLU) with ``forward' = derivative``.
+
+    Reverse mode keeps the two inputs and recomputes ``forward(gate)`` and ``derivative(gate)``
+    in the backward pass, fused with the cotangent products: what XLA keeps for the plain
+    expression ``forward(gate) * up`` (both matmul outputs), so it costs no more memory. The
+    product is tagged ``RESIDUAL_NAME``: a ``save_only_these_names(RESIDUAL_NAME)`` policy keeps
+    it (the next layer's input) instead of recomputing it.
+
+    Args:
+      forward: the gate's activation, elementwise.
+      derivative: its derivative, elementwise.
+
+    Returns:
+      A jitted function of ``(gate, up)`` (same shape and dtype).
+    """
+
+    def factors(gate: Array, up: Array) -> tuple[Array, Array, Array]:
+        a = forward(gate)
+        y = checkpoint_name(a * up, RESIDUAL_NAME)
+        return y, derivative(gate) * up, a
+
+    return _gated_build(forward, factors)
+
+
+def gated_from_output(
+    forward: Callable[[Array], Array], mask_of_output: Callable[[Array], Array]
+) -> Callable[[Array, Array], Array]:
+    """``f(gate, up) = forward(gate) * up`` for a rectifier gate (ReGLU): ``forward' = mask``.
+
+    The gate's derivative is 1 where ``mask_of_output(forward(gate))`` holds and 0 elsewhere, so
+    reverse mode keeps ``a = forward(gate)`` (tagged ``RESIDUAL_NAME``) and ``up``, never
+    ``gate``: the same two arrays the plain expression keeps.
+
+    Args:
+      forward: the gate's activation (relu).
+      mask_of_output: ``mask_of_output(a)``: where the gate's derivative is 1.
+
+    Returns:
+      A jitted function of ``(gate, up)``.
+    """
+
+    def factors(gate: Array, up: Array) -> tuple[Array, Array, Array]:
+        a = checkpoint_name(forward(gate), RESIDUAL_NAME)
+        return a * up, jnp.where(mask_of_output(a), up, jnp.zeros_like(up)), a
+
+    return _gated_build(forward, factors)
+
+
+def gated_coded(
+    forward: Callable[[Array], Array],
+    code: Callable[[Array], Array],
+    level: Callable[[Array], Array],
+    bits: int,
+) -> Callable[[Array, Array], Array]:
+    """``f(gate, up) = forward(gate) * up`` whose gate derivative is ``level(code(gate))``.
+
+    Reverse mode keeps ``a = forward(gate)`` and the gate's codes (``bits`` bits per element,
+    both tagged ``RESIDUAL_NAME``) and ``up``; never ``gate``, whose matmul's backward needs only
+    the cotangent. Few-Bit Backward (:func:`coded`) for the gate of a gated unit.
+
+    Args:
+      forward: the gate's activation.
+      code: ``code(gate)``: unsigned codes below ``2**bits`` (bool for 1 bit).
+      level: ``level(codes) -> forward'`` for the unpacked codes.
+      bits: 1 to 8.
+
+    Returns:
+      A jitted function of ``(gate, up)``.
+    """
+
+    def factors(gate: Array, up: Array) -> tuple[Array, Array, Array]:
+        a = checkpoint_name(forward(gate), RESIDUAL_NAME)
+        words = checkpoint_name(pack_mask(code(gate), bits), RESIDUAL_NAME)
+        d = level(unpack_mask(words, gate.shape, bits))
+        return a * up, lax.convert_element_type(d, up.dtype) * up, a
+
+    return _gated_build(forward, factors)
+
+
+def from_output(
+    forward: Callable[..., Array], derivative_of_output: Callable[..., Array]
+) -> Callable[..., Array]:
+    """``f(x, *params)`` whose derivative is a function of its output: ``derivative_of_output(y)``.
+
+    Reverse mode keeps only the output ``y`` (tagged ``RESIDUAL_NAME``), never ``x``: the layer
+    after the activation keeps ``y`` anyway (its matmul's input), so the activation adds nothing
+    to the step's residuals. Squared ReLU is this form, ``f'(x) = 2 sqrt(y)``.
+
+    Args:
+      forward: ``forward(x, *params) -> y``, elementwise in ``x``.
+      derivative_of_output: ``derivative_of_output(y, *params) -> dy/dx``.
+
+    Returns:
+      A jitted function of ``(x, *params)``, as :func:`smooth`'s.
+    """
+
+    def factor(x: Array, y: Array, params: Sequence[Any]) -> tuple[Array, Array]:
+        del x
+        y = checkpoint_name(y, RESIDUAL_NAME)
+        return y, derivative_of_output(y, *params)
+
+    return _build(forward, factor)

@@ -353,3 +353,67 @@ def call_activation(act: Any, x: Array, deterministic: bool | None) -> Array:
     if deterministic is not None and accepts(act.__call__, "deterministic"):
         return act(x, deterministic=deterministic)
     return act(x)
+
+
+# --------------------------------------------------------------------------- gated FFN
+_GATE_ACTIVATIONS: dict[int, str] = {
+    id(_activations.swiglu): "silu",
+    id(_activations.geglu): "gelu",
+    id(_activations.reglu): "relu",
+}
+_GATED_UNITS = {
+    "swiglu": _activations.swiglu,
+    "geglu": _activations.geglu,
+    "reglu": _activations.reglu,
+}
+
+
+def resolve_gated(unit: str | Callable[..., Array]) -> Callable[..., Array]:
+    """A gated unit ``unit(gate, up)``: a name (``"swiglu"``, ``"geglu"``, ``"reglu"``) or a
+    callable (returned as is, e.g. ``functools.partial(rectax.swiglu, bits=4)``)."""
+    if callable(unit):
+        return unit
+    fn = _GATED_UNITS.get(unit.lower()) if isinstance(unit, str) else None
+    if fn is None:
+        raise ValueError(
+            f"rectax GatedMLP: unknown gated unit {unit!r}; pass one of "
+            f"{', '.join(_GATED_UNITS)} or a function of (gate, up)."
+        )
+    return fn
+
+
+def gate_activation(unit: Callable[..., Array]) -> tuple[str, dict[str, Any]]:
+    """The gate's activation of a rectax gated unit (or a ``functools.partial`` of one), with the
+    hyperparameters it binds: what ``kernel_init="auto"`` matches for the gate projection."""
+    params: dict[str, Any] = {}
+    while isinstance(unit, functools.partial):
+        params = {**unit.keywords, **params}
+        unit = unit.func
+    name = _GATE_ACTIVATIONS.get(id(unit))
+    if name is None:
+        raise ValueError(
+            f"rectax GatedMLP: cannot pick kernel_init='auto' for gated unit {unit!r}; pass "
+            "kernel_init."
+        )
+    params.pop("bits", None)
+    return name, params
+
+
+def gated_kernel_inits(
+    unit: Callable[..., Array], kernel_init: Initializer | str
+) -> tuple[Initializer, Initializer]:
+    """``(gate and up projections' init, down projection's init)`` for a ``GatedMLP``.
+
+    ``"auto"``: the gate activation's ``for_activation`` initializer (its gain) for the gate and up
+    projections, the linear one (LeCun) for the down projection. An initializer: used for all three.
+    """
+    if not isinstance(kernel_init, str):
+        return kernel_init, kernel_init
+    if kernel_init != "auto":
+        raise ValueError(
+            f"rectax: kernel_init must be an initializer or 'auto', got {kernel_init!r}."
+        )
+    from rectax import initializers
+
+    name, params = gate_activation(unit)
+    return initializers.for_activation(name, **params), initializers.for_activation("linear")

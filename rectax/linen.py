@@ -10,6 +10,7 @@ module             behaviour
 ``NecroReLU``      ReLU forward, leaky derivative backward (:func:`rectax.necro_relu`)
 ``Activation``     any activation function with fixed hyperparameters, as a module
 ``MLP``, ``CNN``   builders with ``activation=`` and ``kernel_init="auto"``
+``GatedMLP``       a transformer's gated FFN, ``down(unit(gate(x), up(x)))`` (SwiGLU, GeGLU, ReGLU)
 =================  =========================================================================
 
 Every activation module has ``record_stats: bool = False``; when True it sows a
@@ -42,7 +43,7 @@ except ModuleNotFoundError as _error:
 Array = jax.Array
 Initializer = Callable[..., Array]
 
-__all__ = ["CNN", "MLP", "Activation", "NecroReLU", "PReLU", "RReLU"]
+__all__ = ["CNN", "MLP", "Activation", "GatedMLP", "NecroReLU", "PReLU", "RReLU"]
 
 
 def _sow(module: Any) -> common.Sow | None:
@@ -394,6 +395,73 @@ class CNN(nn.Module):
             record_stats=self.record_stats,
             name="head",
         )(x, deterministic)
+
+
+class GatedMLP(nn.Module):
+    """A gated feed-forward block: ``down(unit(gate(x), up(x)))`` (Shazeer 2020).
+
+    The FFN of Llama, PaLM and Gemma with ``unit=rectax.swiglu`` (the default), of T5.1.1 and
+    Gemma with ``rectax.geglu``. Three bias-free (by default) Dense layers named ``gate``, ``up``
+    and ``down``, as :class:`rectax.nnx.GatedMLP`'s.
+
+    Attributes:
+      hidden: width of the gate and up projections.
+      features: output width (None: the input's width).
+      unit: ``"swiglu"``, ``"geglu"``, ``"reglu"`` or any function of ``(gate, up)``, e.g.
+        ``functools.partial(rectax.swiglu, bits=4)``.
+      kernel_init: an initializer for all three, or ``"auto"``: the gate activation's
+        ``rectax.initializers.for_activation`` (its gain) for ``gate`` and ``up``, LeCun for
+        ``down``.
+      use_bias: add biases (default False, as Llama and Gemma).
+      bias_init: bias initializer (zeros).
+      dtype: compute dtype (None: inferred by Flax).
+      param_dtype: parameter dtype.
+      record_stats: sow the :class:`~rectax.diagnostics.UnitStats` of the gate's pre-activation
+        and the unit's output.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from rectax import linen as rxl
+      >>> block = rxl.GatedMLP(hidden=16)
+      >>> params = block.init(jax.random.key(0), jnp.ones((2, 4)))
+      >>> block.apply(params, jnp.ones((2, 4))).shape
+      (2, 4)
+    """
+
+    hidden: int
+    features: int | None = None
+    unit: str | Callable[..., Array] = rectax.swiglu
+    kernel_init: Initializer | str = "auto"
+    use_bias: bool = False
+    bias_init: Initializer = nn.initializers.zeros_init()
+    dtype: DTypeLike | None = None
+    param_dtype: DTypeLike = jnp.float32
+    record_stats: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """Applies the block.
+
+        Args:
+          x: ``(..., in_features)``.
+
+        Returns:
+          ``(..., features)`` (``in_features`` if ``features`` is None).
+        """
+        unit = common.resolve_gated(self.unit)
+        inner, outer = common.gated_kernel_inits(unit, self.kernel_init)
+        dense = functools.partial(
+            nn.Dense,
+            use_bias=self.use_bias,
+            bias_init=self.bias_init,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+        )
+        gate = dense(self.hidden, kernel_init=inner, name="gate")(x)
+        up = dense(self.hidden, kernel_init=inner, name="up")(x)
+        out = self.features if self.features is not None else x.shape[-1]
+        hidden = common.recorded(_sow(self), gate, unit(gate, up))
+        return dense(out, kernel_init=outer, name="down")(hidden)
 
 
 # What kernel_init="auto" matches for each activation module class (by identity, not by name).

@@ -10,6 +10,7 @@ module             behaviour
 ``NecroReLU``      ReLU forward, leaky derivative backward (:func:`rectax.necro_relu`)
 ``Activation``     any activation function with fixed hyperparameters, as a module
 ``MLP``, ``CNN``   builders with ``activation=`` and ``kernel_init="auto"``
+``GatedMLP``       a transformer's gated FFN, ``down(unit(gate(x), up(x)))`` (SwiGLU, GeGLU, ReGLU)
 =================  =========================================================================
 
 Every activation module has ``record_stats: bool = False``; when True it sows a
@@ -47,7 +48,7 @@ Initializer = Callable[..., Array]
 
 _ZEROS = nnx.initializers.zeros_init()
 
-__all__ = ["CNN", "MLP", "Activation", "NecroReLU", "PReLU", "RReLU"]
+__all__ = ["CNN", "MLP", "Activation", "GatedMLP", "NecroReLU", "PReLU", "RReLU"]
 
 
 def _sow(module: Any) -> common.Sow | None:
@@ -484,6 +485,83 @@ class CNN(nnx.Module):
             x = common.call_activation(act, conv(x), deterministic)
             x = nnx.avg_pool(x, (2, 2), strides=(2, 2))
         return self.head(x.reshape(x.shape[0], -1), deterministic=deterministic)
+
+
+class GatedMLP(nnx.Module):
+    """A gated feed-forward block: ``down(unit(gate(x), up(x)))`` (Shazeer 2020).
+
+    The FFN of Llama, PaLM and Gemma with ``unit=rectax.swiglu`` (the default), of T5.1.1 and
+    Gemma with ``rectax.geglu``. Three bias-free (by default) Linear layers ``gate``, ``up`` and
+    ``down``, as :class:`rectax.linen.GatedMLP`'s.
+
+    Args:
+      in_features: input width.
+      hidden: width of the gate and up projections.
+      features: output width (None: ``in_features``).
+      unit: ``"swiglu"``, ``"geglu"``, ``"reglu"`` or any function of ``(gate, up)``, e.g.
+        ``functools.partial(rectax.swiglu, bits=4)``.
+      kernel_init: an initializer for all three, or ``"auto"``: the gate activation's
+        ``rectax.initializers.for_activation`` (its gain) for ``gate`` and ``up``, LeCun for
+        ``down``.
+      use_bias: add biases (default False, as Llama and Gemma).
+      bias_init: bias initializer (zeros).
+      dtype: compute dtype (None: inferred by Flax).
+      param_dtype: parameter dtype.
+      record_stats: sow the :class:`~rectax.diagnostics.UnitStats` of the gate's pre-activation
+        and the unit's output.
+      rngs: ``nnx.Rngs`` for the parameters.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from rectax import nnx as rxn
+      >>> block = rxn.GatedMLP(4, 16, rngs=nnx.Rngs(0))
+      >>> block(jnp.ones((2, 4))).shape
+      (2, 4)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int,
+        features: int | None = None,
+        *,
+        unit: str | Callable[..., Array] = rectax.swiglu,
+        kernel_init: Initializer | str = "auto",
+        use_bias: bool = False,
+        bias_init: Initializer = _ZEROS,
+        dtype: DTypeLike | None = None,
+        param_dtype: DTypeLike = jnp.float32,
+        record_stats: bool = False,
+        rngs: nnx.Rngs,
+    ) -> None:
+        self.unit = common.resolve_gated(unit)
+        self.record_stats = record_stats
+        inner, outer = common.gated_kernel_inits(self.unit, kernel_init)
+        linear = functools.partial(
+            nnx.Linear,
+            use_bias=use_bias,
+            bias_init=bias_init,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+        )
+        self.gate = linear(in_features, hidden, kernel_init=inner)
+        self.up = linear(in_features, hidden, kernel_init=inner)
+        out = features if features is not None else in_features
+        self.down = linear(hidden, out, kernel_init=outer)
+
+    def __call__(self, x: Array) -> Array:
+        """Applies the block.
+
+        Args:
+          x: ``(..., in_features)``.
+
+        Returns:
+          ``(..., features)``.
+        """
+        gate = self.gate(x)
+        return self.down(common.recorded(_sow(self), gate, self.unit(gate, self.up(x))))
 
 
 # What kernel_init="auto" matches for each activation module class (by identity, not by name).

@@ -192,6 +192,60 @@ def _softplus_d2ref(x: np.ndarray, beta: float = 1.0, threshold: float = 20.0) -
     return _where(beta * x > threshold, 0.0, beta * s * (1 - s))
 
 
+def _hard_silu_ref(x: np.ndarray) -> np.ndarray:
+    """x·relu6(x + 3)/6 (Howard et al. 2019), 0 at -inf (the gate is 0 below -3)."""
+    with np.errstate(invalid="ignore"):
+        return _where(np.isneginf(x), 0.0, x * (np.clip(x + 3, 0, 6) / 6))
+
+
+def _hard_silu_dref(x: np.ndarray) -> np.ndarray:
+    return _where(x <= -3, 0.0, _where(x >= 3, 1.0, (2 * x + 3) / 6))
+
+
+def _mish_parts(x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """x (clipped), tanh(sp), sech²(sp) and σ(x), sp = softplus(x) (Misra 2019)."""
+    x = np.clip(x, -_GATE_SATURATED, _GATE_SATURATED)
+    sp = np.logaddexp(0.0, x)
+    with np.errstate(over="ignore"):
+        sech2 = 1 / np.cosh(sp) ** 2  # no 1 - tanh² cancellation
+    return x, np.tanh(sp), sech2, special.expit(x)
+
+
+def _mish_ref(x: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        y = x * np.tanh(np.logaddexp(0.0, x))
+    return _where(np.isneginf(x), 0.0, y)
+
+
+def _mish_dref(x: np.ndarray) -> np.ndarray:
+    x, t, sech2, s = _mish_parts(x)
+    return t + x * sech2 * s
+
+
+def _mish_d2ref(x: np.ndarray) -> np.ndarray:
+    x, t, sech2, s = _mish_parts(x)
+    return sech2 * (2 * s + x * (s * (1 - s) - 2 * t * s * s))
+
+
+def squareplus_ref(x: np.ndarray, b: float = 4.0) -> np.ndarray:
+    """(x + sqrt(x² + b))/2 (Barron 2021); b/(2(h - x)) for x < 0, where x + h cancels."""
+    h = np.hypot(x, math.sqrt(b))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return _where(x < 0, b / (2 * (h - x)), x / 2 + h / 2)
+
+
+def squareplus_dref(x: np.ndarray, b: float = 4.0) -> np.ndarray:
+    x = np.clip(x, -1e300, 1e300)  # the limits 0 and 1 at ±inf, not inf/inf
+    h = np.hypot(x, math.sqrt(b))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return _where(x < 0, b / (2 * h * (h - x)), (1 + x / h) / 2)
+
+
+def _squareplus_d2ref(x: np.ndarray, b: float = 4.0) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return b / (2 * np.hypot(x, math.sqrt(b)) ** 3)
+
+
 def rrelu_keyed(x: Any) -> jax.Array:
     return rx.rrelu(x, RRELU_KEY)
 
@@ -389,6 +443,61 @@ ACTIVATIONS: tuple[Activation, ...] = (
         kinks={0.0: 0.0},
         integers=True,
     ),
+    Activation(
+        "hard_sigmoid",
+        "hard_sigmoid",
+        rx.hard_sigmoid,
+        lambda x: np.clip(x + 3, 0, 6) / 6,
+        lambda x: _where((x > -3) & (x < 3), 1 / 6, 0.0),
+        _zeros,
+        jax_nn=jax.nn.hard_sigmoid,
+        kinks={-3.0: 0.0, 3.0: 0.0},
+    ),
+    Activation(  # rx.hard_swish is rx.hard_silu (test_activations checks the alias)
+        "hard_silu",
+        "hard_silu",
+        rx.hard_silu,
+        _hard_silu_ref,
+        _hard_silu_dref,
+        lambda x: _where((x > -3) & (x < 3), 1 / 3, 0.0),
+        jax_nn=jax.nn.hard_silu,
+        kinks={-3.0: 0.0, 3.0: 1.0},
+        smooth=True,
+    ),
+    Activation(
+        "mish",
+        "mish",
+        rx.mish,
+        _mish_ref,
+        _mish_dref,
+        _mish_d2ref,
+        jax_nn=jax.nn.mish,
+        smooth=True,
+    ),
+    Activation(
+        "sparse_plus",
+        "sparse_plus",
+        rx.sparse_plus,
+        lambda x: _where(x <= -1, 0.0, _where(x >= 1, x, (x + 1) ** 2 / 4)),
+        lambda x: np.clip(x + 1, 0, 2) / 2,  # sparse_sigmoid (Blondel et al. 2020)
+        lambda x: _where((x > -1) & (x < 1), 0.5, 0.0),
+        jax_nn=jax.nn.sparse_plus,
+        kinks={-1.0: 0.0, 1.0: 1.0},
+        smooth=True,
+    ),
+    Activation(
+        "squareplus",
+        "squareplus",
+        rx.squareplus,
+        squareplus_ref,
+        squareplus_dref,
+        _squareplus_d2ref,
+        jax_nn=jax.nn.squareplus,
+        defaults={"b": 4.0},
+        kinks={0.0: 0.5},  # not a kink; the documented value
+        smooth=True,
+        hyper=(lambda x, b: rx.squareplus(x, b), (0.5, 4.0, 9.0)),
+    ),
 )
 
 BY_NAME = {a.name: a for a in ACTIVATIONS}
@@ -444,10 +553,14 @@ def x64_scope(dtype: Any) -> Any:
 
 
 def beyond_range(values: np.ndarray, dtype: Any) -> np.ndarray:
-    """The float64 ``values`` with anything outside ``dtype``'s finite range as ±inf."""
-    big = float(jnp.finfo(dtype).max)
-    with np.errstate(invalid="ignore"):
-        return np.where(np.abs(values) > big, np.sign(values) * np.inf, values)
+    """The float64 ``values`` with anything that rounds to ±inf in ``dtype`` as ±inf.
+
+    Rounded by NumPy (ml_dtypes for bfloat16): a value just above ``finfo.max`` but below the
+    overflow threshold (``max`` plus half an ulp) rounds to ``max``, not to inf.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        overflows = np.isinf(np.asarray(values).astype(jnp.dtype(dtype))) & np.isfinite(values)
+        return np.where(overflows, np.sign(values) * np.inf, values)
 
 
 def assert_matches_reference(

@@ -43,8 +43,11 @@ def public_activations() -> set[str]:
     """rectax's public activation functions, from its ``__all__`` (swish is silu's alias)."""
     import rectax as rx
 
-    constructors = {"surrogate", "few_bit", "swish"}
-    return {n for n in rx.__all__ if n.islower() and callable(getattr(rx, n))} - constructors
+    constructors = {"surrogate", "few_bit", "swish", "hard_swish"}
+    gated = {"glu", "swiglu", "geglu", "reglu"}  # two inputs: not elementwise cases
+    return (
+        {n for n in rx.__all__ if n.islower() and callable(getattr(rx, n))} - constructors - gated
+    )
 
 
 def test_registry_covers_every_rectax_activation() -> None:
@@ -54,6 +57,7 @@ def test_registry_covers_every_rectax_activation() -> None:
         assert name in ACTIVATIONS or f"{name}_tanh" in ACTIVATIONS, name
     assert set(PIECEWISE_LINEAR) == {
         "relu", "leaky_relu", "necro_relu", "relu6", "hard_tanh", "prelu", "rrelu",
+        "hard_sigmoid",
     }  # fmt: skip
     for act in ACTIVATIONS.values():
         assert act.rectax.library == "rectax"

@@ -24,9 +24,12 @@ from rectax import linen as rxl
 from rectax import nnx as rxn
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "activations.md"
-CONSTRUCTORS = {"surrogate", "few_bit", "swish"}
+CONSTRUCTORS = {"surrogate", "few_bit", "swish", "hard_swish"}
+GATED = {"glu", "swiglu", "geglu", "reglu"}  # two inputs, not catalogued: tests/test_gated.py
 PUBLIC = sorted(
-    n for n in rx.__all__ if n.islower() and callable(getattr(rx, n)) and n not in CONSTRUCTORS
+    n
+    for n in rx.__all__
+    if n.islower() and callable(getattr(rx, n)) and n not in CONSTRUCTORS | GATED
 )
 ALIASES = [(alias, info.name) for info in _catalog.all_activations() for alias in info.aliases]
 
@@ -40,6 +43,8 @@ def test_every_public_activation_is_catalogued_once():
         assert _catalog.by_name(info.name.upper()) is info
     assert _catalog.by_function(rx.swish).name == "silu"
     assert _catalog.by_function(jax.nn.swish).name == "silu"
+    assert _catalog.by_function(rx.hard_swish).name == "hard_silu"
+    assert _catalog.by_function(jax.nn.hard_swish).name == "hard_silu"
     assert _catalog.by_function(lambda x: x) is None
 
 

@@ -37,6 +37,8 @@ BUILTINS = {
     "celu": (rx.celu, {}, "celu"),
     "selu": (rx.selu, {}, "selu"),
     "softplus": (rx.softplus, {}, "softplus"),
+    "mish": (rx.mish, {}, "mish"),
+    "squareplus": (rx.squareplus, {}, "squareplus"),
 }
 TABLE_KEYS = {
     "gelu_exact": ("gelu", (("approximate", False),)),
@@ -46,6 +48,8 @@ TABLE_KEYS = {
     "celu": ("celu", (("alpha", 1.0),)),
     "selu": ("selu", ()),
     "softplus": ("softplus", (("beta", 1.0), ("threshold", 20.0))),
+    "mish": ("mish", ()),
+    "squareplus": ("squareplus", (("b", 4),)),
 }
 builtins = pytest.mark.parametrize("name", list(BUILTINS))
 
@@ -194,7 +198,10 @@ def test_global_optimum_beats_the_reference_local_search(name, bits, published):
     assert ours < 0.8 * published, ours
 
 
-@pytest.mark.parametrize(("name", "bits"), [("gelu_exact", 3), ("silu", 2), ("softplus", 1)])
+@pytest.mark.parametrize(
+    ("name", "bits"),
+    [("gelu_exact", 3), ("silu", 2), ("softplus", 1), ("mish", 3), ("squareplus", 2)],
+)
 def test_committed_tables_equal_a_fresh_computation(name, bits):
     """Three of the 28 (the generator takes ~30 s for all); the rest share the code path."""
     fresh_borders, fresh_levels = _few_bit_generate.compute(TABLE_KEYS[name], bits)
@@ -338,7 +345,9 @@ BAD_BITS += [(2.5, TypeError), (True, TypeError), ("3", TypeError), (np.float32(
 
 
 @pytest.mark.parametrize(("bits", "error"), BAD_BITS)
-@pytest.mark.parametrize("api", ["gelu", "silu", "swish", "elu", "celu", "selu", "softplus"])
+@pytest.mark.parametrize(
+    "api", ["gelu", "silu", "swish", "elu", "celu", "selu", "softplus", "mish", "squareplus"]
+)
 def test_bad_bits_raise_at_the_call(api, bits, error):
     fn = getattr(rx, api)
     name = "silu" if api == "swish" else api

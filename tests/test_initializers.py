@@ -583,3 +583,12 @@ def test_traced_scale_under_jit():
 
     w = jax.jit(sample)(jnp.float32(4.0))
     np.testing.assert_allclose(w, sample(4.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["hard_sigmoid", "hard_silu", "mish", "sparse_plus", "squareplus"])
+def test_gain_is_the_oracles_second_moment(name):
+    """1/sqrt(E[f(z)²]) by scipy's adaptive quadrature of the test oracle's float64 forward;
+    squareplus(b = 4) in closed form: E[(z + sqrt(z² + 4))²/4] = (2 + 4)/4, gain sqrt(2/3)."""
+    assert init.gain(name) == pytest.approx(math.sqrt(he_scale(BY_NAME[name].ref)), abs=1e-6)
+    if name == "squareplus":
+        assert init.gain(name) == pytest.approx(math.sqrt(2 / 3), abs=1e-9)

@@ -13,6 +13,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import rectax as rx
@@ -50,6 +51,7 @@ PIECEWISE = {
     "hard_tanh": rx.hard_tanh,
     "prelu": lambda x: rx.prelu(x, 0.25),
     "rrelu_eval": rx.rrelu,
+    "hard_sigmoid": rx.hard_sigmoid,
 }
 
 
@@ -69,6 +71,10 @@ SMOOTH = {
     "silu": (rx.silu, "silu"),
     "softplus": (rx.softplus, "softplus"),
     "squared_relu": (rx.squared_relu, "relu"),  # jax.nn has none
+    "hard_silu": (rx.hard_silu, "hard_silu"),
+    "mish": (rx.mish, "mish"),
+    "sparse_plus": (rx.sparse_plus, "sparse_plus"),
+    "squareplus": (rx.squareplus, "squareplus"),
 }
 
 
@@ -208,3 +214,23 @@ def test_feature_map_derivatives_match_the_one_bit_path(name):
     expected = {"relu": x2 > 0, "necro_relu": x2 > 0, "relu6": (x2 > 0) & (x2 < 6)}[name]
     slope = 0.1 if name == "necro_relu" else 0.0
     assert (grad(x2) == jnp.where(expected, 1.0, slope)).all()
+
+
+def test_squared_relu_from_output_keeps_only_the_output():
+    """The output-only rule (f' = 2 sqrt(y)): derivative 2 max(x, 0) where x² is normal, only y
+    kept, and never more temp memory than the input-keeping rule (XLA:CPU; equal in f32)."""
+    from rectax._activations import _squared_relu_from_output as from_output
+
+    x64 = np.linspace(-5.0, 5.0, 64).reshape(2, 32)
+    for dtype, rtol in ((jnp.float32, 1e-6), (jnp.bfloat16, 1e-2)):
+        x = jnp.asarray(x64, dtype)
+        xr = np.asarray(x, np.float64)
+        np.testing.assert_array_equal(from_output(x), rx.squared_relu(x))
+        g = jax.grad(lambda v: jnp.sum(from_output(v).astype(jnp.float32)))(x)
+        np.testing.assert_allclose(np.asarray(g, np.float64), 2 * np.maximum(xr, 0), rtol=rtol)
+    x = jnp.asarray(x64, jnp.float32)
+    _, vjp = jax.vjp(from_output, x)
+    residuals = [np.asarray(r) for r in jax.tree.leaves(vjp)]
+    assert len(residuals) == 1
+    np.testing.assert_array_equal(residuals[0], rx.squared_relu(x))
+    assert temp_bytes(from_output) <= temp_bytes(rx.squared_relu)

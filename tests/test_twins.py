@@ -43,6 +43,12 @@ def _cnn(api: Any, activation: Any, record_stats: bool) -> Any:
     return rxn.CNN(1, 8, **kwargs, record_stats=record_stats, rngs=nnx.Rngs(0))
 
 
+def _gated(api: Any, unit: Any, **kwargs: Any) -> Any:
+    if api is rxl:
+        return rxl.GatedMLP(hidden=6, unit=unit, **kwargs)
+    return rxn.GatedMLP(3, 6, unit=unit, **kwargs, rngs=nnx.Rngs(0))
+
+
 def _pair(make: Callable[[Any, bool], Any], shape, **call) -> Twins:
     return Twins(functools.partial(make, rxl), functools.partial(make, rxn), shape, call)
 
@@ -80,6 +86,19 @@ CASES = {
     "mlp_rrelu_eval": _pair(lambda api, rs: _mlp(api, api.RReLU, rs), (4, 3), deterministic=True),
     "cnn_prelu": _pair(lambda api, rs: _cnn(api, api.PReLU, rs), (2, 8, 8, 1)),
     "cnn_necro": _pair(lambda api, rs: _cnn(api, api.NecroReLU, rs), (2, 8, 8, 1)),
+    "gated_mlp_swiglu": _pair(lambda api, rs: _gated(api, rx.swiglu, record_stats=rs), (4, 3)),
+    "gated_mlp_geglu_bits_bias": _pair(
+        lambda api, rs: _gated(
+            api,
+            functools.partial(rx.geglu, approximate="none", bits=3),
+            use_bias=True,
+            record_stats=rs,
+        ),
+        (4, 3),
+    ),
+    "gated_mlp_reglu_name": _pair(
+        lambda api, rs: _gated(api, "reglu", features=2, record_stats=rs), (4, 3)
+    ),
 }
 
 

@@ -74,7 +74,6 @@ _OTHERS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[..., Any]]
     "linear": (lambda z: z, jax.nn.identity),
     "tanh": (np.tanh, jnp.tanh),
     "sigmoid": (_np_sigmoid, jax.nn.sigmoid),
-    "mish": (lambda z: z * np.tanh(np.logaddexp(0.0, z)), jax.nn.mish),
 }
 _OTHER_ALIASES = {
     "identity": "linear",
@@ -88,7 +87,6 @@ _OTHER_FUNCTIONS = {
     id(jax.nn.tanh): "tanh",
     id(jnp.tanh): "tanh",
     id(jax.nn.sigmoid): "sigmoid",
-    id(jax.nn.mish): "mish",
 }
 
 # torch.nn.init.calculate_gain, for porting.

@@ -39,6 +39,13 @@ ACTIVATIONS = (
     "swish",
     "softplus",
     "hard_tanh",
+    "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
+    "mish",
+    "sparse_plus",
+    "squareplus",
+    "glu",
 )
 INITIALIZERS = (
     "variance_scaling",
