@@ -995,10 +995,10 @@ def surrogate(
       Array([0.2, 1. ], dtype=float32)
     """
     if derivative is not None and mask is None and values is None:
-        fn = smooth(forward, derivative)
+        fn = smooth(forward, derivative, jit=False)
         rule = _describe(derivative)
     elif derivative is None and mask is not None and values is not None:
-        fn = two_valued(forward, mask, values)
+        fn = two_valued(forward, mask, values, jit=False)
         rule = f"{_describe(mask)} ? {_describe(values)}"
     else:
         raise TypeError(
