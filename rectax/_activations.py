@@ -511,8 +511,12 @@ def squared_relu(x: ArrayLike) -> Array:
 
     .. math:: \mathrm{squared\_relu}(x) = \max(x, 0)^2, \qquad f'(x) = 2\max(x, 0)
 
+    Integer inputs stay integer and, like ``jnp.square`` and the rest of jax.numpy's integer
+    arithmetic, wrap around on overflow: ``squared_relu(jnp.int8(100))`` is 16 (10000 mod 256).
+    Cast to a wider dtype first (``x.astype(jnp.int32)``) when the squares may not fit.
+
     Args:
-      x: input array; floating or integer.
+      x: input array; floating or integer (integers stay integer and wrap around on overflow).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -859,8 +863,10 @@ register(
 
 
 def _softplus_core(x: Array, beta: Array, threshold: Array) -> Array:
+    # max(z, 0) / β written as max(x, 0): βx may overflow (3e38 · 1.5), and the β-gradient of
+    # max(βx, 0) / β is x/β - βx/β², a cancellation of two huge terms (-142.7 at x = 1e10).
     z = jnp.minimum(beta * x, threshold)
-    return (jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z)))) / beta
+    return jnp.maximum(x, 0) + jnp.log1p(jnp.exp(-jnp.abs(z))) / beta
 
 
 def _softplus_forward(x: Array, beta: Array, threshold: Array) -> Array:
