@@ -120,6 +120,25 @@ def _concrete(value: Any) -> np.ndarray | None:
         return None
 
 
+def _hyper(name: str, arg: str, value: Any) -> Any:
+    """``value`` if it can be a hyperparameter (a number or an array), else a TypeError naming it.
+
+    Strings and Python containers would otherwise fail deep inside jit ("Error interpreting
+    argument ... static_argnums", "Cannot determine dtype of [JitTracer...]").
+    """
+    if isinstance(value, str | bytes | list | tuple | dict | set) or value is None:
+        raise TypeError(
+            f"rectax.{name}: {arg} must be a number or an array (jax or NumPy), got "
+            f"{type(value).__name__} {value!r}; convert a list with jnp.asarray first."
+        )
+    return value
+
+
+def _finite_for_bits(name: str, arg: str, value: Any) -> None:
+    """A few-bit derivative's table is computed from concrete, finite hyperparameters."""
+    _check(name, arg, value, np.isfinite, "finite for a few-bit derivative (bits=...)")
+
+
 def _check(name: str, arg: str, value: Any, ok: Callable[[np.ndarray], Any], allowed: str) -> None:
     v = _concrete(value)
     if v is not None and not bool(np.all(ok(v))):
@@ -252,6 +271,7 @@ def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 0.01) -> Array:
       >>> rx.leaky_relu(jnp.array([-2.0, 3.0]), negative_slope=0.5)
       Array([-1.,  3.], dtype=float32)
     """
+    _hyper("leaky_relu", "negative_slope", negative_slope)
     x, weak = _input("leaky_relu", x, "float")
     return _output(_leaky(x, negative_slope), weak)
 
@@ -309,7 +329,14 @@ def necro_relu(x: ArrayLike, negative_slope: ArrayLike = 0.1) -> Array:
 
     See also: :func:`surrogate`, :func:`relu`.
     """
+    _hyper("necro_relu", "negative_slope", negative_slope)
     x, weak = _input("necro_relu", x, "keep")
+    slope_shape = jnp.shape(negative_slope)
+    if np.broadcast_shapes(x.shape, slope_shape) != x.shape:
+        raise ValueError(
+            f"rectax.necro_relu: negative_slope of shape {slope_shape} must broadcast to x's "
+            f"shape {x.shape} (the output has x's shape), not enlarge it."
+        )
     if jnp.issubdtype(x.dtype, jnp.integer):
         return _output(_relu(x), weak)
     return _output(_necro(x, negative_slope), weak)
@@ -357,6 +384,7 @@ def prelu(x: ArrayLike, negative_slope: ArrayLike) -> Array:
       Array([[-0.25, -0.5 ],
              [ 2.  ,  2.  ]], dtype=float32)
     """
+    _hyper("prelu", "negative_slope", negative_slope)
     x, weak = _input("prelu", x, "float")
     return _output(_leaky(x, negative_slope), weak)
 
@@ -435,6 +463,8 @@ def rrelu(
       >>> bool(jnp.all((y <= -1 / 8) & (y >= -1 / 3)))
       True
     """
+    _hyper("rrelu", "lower", lower)
+    _hyper("rrelu", "upper", upper)
     x, weak = _input("rrelu", x, "float")
     lo, hi = _concrete(lower), _concrete(upper)
     if lo is not None and hi is not None and not bool(np.all(lo <= hi)):
@@ -582,8 +612,10 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Arr
       >>> rx.elu(jnp.array([-jnp.inf, 0.0, 2.0]))
       Array([-1.,  0.,  2.], dtype=float32)
     """
+    _hyper("elu", "alpha", alpha)
     x, weak = _input("elu", x, "float")
     if bits is not None:
+        _finite_for_bits("elu", "alpha", alpha)
         return _output(_few_bit.builtin("elu", elu, bits, alpha=alpha)(x), weak)
     return _output(_elu(x, alpha), weak)
 
@@ -627,7 +659,7 @@ def celu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Ar
       >>> rx.celu(jnp.array([-jnp.inf, 1.0]), alpha=2.0)
       Array([-2.,  1.], dtype=float32)
     """
-    _check("celu", "alpha", alpha, lambda a: a > 0, "positive")
+    _check("celu", "alpha", _hyper("celu", "alpha", alpha), lambda a: a > 0, "positive")
     x, weak = _input("celu", x, "float")
     if bits is not None:
         return _output(_few_bit.builtin("celu", celu, bits, alpha=alpha)(x), weak)
@@ -919,7 +951,7 @@ def softplus(
       >>> rx.softplus(jnp.array([0.0, 30.0]))
       Array([ 0.6931472, 30.       ], dtype=float32)
     """
-    _check("softplus", "beta", beta, lambda b: b > 0, "positive")
+    _check("softplus", "beta", _hyper("softplus", "beta", beta), lambda b: b > 0, "positive")
     x, weak = _input("softplus", x, "inexact")
     if bits is not None:
         fb = _few_bit.builtin("softplus", softplus, bits, beta=beta, threshold=threshold)
@@ -955,8 +987,11 @@ def surrogate(
 
     The result ``f(x, *params)`` computes ``forward(x, *params)``; every AD entry point (grad,
     vjp, jvp, jacfwd, jacrev, hessian) sees the given derivative as its derivative in ``x`` and
-    the true derivative in each hyperparameter. It is jit-compiled, and real hyperparameters are
-    cast to ``x``'s floating dtype. The two forms of :mod:`rectax._gradients`:
+    the true derivative in each hyperparameter. Real hyperparameters are cast to ``x``'s floating
+    dtype (their gradients summed in float32 or wider). ``forward`` and ``derivative`` may close
+    over traced values (a slope computed inside the caller's ``jit``, a ``vmap``-ed constant), as
+    with ``jax.custom_jvp``; as there, a value you want a gradient for must be passed as a
+    hyperparameter, not closed over. The two forms of :mod:`rectax._gradients`:
 
     * ``surrogate(forward, derivative)``: ``derivative(x, *params)`` returns the elementwise
       factor; reverse mode keeps one array of ``x``'s dtype.

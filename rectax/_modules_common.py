@@ -211,6 +211,11 @@ def check_slope_axis(x: Array, slope: Array, axis: int) -> Array:
         return slope
     if x.ndim == 0:
         raise ValueError("rectax PReLU: per-channel slopes need an input with a channel axis.")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(
+            f"rectax PReLU: axis={axis} is out of range for an input of rank {x.ndim} "
+            f"(allowed: {-x.ndim} to {x.ndim - 1})."
+        )
     ax = axis % x.ndim
     if x.shape[ax] != slope.shape[0]:
         raise ValueError(

@@ -68,3 +68,59 @@ def test_surrogate_may_close_over_traced_values():
         return f(x).sum()
 
     np.testing.assert_allclose(jax.jit(jax.grad(loss))(x, 2.0), jax.jit(jax.grad(plain))(x, 2.0))
+
+
+# --------------------------------------------------------------------------- nnx.Activation
+@pytest.mark.parametrize(
+    "slope",
+    [np.full(3, 0.2), jnp.float32(0.2), jnp.full((3,), 0.2)],
+    ids=["numpy", "scalar", "jnp"],
+)
+def test_nnx_activation_accepts_array_hyperparameters_as_linen_does(slope):
+    from flax import nnx
+
+    from rectax import linen as rxl
+    from rectax import nnx as rxn
+
+    x = jnp.array([[-1.0, 2.0, -3.0]])
+    layer = rxn.Activation(rx.prelu, negative_slope=slope)  # failed: "static attribute 'params'"
+    expected = np.where(np.asarray(x) >= 0, x, 0.2 * np.asarray(x))
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-6)
+    np.testing.assert_allclose(nnx.jit(lambda m, x: m(x))(layer, x), expected, rtol=1e-6)
+    twin = rxl.Activation(rx.prelu, params={"negative_slope": slope})
+    np.testing.assert_array_equal(layer(x), twin.apply({}, x))
+
+
+# --------------------------------------------------------------------------- error messages
+@pytest.mark.parametrize(
+    ("call", "names"),
+    [
+        (lambda: rx.leaky_relu(jnp.ones(3), "0.2"), ("rectax.leaky_relu", "negative_slope")),
+        (lambda: rx.prelu(jnp.ones(3), [0.1, 0.2, 0.3]), ("rectax.prelu", "negative_slope")),
+        (lambda: rx.elu(jnp.ones(3), alpha=np.nan, bits=3), ("rectax.elu", "alpha")),
+        (
+            lambda: rx.necro_relu(jnp.ones(3), jnp.ones((2, 3))),
+            ("rectax.necro_relu", "negative_slope"),
+        ),
+        (lambda: rx.rrelu(jnp.ones(3), None, "a"), ("rectax.rrelu", "lower")),
+    ],
+    ids=["leaky_str", "prelu_list", "elu_nan_bits", "necro_broadcast", "rrelu_str"],
+)
+def test_errors_name_the_function_and_the_argument(call, names):
+    with pytest.raises((TypeError, ValueError)) as info:
+        call()
+    for n in names:
+        assert n in str(info.value), str(info.value)
+
+
+def test_prelu_module_refuses_an_axis_out_of_range():
+    from flax import nnx
+
+    from rectax import linen as rxl
+    from rectax import nnx as rxn
+
+    x = jnp.ones((2, 3, 3, 2))
+    with pytest.raises(ValueError, match="axis=4 is out of range"):
+        rxl.PReLU(num_parameters=2, axis=4).init(jax.random.key(0), x)
+    with pytest.raises(ValueError, match="axis=4 is out of range"):
+        rxn.PReLU(num_parameters=2, axis=4, rngs=nnx.Rngs(0))(x)
