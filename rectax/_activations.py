@@ -271,9 +271,13 @@ def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 0.01) -> Array:
       >>> rx.leaky_relu(jnp.array([-2.0, 3.0]), negative_slope=0.5)
       Array([-1.,  3.], dtype=float32)
     """
-    _hyper("leaky_relu", "negative_slope", negative_slope)
+    _check_leaky_relu(negative_slope)
     x, weak = _input("leaky_relu", x, "float")
     return _output(_leaky(x, negative_slope), weak)
+
+
+def _check_leaky_relu(negative_slope: Any) -> None:
+    _hyper("leaky_relu", "negative_slope", negative_slope)
 
 
 register(
@@ -281,6 +285,7 @@ register(
         "leaky_relu",
         leaky_relu,
         "two_valued",
+        check=_check_leaky_relu,
         aliases=("leaky",),
         jax_nn=(jax.nn.leaky_relu,),
         slope=lambda p, backward: float(p["negative_slope"]),
@@ -329,7 +334,7 @@ def necro_relu(x: ArrayLike, negative_slope: ArrayLike = 0.1) -> Array:
 
     See also: :func:`surrogate`, :func:`relu`.
     """
-    _hyper("necro_relu", "negative_slope", negative_slope)
+    _check_necro_relu(negative_slope)
     x, weak = _input("necro_relu", x, "keep")
     slope_shape = jnp.shape(negative_slope)
     if np.broadcast_shapes(x.shape, slope_shape) != x.shape:
@@ -342,11 +347,16 @@ def necro_relu(x: ArrayLike, negative_slope: ArrayLike = 0.1) -> Array:
     return _output(_necro(x, negative_slope), weak)
 
 
+def _check_necro_relu(negative_slope: Any) -> None:
+    _hyper("necro_relu", "negative_slope", negative_slope)
+
+
 register(
     ActivationInfo(
         "necro_relu",
         necro_relu,
         "two_valued",
+        check=_check_necro_relu,
         aliases=("necro",),
         # forward: relu's; backward: the surrogate slope
         slope=lambda p, backward: float(p["negative_slope"]) if backward else 0.0,
@@ -384,7 +394,7 @@ def prelu(x: ArrayLike, negative_slope: ArrayLike) -> Array:
       Array([[-0.25, -0.5 ],
              [ 2.  ,  2.  ]], dtype=float32)
     """
-    _hyper("prelu", "negative_slope", negative_slope)
+    _check_prelu(negative_slope)
     x, weak = _input("prelu", x, "float")
     return _output(_leaky(x, negative_slope), weak)
 
@@ -399,11 +409,16 @@ def _scalar_slope(value: Any) -> float:
     return float(slope.reshape(()))
 
 
+def _check_prelu(negative_slope: Any) -> None:
+    _hyper("prelu", "negative_slope", negative_slope)
+
+
 register(
     ActivationInfo(
         "prelu",
         prelu,
         "two_valued",
+        check=_check_prelu,
         slope=lambda p, backward: _scalar_slope(p["negative_slope"]),
         init_params={"negative_slope": PRELU_INIT},
         module="PReLU",
@@ -463,17 +478,21 @@ def rrelu(
       >>> bool(jnp.all((y <= -1 / 8) & (y >= -1 / 3)))
       True
     """
+    _check_rrelu(lower, upper)
+    x, weak = _input("rrelu", x, "float")
+    if key is None:
+        return _output(_rrelu_eval(x, lower, upper), weak)
+    return _output(_rrelu_train(x, key, lower, upper), weak)
+
+
+def _check_rrelu(lower: Any, upper: Any) -> None:
     _hyper("rrelu", "lower", lower)
     _hyper("rrelu", "upper", upper)
-    x, weak = _input("rrelu", x, "float")
     lo, hi = _concrete(lower), _concrete(upper)
     if lo is not None and hi is not None and not bool(np.all(lo <= hi)):
         raise ValueError(
             f"rectax.rrelu: lower must be <= upper, got lower={lower!r}, upper={upper!r}."
         )
-    if key is None:
-        return _output(_rrelu_eval(x, lower, upper), weak)
-    return _output(_rrelu_train(x, key, lower, upper), weak)
 
 
 register(
@@ -481,6 +500,7 @@ register(
         "rrelu",
         rrelu,
         "two_valued",
+        check=_check_rrelu,
         slope=lambda p, backward: (float(p["lower"]) + float(p["upper"])) / 2,  # the eval slope
         module="RReLU",
     )
@@ -612,7 +632,7 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Arr
       >>> rx.elu(jnp.array([-jnp.inf, 0.0, 2.0]))
       Array([-1.,  0.,  2.], dtype=float32)
     """
-    _hyper("elu", "alpha", alpha)
+    _check_elu(alpha)
     x, weak = _input("elu", x, "float")
     if bits is not None:
         _finite_for_bits("elu", "alpha", alpha)
@@ -624,7 +644,13 @@ def _np_elu(z: np.ndarray, alpha: float) -> np.ndarray:
     return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
 
 
-register(ActivationInfo("elu", elu, "smooth", jax_nn=(jax.nn.elu,), reference=_np_elu))
+def _check_elu(alpha: Any) -> None:
+    _hyper("elu", "alpha", alpha)
+
+
+register(
+    ActivationInfo("elu", elu, "smooth", jax_nn=(jax.nn.elu,), reference=_np_elu, check=_check_elu)
+)
 
 
 _celu = smooth(
@@ -659,11 +685,16 @@ def celu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Ar
       >>> rx.celu(jnp.array([-jnp.inf, 1.0]), alpha=2.0)
       Array([-2.,  1.], dtype=float32)
     """
-    _check("celu", "alpha", _hyper("celu", "alpha", alpha), lambda a: a > 0, "positive")
+    _check_celu(alpha)
     x, weak = _input("celu", x, "float")
     if bits is not None:
+        _finite_for_bits("celu", "alpha", alpha)
         return _output(_few_bit.builtin("celu", celu, bits, alpha=alpha)(x), weak)
     return _output(_celu(x, alpha), weak)
+
+
+def _check_celu(alpha: Any) -> None:
+    _check("celu", "alpha", _hyper("celu", "alpha", alpha), lambda a: a > 0, "positive")
 
 
 register(
@@ -671,6 +702,7 @@ register(
         "celu",
         celu,
         "smooth",
+        check=_check_celu,
         jax_nn=(jax.nn.celu,),
         reference=lambda z, alpha: (
             np.maximum(z, 0) + np.minimum(0, alpha * np.expm1(np.minimum(z, 0) / alpha))
@@ -834,7 +866,16 @@ def _np_gelu(z: np.ndarray, approximate: Any) -> np.ndarray:
     return 0.5 * z * (1 + np.vectorize(math.erf)(z * _INV_SQRT_2))
 
 
-register(ActivationInfo("gelu", gelu, "smooth", jax_nn=(jax.nn.gelu,), reference=_np_gelu))
+register(
+    ActivationInfo(
+        "gelu",
+        gelu,
+        "smooth",
+        jax_nn=(jax.nn.gelu,),
+        reference=_np_gelu,
+        variants={"gelu_tanh": {"approximate": True}, "gelu_exact": {"approximate": False}},
+    )
+)
 
 
 def _silu_derivative(x: Array) -> Array:
@@ -951,12 +992,19 @@ def softplus(
       >>> rx.softplus(jnp.array([0.0, 30.0]))
       Array([ 0.6931472, 30.       ], dtype=float32)
     """
-    _check("softplus", "beta", _hyper("softplus", "beta", beta), lambda b: b > 0, "positive")
+    _check_softplus(beta, threshold)
     x, weak = _input("softplus", x, "inexact")
     if bits is not None:
+        _finite_for_bits("softplus", "beta", beta)
         fb = _few_bit.builtin("softplus", softplus, bits, beta=beta, threshold=threshold)
         return _output(fb(x), weak)
     return _output(_softplus(x, beta, math.inf if threshold is None else threshold), weak)
+
+
+def _check_softplus(beta: Any, threshold: Any) -> None:
+    _check("softplus", "beta", _hyper("softplus", "beta", beta), lambda b: b > 0, "positive")
+    if threshold is not None:
+        _hyper("softplus", "threshold", threshold)
 
 
 register(
@@ -964,6 +1012,7 @@ register(
         "softplus",
         softplus,
         "smooth",
+        check=_check_softplus,
         jax_nn=(jax.nn.softplus,),
         # the smooth function (the linear tail above the threshold changes no gain digit)
         reference=lambda z, beta, threshold: np.logaddexp(0.0, beta * z) / beta,

@@ -52,7 +52,8 @@ def resolve_function(activation: str | Callable[..., Array]) -> Callable[..., Ar
     if isinstance(activation, str):
         info = _catalog.by_name(activation)
         if info is not None:
-            return info.fn
+            fixed = _catalog.variant_params(activation)
+            return functools.partial(info.fn, **fixed) if fixed else info.fn
         fn = getattr(jax.nn, activation, None)
         if callable(fn):
             return fn

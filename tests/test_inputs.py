@@ -124,3 +124,87 @@ def test_prelu_module_refuses_an_axis_out_of_range():
         rxl.PReLU(num_parameters=2, axis=4).init(jax.random.key(0), x)
     with pytest.raises(ValueError, match="axis=4 is out of range"):
         rxn.PReLU(num_parameters=2, axis=4, rngs=nnx.Rngs(0))(x)
+
+
+# --------------------------------------------------------------------------- initializers
+def test_initializers_refuse_bad_shapes_and_fans():
+    from rectax import initializers as init
+
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=r"rectax\.initializers\.variance_scaling: shape"):
+        init.he_normal()(key, (-3, 4))  # was "math domain error"
+    with pytest.raises(TypeError, match=r"rectax\.initializers\.variance_scaling: shape"):
+        init.he_normal()(key, (3.5, 4))  # was truncated to (3, 4)
+    with pytest.raises(TypeError, match=r"rectax\.initializers\.orthogonal: shape"):
+        init.orthogonal()(key, (3.5, 4))
+    for fan in (0.5, 2.5, 0, -1):  # 0.5 was a ZeroDivisionError, 2.5 truncated to 2
+        with pytest.raises(ValueError, match="fan_in must be an int > 0"):
+            init.fan_in_bias(fan)
+    # jax refuses a float dimension as well
+    with pytest.raises(TypeError):
+        jax.nn.initializers.he_normal()(key, (3.5, 4))
+
+
+def test_he_normal_refuses_a_slope_passed_first():
+    from rectax import initializers as init
+
+    for fn, name in ((init.he_normal, "he_normal"), (init.kaiming_uniform, "he_uniform")):
+        with pytest.raises(TypeError, match=rf"{name}\(negative_slope=0\.2\)"):
+            fn(0.2)
+    # the right call still works
+    w = init.he_normal(negative_slope=0.2)(jax.random.key(0), (64, 8))
+    assert w.shape == (64, 8)
+
+
+# --------------------------------------------------------------------------- one validation
+@pytest.mark.parametrize(
+    ("call", "names"),
+    [
+        # returned an all-zero kernel
+        (lambda i: i.for_activation("softplus", beta=0), ("rectax.softplus", "beta")),
+        # blamed `scale`
+        (lambda i: i.for_activation("celu", alpha=0), ("rectax.celu", "alpha")),
+        (lambda i: i.gain("celu", alpha=-1.0), ("rectax.celu", "alpha")),
+        # accepted
+        (lambda i: i.gain("rrelu", lower=0.5, upper=0.1), ("rectax.rrelu", "lower")),
+        (lambda i: i.for_activation("leaky_relu", negative_slope="0.2"), ("rectax.leaky_relu",)),
+        # a bare ZeroDivisionError
+        (lambda i: i.for_activation(lambda x: 0 * x), ("rectax.initializers.for_activation",)),
+        (lambda i: i.gain(lambda x: 0 * x), ("rectax.initializers.gain",)),
+    ],
+    ids=[
+        "softplus_beta0",
+        "celu_alpha0",
+        "celu_negative",
+        "rrelu_bounds",
+        "leaky_str",
+        "zero_fa",
+        "zero_gain",
+    ],
+)
+def test_gains_and_for_activation_refuse_what_the_function_refuses(call, names):
+    from rectax import initializers as init
+
+    with pytest.raises((TypeError, ValueError)) as info:
+        call(init)
+    for n in names:
+        assert n in str(info.value), str(info.value)
+
+
+def test_variant_names_mean_the_same_everywhere():
+    from flax import nnx
+
+    from rectax import initializers as init
+    from rectax import linen as rxl
+    from rectax import nnx as rxn
+
+    x = jnp.linspace(-3.0, 3.0, 7)
+    assert init.gain("gelu_tanh") == init.gain(rx.gelu, approximate=True)
+    assert init.gain("gelu_exact") == init.gain(rx.gelu, approximate=False)
+    assert init.gain("gelu_exact") != init.gain("gelu_tanh")
+    model = rxn.MLP(7, (4, 2), activation="gelu_exact", rngs=nnx.Rngs(0))  # raised before
+    assert model(x[None]).shape == (1, 2)
+    np.testing.assert_array_equal(rxn.Activation("gelu_exact")(x), rx.gelu(x, approximate=False))
+    np.testing.assert_array_equal(
+        rxl.Activation("gelu_tanh").apply({}, x), rx.gelu(x, approximate=True)
+    )
