@@ -8,7 +8,7 @@ STAMP_BENCH := $(VENV)/.stamp-bench
 STAMP_TEST := $(VENV)/.stamp-test
 export PYTHONHASHSEED := 0
 
-.PHONY: bench bench-full test lint typecheck doctest pytest peer notebooks docs docs-test test-min test-torch clean
+.PHONY: bench bench-full test lint typecheck doctest pytest peer notebooks docs docs-test fuzz test-min test-torch clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ docs-test: $(STAMP_TEST)
 	$(SPHINX) -b doctest -W --keep-going docs/_build/doctest
 
 test: lint typecheck doctest pytest peer notebooks docs-test
+
+# The property suite (tests/test_fuzz.py) with its long profile: many random examples per
+# property (`make test` runs it with a few derandomized ones). Not part of `make test`.
+fuzz: $(STAMP_TEST)
+	RECTAX_FUZZ_PROFILE=fuzz $(BIN)/pytest -q -p no:cacheprovider tests/test_fuzz.py
 
 # The torch parity tests (skipped in `make test`, where torch is absent): the pinned CPU build of
 # torch into .venv, then the tests that compare with it. Optional; not part of `make test`.

@@ -120,6 +120,25 @@ def _concrete(value: Any) -> np.ndarray | None:
         return None
 
 
+def _hyper(name: str, arg: str, value: Any) -> Any:
+    """``value`` if it can be a hyperparameter (a number or an array), else a TypeError naming it.
+
+    Strings and Python containers would otherwise fail deep inside jit ("Error interpreting
+    argument ... static_argnums", "Cannot determine dtype of [JitTracer...]").
+    """
+    if isinstance(value, str | bytes | list | tuple | dict | set) or value is None:
+        raise TypeError(
+            f"rectax.{name}: {arg} must be a number or an array (jax or NumPy), got "
+            f"{type(value).__name__} {value!r}; convert a list with jnp.asarray first."
+        )
+    return value
+
+
+def _finite_for_bits(name: str, arg: str, value: Any) -> None:
+    """A few-bit derivative's table is computed from concrete, finite hyperparameters."""
+    _check(name, arg, value, np.isfinite, "finite for a few-bit derivative (bits=...)")
+
+
 def _check(name: str, arg: str, value: Any, ok: Callable[[np.ndarray], Any], allowed: str) -> None:
     v = _concrete(value)
     if v is not None and not bool(np.all(ok(v))):
@@ -252,8 +271,13 @@ def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 0.01) -> Array:
       >>> rx.leaky_relu(jnp.array([-2.0, 3.0]), negative_slope=0.5)
       Array([-1.,  3.], dtype=float32)
     """
+    _check_leaky_relu(negative_slope)
     x, weak = _input("leaky_relu", x, "float")
     return _output(_leaky(x, negative_slope), weak)
+
+
+def _check_leaky_relu(negative_slope: Any) -> None:
+    _hyper("leaky_relu", "negative_slope", negative_slope)
 
 
 register(
@@ -261,6 +285,7 @@ register(
         "leaky_relu",
         leaky_relu,
         "two_valued",
+        check=_check_leaky_relu,
         aliases=("leaky",),
         jax_nn=(jax.nn.leaky_relu,),
         slope=lambda p, backward: float(p["negative_slope"]),
@@ -309,10 +334,21 @@ def necro_relu(x: ArrayLike, negative_slope: ArrayLike = 0.1) -> Array:
 
     See also: :func:`surrogate`, :func:`relu`.
     """
+    _check_necro_relu(negative_slope)
     x, weak = _input("necro_relu", x, "keep")
+    slope_shape = jnp.shape(negative_slope)
+    if np.broadcast_shapes(x.shape, slope_shape) != x.shape:
+        raise ValueError(
+            f"rectax.necro_relu: negative_slope of shape {slope_shape} must broadcast to x's "
+            f"shape {x.shape} (the output has x's shape), not enlarge it."
+        )
     if jnp.issubdtype(x.dtype, jnp.integer):
         return _output(_relu(x), weak)
     return _output(_necro(x, negative_slope), weak)
+
+
+def _check_necro_relu(negative_slope: Any) -> None:
+    _hyper("necro_relu", "negative_slope", negative_slope)
 
 
 register(
@@ -320,6 +356,7 @@ register(
         "necro_relu",
         necro_relu,
         "two_valued",
+        check=_check_necro_relu,
         aliases=("necro",),
         # forward: relu's; backward: the surrogate slope
         slope=lambda p, backward: float(p["negative_slope"]) if backward else 0.0,
@@ -357,6 +394,7 @@ def prelu(x: ArrayLike, negative_slope: ArrayLike) -> Array:
       Array([[-0.25, -0.5 ],
              [ 2.  ,  2.  ]], dtype=float32)
     """
+    _check_prelu(negative_slope)
     x, weak = _input("prelu", x, "float")
     return _output(_leaky(x, negative_slope), weak)
 
@@ -371,11 +409,16 @@ def _scalar_slope(value: Any) -> float:
     return float(slope.reshape(()))
 
 
+def _check_prelu(negative_slope: Any) -> None:
+    _hyper("prelu", "negative_slope", negative_slope)
+
+
 register(
     ActivationInfo(
         "prelu",
         prelu,
         "two_valued",
+        check=_check_prelu,
         slope=lambda p, backward: _scalar_slope(p["negative_slope"]),
         init_params={"negative_slope": PRELU_INIT},
         module="PReLU",
@@ -435,15 +478,21 @@ def rrelu(
       >>> bool(jnp.all((y <= -1 / 8) & (y >= -1 / 3)))
       True
     """
+    _check_rrelu(lower, upper)
     x, weak = _input("rrelu", x, "float")
+    if key is None:
+        return _output(_rrelu_eval(x, lower, upper), weak)
+    return _output(_rrelu_train(x, key, lower, upper), weak)
+
+
+def _check_rrelu(lower: Any, upper: Any) -> None:
+    _hyper("rrelu", "lower", lower)
+    _hyper("rrelu", "upper", upper)
     lo, hi = _concrete(lower), _concrete(upper)
     if lo is not None and hi is not None and not bool(np.all(lo <= hi)):
         raise ValueError(
             f"rectax.rrelu: lower must be <= upper, got lower={lower!r}, upper={upper!r}."
         )
-    if key is None:
-        return _output(_rrelu_eval(x, lower, upper), weak)
-    return _output(_rrelu_train(x, key, lower, upper), weak)
 
 
 register(
@@ -451,6 +500,7 @@ register(
         "rrelu",
         rrelu,
         "two_valued",
+        check=_check_rrelu,
         slope=lambda p, backward: (float(p["lower"]) + float(p["upper"])) / 2,  # the eval slope
         module="RReLU",
     )
@@ -511,8 +561,12 @@ def squared_relu(x: ArrayLike) -> Array:
 
     .. math:: \mathrm{squared\_relu}(x) = \max(x, 0)^2, \qquad f'(x) = 2\max(x, 0)
 
+    Integer inputs stay integer and, like ``jnp.square`` and the rest of jax.numpy's integer
+    arithmetic, wrap around on overflow: ``squared_relu(jnp.int8(100))`` is 16 (10000 mod 256).
+    Cast to a wider dtype first (``x.astype(jnp.int32)``) when the squares may not fit.
+
     Args:
-      x: input array; floating or integer.
+      x: input array; floating or integer (integers stay integer and wrap around on overflow).
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -588,8 +642,10 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Arr
       >>> rx.elu(jnp.array([-jnp.inf, 0.0, 2.0]))
       Array([-1.,  0.,  2.], dtype=float32)
     """
+    _check_elu(alpha)
     x, weak = _input("elu", x, "float")
     if bits is not None:
+        _finite_for_bits("elu", "alpha", alpha)
         return _output(_few_bit.builtin("elu", elu, bits, alpha=alpha)(x), weak)
     return _output(_elu(x, alpha), weak)
 
@@ -598,7 +654,13 @@ def _np_elu(z: np.ndarray, alpha: float) -> np.ndarray:
     return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
 
 
-register(ActivationInfo("elu", elu, "smooth", jax_nn=(jax.nn.elu,), reference=_np_elu))
+def _check_elu(alpha: Any) -> None:
+    _hyper("elu", "alpha", alpha)
+
+
+register(
+    ActivationInfo("elu", elu, "smooth", jax_nn=(jax.nn.elu,), reference=_np_elu, check=_check_elu)
+)
 
 
 _celu = smooth(
@@ -633,11 +695,16 @@ def celu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Ar
       >>> rx.celu(jnp.array([-jnp.inf, 1.0]), alpha=2.0)
       Array([-2.,  1.], dtype=float32)
     """
-    _check("celu", "alpha", alpha, lambda a: a > 0, "positive")
+    _check_celu(alpha)
     x, weak = _input("celu", x, "float")
     if bits is not None:
+        _finite_for_bits("celu", "alpha", alpha)
         return _output(_few_bit.builtin("celu", celu, bits, alpha=alpha)(x), weak)
     return _output(_celu(x, alpha), weak)
+
+
+def _check_celu(alpha: Any) -> None:
+    _check("celu", "alpha", _hyper("celu", "alpha", alpha), lambda a: a > 0, "positive")
 
 
 register(
@@ -645,6 +712,7 @@ register(
         "celu",
         celu,
         "smooth",
+        check=_check_celu,
         jax_nn=(jax.nn.celu,),
         reference=lambda z, alpha: (
             np.maximum(z, 0) + np.minimum(0, alpha * np.expm1(np.minimum(z, 0) / alpha))
@@ -808,7 +876,16 @@ def _np_gelu(z: np.ndarray, approximate: Any) -> np.ndarray:
     return 0.5 * z * (1 + np.vectorize(math.erf)(z * _INV_SQRT_2))
 
 
-register(ActivationInfo("gelu", gelu, "smooth", jax_nn=(jax.nn.gelu,), reference=_np_gelu))
+register(
+    ActivationInfo(
+        "gelu",
+        gelu,
+        "smooth",
+        jax_nn=(jax.nn.gelu,),
+        reference=_np_gelu,
+        variants={"gelu_tanh": {"approximate": True}, "gelu_exact": {"approximate": False}},
+    )
+)
 
 
 def _silu_derivative(x: Array) -> Array:
@@ -871,8 +948,10 @@ register(
 
 
 def _softplus_core(x: Array, beta: Array, threshold: Array) -> Array:
+    # max(z, 0) / β written as max(x, 0): βx may overflow (3e38 · 1.5), and the β-gradient of
+    # max(βx, 0) / β is x/β - βx/β², a cancellation of two huge terms (-142.7 at x = 1e10).
     z = jnp.minimum(beta * x, threshold)
-    return (jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z)))) / beta
+    return jnp.maximum(x, 0) + jnp.log1p(jnp.exp(-jnp.abs(z))) / beta
 
 
 def _softplus_forward(x: Array, beta: Array, threshold: Array) -> Array:
@@ -925,12 +1004,19 @@ def softplus(
       >>> rx.softplus(jnp.array([0.0, 30.0]))
       Array([ 0.6931472, 30.       ], dtype=float32)
     """
-    _check("softplus", "beta", beta, lambda b: b > 0, "positive")
+    _check_softplus(beta, threshold)
     x, weak = _input("softplus", x, "inexact")
     if bits is not None:
+        _finite_for_bits("softplus", "beta", beta)
         fb = _few_bit.builtin("softplus", softplus, bits, beta=beta, threshold=threshold)
         return _output(fb(x), weak)
     return _output(_softplus(x, beta, math.inf if threshold is None else threshold), weak)
+
+
+def _check_softplus(beta: Any, threshold: Any) -> None:
+    _check("softplus", "beta", _hyper("softplus", "beta", beta), lambda b: b > 0, "positive")
+    if threshold is not None:
+        _hyper("softplus", "threshold", threshold)
 
 
 register(
@@ -938,6 +1024,7 @@ register(
         "softplus",
         softplus,
         "smooth",
+        check=_check_softplus,
         jax_nn=(jax.nn.softplus,),
         # the smooth function (the linear tail above the threshold changes no gain digit)
         reference=lambda z, beta, threshold: np.logaddexp(0.0, beta * z) / beta,
@@ -1449,8 +1536,11 @@ def surrogate(
 
     The result ``f(x, *params)`` computes ``forward(x, *params)``; every AD entry point (grad,
     vjp, jvp, jacfwd, jacrev, hessian) sees the given derivative as its derivative in ``x`` and
-    the true derivative in each hyperparameter. It is jit-compiled, and real hyperparameters are
-    cast to ``x``'s floating dtype. The two forms of :mod:`rectax._gradients`:
+    the true derivative in each hyperparameter. Real hyperparameters are cast to ``x``'s floating
+    dtype (their gradients summed in float32 or wider). ``forward`` and ``derivative`` may close
+    over traced values (a slope computed inside the caller's ``jit``, a ``vmap``-ed constant), as
+    with ``jax.custom_jvp``; as there, a value you want a gradient for must be passed as a
+    hyperparameter, not closed over. The two forms of :mod:`rectax._gradients`:
 
     * ``surrogate(forward, derivative)``: ``derivative(x, *params)`` returns the elementwise
       factor; reverse mode keeps one array of ``x``'s dtype.
@@ -1495,10 +1585,10 @@ def surrogate(
       Array([0.2, 1. ], dtype=float32)
     """
     if derivative is not None and mask is None and values is None:
-        fn = smooth(forward, derivative)
+        fn = smooth(forward, derivative, jit=False)
         rule = _describe(derivative)
     elif derivative is None and mask is not None and values is not None:
-        fn = two_valued(forward, mask, values)
+        fn = two_valued(forward, mask, values, jit=False)
         rule = f"{_describe(mask)} ? {_describe(values)}"
     else:
         raise TypeError(

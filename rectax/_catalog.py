@@ -33,6 +33,8 @@ class ActivationInfo:
       derivative: the form of its rule in ``x`` (:mod:`rectax._gradients`): ``"two_valued"``
         (a piecewise-constant derivative, saved as 1 bit per element) or ``"smooth"``.
       aliases: other names accepted wherever a name is (``"leaky"``, ``"swish"``).
+      variants: names for the function with some hyperparameters fixed, accepted wherever a
+        name is (``"gelu_tanh"`` is gelu with ``approximate=True``, as the benchmark calls it).
       jax_nn: ``jax.nn`` functions that compute the same activation, so that passing one to
         ``for_activation`` or ``gain`` finds these facts.
       reference: the forward pass in float64 NumPy, hyperparameters as keywords (the gains'
@@ -46,18 +48,31 @@ class ActivationInfo:
         if it has one.
       self_normalizing: designed for LeCun's init, ``Var[w] = 1/fan`` (SELU, Klambauer et al.
         2017), which ``for_activation`` then uses in both modes.
+      check: ``check(**hyperparameters)`` raises the function's own ``TypeError``/``ValueError``
+        for a bad concrete hyperparameter; the function calls it too, so the gains,
+        ``for_activation`` and the modules refuse exactly what the function refuses.
     """
 
     name: str
     fn: Callable[..., Any]
     derivative: DerivativeForm
     aliases: tuple[str, ...] = ()
+    variants: Mapping[str, Mapping[str, Any]] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
     jax_nn: tuple[Callable[..., Any], ...] = ()
     reference: Callable[..., np.ndarray] | None = None
     slope: Callable[[Mapping[str, Any], bool], float] | None = None
     init_params: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     module: str | None = None
     self_normalizing: bool = False
+    check: Callable[..., None] | None = None
+
+    def validate(self, params: Mapping[str, Any]) -> None:
+        """Runs :attr:`check` on the hyperparameters (defaults filled in), if there is one."""
+        if self.check is not None:
+            full = {**self.hyperparameters, **params}
+            self.check(**{k: v for k, v in full.items() if k != "bits"})
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
@@ -82,15 +97,17 @@ class ActivationInfo:
 
 
 _BY_NAME: dict[str, ActivationInfo] = {}
+_VARIANT_PARAMS: dict[str, Mapping[str, Any]] = {}
 _BY_FUNCTION: dict[int, ActivationInfo] = {}
 
 
 def register(info: ActivationInfo) -> ActivationInfo:
     """Adds ``info`` under its name, its aliases and its functions (rectax's and jax.nn's)."""
-    for name in (info.name, *info.aliases):
+    for name in (info.name, *info.aliases, *info.variants):
         if name in _BY_NAME:
             raise ValueError(f"rectax: activation name {name!r} registered twice.")
         _BY_NAME[name] = info
+    _VARIANT_PARAMS.update(info.variants)
     for fn in (info.fn, *info.jax_nn):
         _BY_FUNCTION[id(fn)] = info
     return info
@@ -109,6 +126,12 @@ def names() -> tuple[str, ...]:
 def by_name(name: str) -> ActivationInfo | None:
     """The activation called ``name`` (or an alias of it, any case), or None."""
     return _BY_NAME.get(name.lower())
+
+
+def variant_params(name: str) -> dict[str, Any]:
+    """The hyperparameters a variant name fixes (``{"approximate": True}`` for ``"gelu_tanh"``);
+    empty for a plain name or alias."""
+    return dict(_VARIANT_PARAMS.get(name.lower(), {}))
 
 
 def by_function(fn: Any) -> ActivationInfo | None:

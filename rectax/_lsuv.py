@@ -168,19 +168,26 @@ def _lsuv_linen(
     kinds: dict[str, str] = {}
 
     def is_layer(module: Any, method: str) -> bool:
+        # Flax calls this at every module call, in call order: the order LSUV must follow (the
+        # captured intermediates come back in module-tree order: enc/d0, enc/d1, mid for a
+        # model that calls enc/d0, mid, enc/d1).
         if method == "__call__" and isinstance(module, (nn.Dense, nn.Conv, nn.ConvTranspose)):
-            kinds[_path(tuple(module.path))] = type(module).__name__
+            path = _path(tuple(module.path))
+            kinds[path] = type(module).__name__
+            if path not in order:
+                order.append(path)
             return True
         return False
 
     @jax.jit
     def forward(variables: Any, batch: Any) -> list[Array]:
+        order.clear()
         _, state = apply(
             variables, batch, capture_intermediates=is_layer, mutable=["intermediates"]
         )
         flat = traverse_util.flatten_dict(state.get("intermediates", {}))
-        order[:] = [_path(p[:-1]) for p in flat]
-        return [_variance(outs[0]) for outs in flat.values()]
+        outputs = {_path(p[:-1]): outs[0] for p, outs in flat.items()}
+        return [_variance(outputs[path]) for path in order]
 
     next_batch = _batches(batch)
     params = {_path(k): v for k, v in traverse_util.flatten_dict(variables["params"]).items()}

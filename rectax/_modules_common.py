@@ -52,7 +52,8 @@ def resolve_function(activation: str | Callable[..., Array]) -> Callable[..., Ar
     if isinstance(activation, str):
         info = _catalog.by_name(activation)
         if info is not None:
-            return info.fn
+            fixed = _catalog.variant_params(activation)
+            return functools.partial(info.fn, **fixed) if fixed else info.fn
         fn = getattr(jax.nn, activation, None)
         if callable(fn):
             return fn
@@ -211,6 +212,11 @@ def check_slope_axis(x: Array, slope: Array, axis: int) -> Array:
         return slope
     if x.ndim == 0:
         raise ValueError("rectax PReLU: per-channel slopes need an input with a channel axis.")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(
+            f"rectax PReLU: axis={axis} is out of range for an input of rank {x.ndim} "
+            f"(allowed: {-x.ndim} to {x.ndim - 1})."
+        )
     ax = axis % x.ndim
     if x.shape[ax] != slope.shape[0]:
         raise ValueError(

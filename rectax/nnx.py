@@ -313,7 +313,9 @@ class Activation(nnx.Module):
     ) -> None:
         del rngs
         self.fn = common.resolve_function(fn)
-        self.params = common.merge_params(params, kwargs)
+        # data, not static: a hyperparameter may be an array (per-channel slopes), which nnx
+        # refuses as a static attribute
+        self.params = nnx.data(common.merge_params(params, kwargs))
         self.record_stats = record_stats
 
     def __call__(self, x: Array) -> Array:

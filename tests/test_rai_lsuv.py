@@ -234,6 +234,45 @@ def test_lsuv_linen():
     assert all(r.iterations == 0 for r in report0)
 
 
+def test_lsuv_linen_follows_call_order_not_module_tree_order():
+    """enc/d0, mid, enc/d1 called in that order: tree order (enc/d0, enc/d1, mid) rescaled mid
+    after enc/d1 and left enc/d1 at variance 1.66 while reporting converged=True."""
+    import flax.linen as nn
+
+    class Enc(nn.Module):
+        def setup(self):
+            self.d0 = nn.Dense(32)
+            self.d1 = nn.Dense(32)
+
+    class Net(nn.Module):
+        def setup(self):
+            self.enc = Enc()
+            self.mid = nn.Dense(32)
+
+        def __call__(self, x):
+            x = nn.relu(self.enc.d0(x))
+            x = nn.relu(self.mid(x))
+            return self.enc.d1(x)
+
+    model = Net()
+    x = 3.0 * jax.random.normal(jax.random.key(1), (256, 16))
+    variables = model.init(jax.random.key(0), x)
+    new, report = init.lsuv(model, variables, x, key=jax.random.key(2), tol=0.05)
+    assert [r.path for r in report] == ["enc/d0", "mid", "enc/d1"]
+    _, state = model.apply(new, x, capture_intermediates=True, mutable=["intermediates"])
+    inter = state["intermediates"]
+    final = {
+        "enc/d0": inter["enc"]["d0"]["__call__"][0],
+        "mid": inter["mid"]["__call__"][0],
+        "enc/d1": inter["enc"]["d1"]["__call__"][0],
+    }
+    for r in report:
+        assert r.converged, r
+        measured = float(jnp.var(final[r.path]))
+        assert abs(measured - 1) < 0.05, (r.path, measured)
+        assert measured == pytest.approx(r.variance, rel=1e-5)
+
+
 def test_lsuv_argument_errors():
     from flax import nnx
 

@@ -120,6 +120,7 @@ def resolve(activation: str | Callable[..., Any], params: dict[str, Any]) -> tup
         activation = activation.func
     if isinstance(activation, str):
         name = _name_of(activation)
+        params = {**_catalog.variant_params(activation), **params}
     elif callable(activation):
         info = _catalog.by_function(activation)
         if info is not None:
@@ -140,6 +141,8 @@ def resolve(activation: str | Callable[..., Any], params: dict[str, Any]) -> tup
             f"rectax.initializers: activation {name!r} takes no parameter(s) "
             f"{sorted(unknown)}; it takes {list(allowed) or 'none'}."
         )
+    if info is not None:
+        info.validate(params)  # the function's own checks: what it refuses, a gain refuses
     return name, params
 
 
@@ -252,7 +255,26 @@ def gain(
         act, _ = resolve(activation, params)
         if isinstance(act, str) and act in _TORCH:
             return _TORCH[act]
-    return math.sqrt(1.0 / second_moment(activation, backward=backward, kinks=kinks, **params))
+    return math.sqrt(1.0 / _positive_moment("gain", activation, backward, kinks, params))
+
+
+def _positive_moment(
+    name: str,
+    activation: str | Callable[..., Any],
+    backward: bool,
+    kinks: Sequence[float],
+    params: dict[str, Any],
+) -> float:
+    """:func:`second_moment`, refused unless it is positive and finite (no gain exists else)."""
+    m = second_moment(activation, backward=backward, kinks=kinks, **params)
+    if not (math.isfinite(m) and m > 0):
+        what = "E[f'(z)^2]" if backward else "E[f(z)^2]"
+        raise ValueError(
+            f"rectax.initializers.{name}: {what} = {m!r} for activation {activation!r} "
+            f"with {params or 'no parameters'}; a gain needs a positive, finite second moment "
+            "(an activation that is 0, or not finite, almost everywhere has none)."
+        )
+    return m
 
 
 def for_activation(
@@ -312,7 +334,7 @@ def for_activation(
     elif act == "linear" or (info is not None and info.self_normalizing):
         scale = 1.0
     else:
-        scale = 1.0 / second_moment(activation, backward=backward, **params)
+        scale = 1.0 / _positive_moment("for_activation", activation, backward, (), params)
     return variance_scaling(
         scale, mode, distribution, in_axis, out_axis, batch_axis, dtype, layout=layout
     )

@@ -76,6 +76,59 @@ def sampling_dtype(dtype: np.dtype) -> np.dtype:
 
 
 # --------------------------------------------------------------------------- layouts and fans
+def check_shape(name: str, shape: Any) -> tuple[int, ...]:
+    """``shape`` as a tuple of Python ints, or a ``ValueError``/``TypeError`` naming ``name``.
+
+    As jax's initializers: every dimension an integer >= 0 (``(3.5, 4)`` is refused, not
+    truncated to ``(3, 4)``; a negative dimension is refused, not a "math domain error").
+    """
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(
+            f"rectax.initializers.{name}: shape must be a sequence of ints, got {shape!r}."
+        ) from None
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, int | np.integer):
+            raise TypeError(
+                f"rectax.initializers.{name}: shape must be a sequence of ints, got {shape!r} "
+                f"(dimension {d!r} is a {type(d).__name__})."
+            )
+        if d < 0:
+            raise ValueError(
+                f"rectax.initializers.{name}: shape must have dimensions >= 0, got {shape!r}."
+            )
+    return tuple(int(d) for d in dims)
+
+
+def check_fan(name: str, arg: str, fan: Any) -> None:
+    """An explicit fan is a positive int (``fan_in=0.5`` or ``2.5`` is not a count)."""
+    if fan is None:
+        return
+    if isinstance(fan, bool) or not isinstance(fan, int | np.integer) or not fan > 0:
+        raise ValueError(f"rectax.initializers.{name}: {arg} must be an int > 0, got {fan!r}.")
+
+
+def check_axes_args(name: str, **axes: Any) -> None:
+    """Axis arguments are ints or sequences of ints, checked when the initializer is built.
+
+    ``he_normal(0.2)`` (a slope passed first, as torch's ``kaiming_normal_(w, a)``) would
+    otherwise build and fail at call time with "'float' object is not iterable".
+    """
+    for arg, value in axes.items():
+        items = (value,) if isinstance(value, int | np.integer) else value
+        ok = isinstance(items, Sequence) and not isinstance(items, str)
+        ok = ok and all(isinstance(a, int | np.integer) and not isinstance(a, bool) for a in items)
+        if not ok:
+            hint = ""
+            if name in ("he_normal", "he_uniform") and isinstance(value, float):
+                hint = f" Pass the slope by keyword: {name}(negative_slope={value!r})."
+            raise TypeError(
+                f"rectax.initializers.{name}: {arg} must be an int or a sequence of ints, got "
+                f"{value!r}.{hint}"
+            )
+
+
 def _axes(name: str, arg: str, axes: Axes, ndim: int) -> tuple[int, ...]:
     items = (axes,) if isinstance(axes, int) else tuple(axes)
     out = []
@@ -178,7 +231,7 @@ def compute_fans(
       >>> compute_fans((12, 768, 64), layout="qkv")
       (768, 768)
     """
-    shape = tuple(int(s) for s in shape)
+    shape = check_shape(name, shape)
     ndim = len(shape)
     if layout is not None and layout not in ("conv", "hwio"):
         in_axis, out_axis, batch_axis = _preset(layout, ndim)
@@ -355,9 +408,9 @@ def variance_scaling(
     concrete_scale = _concrete_number(scale)
     if concrete_scale is not None and not concrete_scale >= 0:
         raise ValueError(f"rectax.initializers.{name}: scale must be >= 0, got {scale!r}.")
-    for arg, fan in (("fan_in", fan_in), ("fan_out", fan_out)):
-        if fan is not None and not fan > 0:
-            raise ValueError(f"rectax.initializers.{name}: {arg} must be > 0, got {fan!r}.")
+    check_fan(name, "fan_in", fan_in)
+    check_fan(name, "fan_out", fan_out)
+    check_axes_args(name, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis)
     default_dtype = dtype
 
     def init(
@@ -366,7 +419,7 @@ def variance_scaling(
         dtype: DTypeLike | None = default_dtype,
         out_sharding: Any = None,
     ) -> Array:
-        shape = tuple(int(s) for s in shape)
+        shape = check_shape(name, shape)
         dtype = resolve_dtype(name, dtype)
         if 0 in shape:
             return jnp.zeros(shape, dtype)
@@ -435,6 +488,7 @@ def he_normal(
       >>> round(float(w.std() * 1024**0.5), 2)
       1.41
     """
+    check_axes_args("he_normal", in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis)
     return variance_scaling(
         _he_scale(negative_slope),
         mode,
@@ -487,6 +541,7 @@ def he_uniform(
       >>> bool(abs(w).max() <= 0.1)
       True
     """
+    check_axes_args("he_uniform", in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis)
     return variance_scaling(
         _he_scale(negative_slope),
         mode,
@@ -713,7 +768,7 @@ def orthogonal(
         dtype: DTypeLike | None = default_dtype,
         out_sharding: Any = None,
     ) -> Array:
-        shape = tuple(int(s) for s in shape)
+        shape = check_shape(name, shape)
         dtype = resolve_dtype(name, dtype)
         if len(shape) < 2:
             raise ValueError(f"rectax.initializers.{name}: needs a rank >= 2 shape, got {shape}.")
