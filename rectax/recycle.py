@@ -348,14 +348,13 @@ def activity(stats: UnitStats) -> Array:
       >>> recycle.activity(s)  # mean 2, sd 1: 2 Phi(2) + phi(2); the dead unit: 0
       Array([2.0084906, 0.       ], dtype=float32)
     """
-    n = jnp.maximum(stats.seen.astype(jnp.float32), 1.0)
     mu = stats.mean
-    sigma = jnp.sqrt(jnp.maximum(stats.m2 / n, 0.0))
+    sigma = jnp.sqrt(jnp.maximum(stats.var, 0.0))
     safe = jnp.where(sigma > 0, sigma, 1.0)
     t = mu / safe
     gaussian = mu * norm.cdf(t) + sigma * norm.pdf(t)
     value = jnp.where(sigma > 0, gaussian, jnp.maximum(mu, 0.0))
-    return jnp.where(stats.fires > 0, value, 0.0)
+    return jnp.where((stats.fires > 0) | (stats.fires_high > 0), value, 0.0)
 
 
 class _Evidence(NamedTuple):

@@ -301,11 +301,14 @@ def test_continual_backprop_replaces_the_lowest_utility_mature_units() -> None:
     mean = np.linspace(-0.5, 2.0, units).astype(np.float32)
     stats = {
         "act": diagnostics.UnitStats(
-            seen=jnp.asarray(8, jnp.int32),
-            fires=jnp.asarray(np.where(mean > 0, 8, 0), jnp.int32),
-            zeros=jnp.asarray(0, jnp.int32),
+            seen=jnp.asarray(8, jnp.uint32),
+            fires=jnp.asarray(np.where(mean > 0, 8, 0), jnp.uint32),
+            zeros=jnp.asarray(0, jnp.uint32),
             mean=jnp.asarray(mean),
-            m2=jnp.zeros(units),
+            var=jnp.zeros(units),
+            seen_high=jnp.asarray(0, jnp.uint32),
+            fires_high=jnp.zeros(units, jnp.uint32),
+            zeros_high=jnp.asarray(0, jnp.uint32),
         )
     }
     link = recycle.Link("a/kernel", "b/kernel", stats="act")
