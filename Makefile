@@ -15,7 +15,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 $(STAMP_BENCH): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m pip install -q -e '.[bench,targets]'
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(PY)
@@ -25,6 +25,8 @@ $(STAMP_TEST): pyproject.toml | $(PY)
 bench: $(STAMP_BENCH)
 	$(PY) -m benchmarks --quick
 	$(PY) -m benchmarks.few_bit --quick --output benchmarks/results/latest_few_bit.txt
+	$(PY) -m benchmarks --target h100 --target-sizes small | tee benchmarks/results/latest_h100.md
+	$(PY) -m benchmarks --target tpu-v5e --target-sizes small | tee benchmarks/results/latest_tpu-v5e.md
 
 bench-full: $(STAMP_BENCH)
 	$(PY) -m benchmarks

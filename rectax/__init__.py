@@ -25,6 +25,7 @@ from ._activations import surrogate as surrogate
 from ._activations import swish as swish
 from ._few_bit import few_bit as few_bit
 from ._gradients import RESIDUAL_NAME as RESIDUAL_NAME
+from ._gradients import residual_target as residual_target
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,7 @@ __all__ = [
     "prelu",
     "relu",
     "relu6",
+    "residual_target",
     "rrelu",
     "selu",
     "silu",

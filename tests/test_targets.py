@@ -1,0 +1,86 @@
+"""The zoo compiled for an H100 and a TPU v5e on this CPU-only machine: rectax <= jax.nn.
+
+XLA:GPU and XLA:TPU assign buffers and fuse differently from XLA:CPU, so rectax's memory claim is
+checked where users train: each step is compiled (never run) for a compile-only device
+(:mod:`benchmarks.targets`, the ``targets`` extra installs the plugins) and its peak memory
+(``memory_analysis().peak_memory_in_bytes``) compared with the same model using jax.nn's
+activation. Small sizes; ``python -m benchmarks --target h100`` prints the zoo's full table.
+"""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import rectax as rx
+from benchmarks import targets
+
+CASES = {
+    "h100": [
+        ("mnist", "f32", "none"),
+        ("mnist", "bf16", "remat-bits"),
+        ("mnist-nnx", "bf16", "none"),
+        ("resnet", "f32", "none"),
+        ("resnet", "bf16", "remat-bits"),
+        ("gpt-gelu", "bf16", "remat-bits"),
+        ("gpt-swiglu", "f32", "none"),
+        ("mlp", "f32", "none"),
+        ("mlp", "bf16", "remat"),
+    ],
+    "tpu-v5e": [
+        ("mnist", "f32", "none"),
+        ("resnet", "bf16", "none"),
+        ("gpt-gelu", "f32", "remat-bits"),
+        ("mlp", "bf16", "none"),
+    ],
+}
+
+
+def _skip_if_absent(target: str) -> None:
+    reason = targets.missing(target)
+    if reason:  # the test extra installs the plugins; a bare install may lack them
+        pytest.skip(reason)
+
+
+@pytest.mark.standard_promotion
+@pytest.mark.parametrize(
+    ("target", "model", "dtype", "remat"),
+    [(t, *case) for t, cases in CASES.items() for case in cases],
+)
+def test_zoo_peak_not_above_jax_nn(target, model, dtype, remat):
+    _skip_if_absent(target)
+    row = targets.zoo_row(target, model, dtype, remat, targets.SMALL)
+    assert row.rectax.peak <= row.jax_nn.peak, (
+        f"{target} {model} {dtype} {remat}: rectax {row.rectax.peak} > jax.nn {row.jax_nn.peak} "
+        f"bytes ({row.ratio:.3f}x)"
+    )
+
+
+@pytest.mark.parametrize("target", ["h100", "tpu-v5e"])
+def test_compile_only_device_is_the_target(target):
+    """The compile really is for the accelerator: its HLO names the target's platform."""
+    _skip_if_absent(target)
+    dev = targets.device(target)
+    assert dev.platform == targets.TARGETS[target].platform.replace("cuda", "gpu")
+    x = jax.ShapeDtypeStruct((64, 128), jnp.float32)
+    text = targets.compile_for(target, jax.grad(lambda x: rx.relu(x).sum()), x).as_text()
+    assert "ENTRY" in text
+
+
+def test_residual_target_selects_the_rule():
+    """On a GPU compile, relu keeps jax.nn's residual (a mask); on CPU, packed uint32 words."""
+    x = jnp.linspace(-2.0, 2.0, 256, dtype=jnp.float32).reshape(8, 32)
+
+    def residual_dtypes(platform):
+        with rx.residual_target(platform):
+            _, vjp = jax.vjp(rx.relu, x)
+        return {leaf.dtype for leaf in jax.tree_util.tree_leaves(vjp)}
+
+    assert jnp.dtype(jnp.uint32) in residual_dtypes("cpu")
+    assert jnp.dtype(jnp.uint32) not in residual_dtypes("gpu")
+    for platform in ("cpu", "gpu", "tpu"):
+        with rx.residual_target(platform):
+            g = jax.grad(lambda x: rx.relu(x).sum())(x)
+        assert jnp.array_equal(g, jax.grad(lambda x: jax.nn.relu(x).sum())(x))
+    with pytest.raises(ValueError, match=r"rectax\.residual_target: platform"):  # noqa: SIM117
+        with rx.residual_target("cuda"):
+            pass
