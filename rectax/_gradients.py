@@ -323,6 +323,16 @@ def smooth(forward: Callable[..., Array], derivative: Callable[..., Array]) -> C
     return _build(forward, lambda x, y, params: (y, derivative(x, *params)), "smooth", plain)
 
 
+def _scaled(t: Array, value: Any) -> Array:
+    """``t * value``, with no multiply for the constants 1 and 0 (jax.nn's graph, exactly)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value == 1:
+            return t
+        if value == 0:
+            return lax.full_like(t, 0)
+    return jnp.broadcast_to(t * value, t.shape)
+
+
 def two_valued(
     forward: Callable[..., Array],
     mask: Callable[..., Array],
@@ -362,9 +372,10 @@ def two_valued(
         return y, jnp.where(m, where_true, where_false)
 
     def plain(x: Array, y: Array, params: Sequence[Any], t_x: Array) -> Array:
-        """As jax.nn.relu's rule: ``select(mask, a * t, b * t)``, so the mask is what is kept."""
+        """As jax.nn.relu's rule, ``select(x > 0, t, 0)``: the mask is what is kept."""
         where_true, where_false = values(*params)
-        return jnp.where(mask(x, *params), t_x * where_true, t_x * where_false)
+        m = mask(x, *params)
+        return lax.select(m, _scaled(t_x, where_true), _scaled(t_x, where_false))
 
     return _build(forward, factor, "two_valued", plain)
 
