@@ -84,3 +84,42 @@ def test_residual_target_selects_the_rule():
     with pytest.raises(ValueError, match=r"rectax\.residual_target: platform"):  # noqa: SIM117
         with rx.residual_target("cuda"):
             pass
+
+
+SLOPES = jnp.array([0.1, 0.2, 0.3, 0.4], jnp.float32)
+ACTIVATIONS = {
+    "relu": rx.relu,
+    "leaky_relu": lambda x: rx.leaky_relu(x, 0.2),
+    "prelu": lambda x: rx.prelu(x, SLOPES.astype(x.dtype)),
+    "relu6": rx.relu6,
+    "hard_tanh": rx.hard_tanh,
+    "necro_relu": rx.necro_relu,
+    "gelu": rx.gelu,
+    "gelu_exact": lambda x: rx.gelu(x, approximate=False),
+    "silu": rx.silu,
+    "elu": rx.elu,
+    "softplus": rx.softplus,
+    "squared_relu": rx.squared_relu,
+}
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_every_target_differentiates_the_same(name, dtype):
+    """The residual choice changes what is kept, never the derivative: grad and jvp agree
+    bitwise between the lean (CPU) rule and jax.nn's form (GPU, TPU), also at the kinks. A
+    rank-2 input covers every rule: on GPU, float32 takes jax.nn's form and bfloat16 the bits."""
+    fn = ACTIVATIONS[name]
+    x = jnp.linspace(-7.0, 7.0, 24, dtype=jnp.float32).reshape(6, 4)
+    x = x.at[0, 0].set(0.0).astype(dtype)  # a kink
+    t = jnp.ones_like(x)
+    out = {}
+    for platform in ("cpu", "gpu", "tpu"):
+        with rx.residual_target(platform):
+            grad = jax.grad(lambda x: jnp.sum(fn(x).astype(jnp.float32) * 1.5))(x)
+            _, tangent = jax.jvp(fn, (x,), (t,))
+        out[platform] = (grad, tangent)
+    for platform, (grad, tangent) in out.items():
+        assert grad.dtype == dtype
+        assert jnp.array_equal(grad, out["cpu"][0]), (name, platform)
+        assert jnp.array_equal(tangent, out["cpu"][1]), (name, platform)

@@ -63,6 +63,7 @@ def configure_environment() -> None:
     """Compiling for an accelerator from a CPU-only machine: set before JAX initialises."""
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")  # no TPU is used: no lock
 
 
 def missing(name: str) -> str | None:
@@ -250,15 +251,16 @@ def _mib(n: int) -> str:
 def table_line(row: ZooRow) -> str:
     """A Markdown table row: model, dtype, remat, both peaks in MiB, the ratio."""
     flag = " **over**" if row.rectax.peak > row.jax_nn.peak else ""
+    temp = f"{row.rectax.temp / row.jax_nn.temp:.3f}" if row.jax_nn.temp else "-"
     return (
         f"| {row.model} | {row.dtype} | {row.remat} | {_mib(row.jax_nn.peak)} | "
-        f"{_mib(row.rectax.peak)} | {row.ratio:.3f}{flag} |"
+        f"{_mib(row.rectax.peak)} | {row.ratio:.3f}{flag} | {temp} |"
     )
 
 
 HEADER = (
-    "| model | dtype | remat | jax.nn peak MiB | rectax peak MiB | rectax/jax.nn |\n"
-    "|---|---|---|---|---|---|"
+    "| model | dtype | remat | jax.nn peak MiB | rectax peak MiB | rectax/jax.nn peak | temp |\n"
+    "|---|---|---|---|---|---|---|"
 )
 
 
