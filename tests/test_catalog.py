@@ -24,7 +24,7 @@ from rectax import linen as rxl
 from rectax import nnx as rxn
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "activations.md"
-CONSTRUCTORS = {"surrogate", "few_bit", "swish"}
+CONSTRUCTORS = {"surrogate", "few_bit", "swish", "residual_target"}
 PUBLIC = sorted(
     n for n in rx.__all__ if n.islower() and callable(getattr(rx, n)) and n not in CONSTRUCTORS
 )
