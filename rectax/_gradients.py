@@ -46,7 +46,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -143,11 +142,8 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
       the pre-activation), and XLA:GPU/TPU can no longer recompute the cheap elementwise
       derivative in the backward fusions, which is how they keep one tensor per activation.
     """
-    mode = os.environ.get("RECTAX_EXPERIMENT", "")
-    if target == "cpu" or form == "coded" or mode == "lean":
+    if target == "cpu" or form == "coded":
         return True
-    if mode == "plain":
-        return False
     return target == "gpu" and form == "two_valued" and x.ndim <= 2 and x.dtype.itemsize == 2
 
 
