@@ -28,6 +28,9 @@ $(STAMP_TEST): pyproject.toml | $(PY)
 bench: $(STAMP_BENCH)
 	$(PY) -m benchmarks --quick
 	$(PY) -m benchmarks.few_bit --quick --output benchmarks/results/latest_few_bit.txt
+	$(PY) -m benchmarks --target h100 --target-sizes small | tee benchmarks/results/latest_h100.md
+	$(PY) -m benchmarks --target tpu-v5e --target-sizes small --zoo mnist,resnet,gpt-gelu,gpt-swiglu,mlp \
+	  | tee benchmarks/results/latest_tpu-v5e.md
 
 bench-full: $(STAMP_BENCH)
 	$(PY) -m benchmarks

@@ -92,7 +92,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON path (default {DEFAULT_OUTPUT})"
     )
     p.add_argument("--list", action="store_true", help="print the cases and exit")
+    p.add_argument(
+        "--target",
+        metavar="TARGET",
+        help="compile only, for a target (cpu h100 a100 h200 tpu-v5e; benchmarks/targets): "
+        "print the zoo's and the references' peak memory, rectax vs jax.nn",
+    )
+    p.add_argument(
+        "--target-sizes",
+        choices=("small", "quick", "full"),
+        help="model sizes of the --target table (default quick; --quick: quick)",
+    )
     return p
+
+
+def run_target(args: argparse.Namespace) -> int:
+    """``--target``: the zoo compiled for a target (never run); 1 if rectax is ever over."""
+    from benchmarks import targets
+    from benchmarks.cases import ZOO_MODELS
+
+    reason = targets.missing(args.target)
+    if reason:
+        print(reason, file=sys.stderr)
+        return 2
+    dtypes = args.dtypes or ("f32", "bf16")
+    remats = ("none", "remat", "remat-bits")
+    rows = targets.run_table(
+        args.target,
+        args.target_sizes or "quick",
+        args.zoo or ZOO_MODELS,
+        dtypes,
+        remats,
+        write=lambda line: print(line, flush=True),
+    )
+    return 1 if any(r.rectax.peak > r.jax_nn.peak for r in rows if r.model in ZOO_MODELS) else 0
 
 
 def configure_environment(args: argparse.Namespace) -> None:
@@ -197,5 +230,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.modes = _names(args.modes)
     args.zoo = _names(args.zoo)
     args.sizes = parse_sizes(args.sizes) if args.sizes else None
+    if args.target:
+        from benchmarks import targets
+
+        if args.target not in targets.TARGETS:
+            print(
+                f"unknown --target {args.target!r}; known: {list(targets.TARGETS)}", file=sys.stderr
+            )
+            return 2
+        targets.configure_environment()
+        return run_target(args)
     configure_environment(args)
     return run(args, argv)

@@ -384,10 +384,17 @@ MODELS: dict[str, Model] = {
 }
 
 
-def setup(name: str, library: str, remat: str, dtype: str, size: Mapping[str, Any]) -> Setup:
-    """The training step of zoo model ``name`` with ``library``'s activation."""
+def setup(
+    name: str,
+    library: str,
+    remat: str,
+    dtype: str,
+    size: Mapping[str, Any],
+    act: Act | None = None,
+) -> Setup:
+    """The training step of zoo model ``name`` with ``library``'s activation (or ``act``)."""
     model = MODELS[name]
-    act = FAMILIES[model.family][library]
+    act = FAMILIES[model.family][library] if act is None else act
     dt = DTYPES[dtype]
     s = dict(size)
     if name == "mnist":

@@ -35,6 +35,7 @@ from ._activations import swiglu as swiglu
 from ._activations import swish as swish
 from ._few_bit import few_bit as few_bit
 from ._gradients import RESIDUAL_NAME as RESIDUAL_NAME
+from ._gradients import residual_target as residual_target
 
 try:  # written from the git tag when the package is built or installed (hatch-vcs)
     from ._version import __version__ as __version__
@@ -67,6 +68,7 @@ __all__ = [
     "reglu",
     "relu",
     "relu6",
+    "residual_target",
     "rrelu",
     "selu",
     "silu",

@@ -43,8 +43,10 @@ values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pas
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -76,6 +78,75 @@ raised the peak (flax's MNIST CNN 1.009x jax.nn, 1.39x under ``jax.checkpoint`` 
 In dense layers (MLP, transformer FFN, rank <= 3) the bits win (0.56x, 0.89x) and the output
 does not (1.00x): XLA then also keeps the pre-activation to recompute the mask.
 """
+
+
+RESIDUAL_TARGETS = ("cpu", "gpu", "tpu")
+"""The compilers rectax chooses residuals for (:func:`residual_target`)."""
+
+_TARGET: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "rectax_residual_target", default=None
+)
+
+
+@contextlib.contextmanager
+def residual_target(platform: str | None) -> Iterator[None]:
+    """Chooses residuals for ``platform``'s compiler while tracing inside the block.
+
+    rectax picks what reverse mode keeps when a function is traced, for the compiler that will
+    compile it: by default ``jax.default_backend()``'s. Set it when that is not where the program
+    will run, e.g. when compiling ahead of time for a GPU or TPU from a CPU-only machine
+    (``jax.jit(f).lower(...)`` with arguments on a compile-only device):
+
+    >>> import jax, jax.numpy as jnp, rectax as rx
+    >>> with rx.residual_target("gpu"):
+    ...     lowered = jax.jit(jax.grad(lambda x: rx.relu(x).sum())).lower(jnp.ones(4))
+
+    Args:
+      platform: ``"cpu"``, ``"gpu"`` or ``"tpu"``; None restores the default.
+
+    Raises:
+      ValueError: for another platform.
+    """
+    if platform is not None and platform not in RESIDUAL_TARGETS:
+        raise ValueError(
+            f"rectax.residual_target: platform must be one of {RESIDUAL_TARGETS} or None, "
+            f"got {platform!r}."
+        )
+    token = _TARGET.set(platform)
+    try:
+        yield
+    finally:
+        _TARGET.reset(token)
+
+
+def current_residual_target() -> str:
+    """The platform residuals are chosen for now: :func:`residual_target`'s, else the backend's."""
+    target = _TARGET.get()
+    if target is not None:
+        return target
+    backend = jax.default_backend()
+    return backend if backend in ("cpu", "tpu") else "gpu"
+
+
+def lean_residuals(target: str, form: str, x: Array) -> bool:
+    """Whether an activation of ``x`` keeps rectax's lean residuals when compiled for ``target``.
+
+    ``form`` is the rule's (``"smooth"``, ``"two_valued"``, ``"coded"``). Lean residuals are the
+    packed bits (or, on feature maps, the output) under ``jax.checkpoint``; otherwise the
+    activation keeps what jax.nn's own rule keeps, so the compiler sees jax.nn's graph. Measured
+    with ``python -m benchmarks --target`` (``docs/memory.md`` has the tables and the HLO):
+
+    * XLA:CPU: lean everywhere (the zoo 0.56x-1.00x of jax.nn).
+    * XLA:GPU and XLA:TPU: jax.nn's residuals, except the 1-bit mask of 16-bit rank-2
+      activations on GPU (an MLP's; the deep bf16 MLP 0.73x) and few-bit codes (asked for).
+      The ``jax.checkpoint`` around the rule puts an optimisation barrier between the residual
+      and the backward pass: cuDNN can no longer fuse relu into the convolution (it then keeps
+      the pre-activation), and XLA:GPU/TPU can no longer recompute the cheap elementwise
+      derivative in the backward fusions, which is how they keep one tensor per activation.
+    """
+    if target == "cpu" or form == "coded":
+        return True
+    return target == "gpu" and form == "two_valued" and x.ndim <= 2 and x.dtype.itemsize == 2
 
 
 def _keeps_output(x: Array) -> bool:
@@ -195,6 +266,8 @@ def _cast_params(x: Array, params: Sequence[Any]) -> list[Any]:
 def _build(
     forward: Callable[..., Array],
     tangent_factor: Callable[[Array, Array, Sequence[Any]], tuple[Array, Array]],
+    form: str,
+    plain: Callable[[Array, Array, Sequence[Any], Array], Array] | None = None,
     *,
     jit: bool = True,
 ) -> Callable[..., Array]:
@@ -211,33 +284,68 @@ def _build(
     :data:`_SAVE_BITS` saves). It returns ``y`` too, tagged when the output itself is the
     residual: the rule must return that very value, or an outer ``save_only_these_names``
     policy keeps a second copy (measured: ResNet blocks 0.97x jax.nn's memory instead of 0.64x).
+
+    ``plain(x, y, params, t_x) -> factor * t_x`` is the same derivative written as jax.nn writes
+    its own rule (no checkpoint, nothing packed): where :func:`lean_residuals` says no for the
+    :func:`residual_target` being traced for, the activation uses it, so XLA:GPU and XLA:TPU
+    see the graph they already fuse well.
     """
+
+    def make_rule(
+        tangent: Callable[[Array, Array, Sequence[Any], Array], tuple[Array, Array]],
+    ) -> Callable[..., tuple[Array, Array]]:
+        def rule(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Array, Array]:
+            x, *params = primals
+            t_x, *t_params = tangents
+            narrow = _narrow(x, params)
+            y = forward(x, *narrow)
+            t_out = _param_tangent(forward, x, params, t_params)
+            if not _is_zero(t_x):
+                y, t_dx = tangent(x, y, narrow, t_x)
+                t_out = t_dx if t_out is None else t_out + t_dx
+            if t_out is None:  # pragma: no cover - custom_jvp never calls a rule with zero tangents
+                t_out = jnp.zeros_like(y)
+            return y, t_out
+
+        return rule
+
+    def lean(x: Array, y: Array, params: Sequence[Any], t_x: Array) -> tuple[Array, Array]:
+        y, d = tangent_factor(x, y, params)
+        return y, t_x * lax.convert_element_type(d, t_x.dtype)
 
     @jax.custom_jvp
     def fn(x: Array, *params: Any) -> Array:
         return forward(x, *_narrow(x, params))
 
-    def rule(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Array, Array]:
-        x, *params = primals
-        t_x, *t_params = tangents
-        narrow = _narrow(x, params)
-        y = forward(x, *narrow)
-        t_out = _param_tangent(forward, x, params, t_params)
-        if not _is_zero(t_x):
-            y, d = tangent_factor(x, y, narrow)
-            t_dx = t_x * lax.convert_element_type(d, t_x.dtype)
-            t_out = t_dx if t_out is None else t_out + t_dx
-        if t_out is None:  # pragma: no cover - custom_jvp never calls a rule with all-zero tangents
-            t_out = jnp.zeros_like(y)
-        return y, t_out
-
-    fn.defjvp(rule, symbolic_zeros=True)
+    fn.defjvp(make_rule(lean), symbolic_zeros=True)
     saved = jax.checkpoint(fn, policy=_SAVE_BITS)
+    fn_plain: Callable[..., Array] | None = None
+    if plain is not None:
+        as_plain = plain
+        fn_plain = jax.custom_jvp(lambda x, *params: forward(x, *_narrow(x, params)))
+        fn_plain.defjvp(
+            make_rule(lambda x, y, params, t_x: (y, as_plain(x, y, params, t_x))),
+            symbolic_zeros=True,
+        )
+
+    def variant(target: str) -> Callable[..., Array]:
+        def activation(x: Array, *params: Any) -> Array:
+            cast = _cast_params(x, params)
+            if fn_plain is not None and not lean_residuals(target, form, x):
+                return fn_plain(x, *cast)
+            return saved(x, *cast)
+
+        return jax.jit(activation) if jit else activation
+
+    variants: dict[str, Callable[..., Array]] = {}
 
     def activation(x: Array, *params: Any) -> Array:
-        return saved(x, *_cast_params(x, params))
+        target = current_residual_target()
+        if target not in variants:
+            variants[target] = variant(target)
+        return variants[target](x, *params)
 
-    return jax.jit(activation) if jit else activation
+    return activation
 
 
 def smooth(
@@ -259,7 +367,23 @@ def smooth(
       dtype. Its derivative in ``x`` is ``derivative``; in each hyperparameter the true one
       (autodiff of ``forward``). Tangents and cotangents have their primal's dtype.
     """
-    return _build(forward, lambda x, y, params: (y, derivative(x, *params)), jit=jit)
+
+    def plain(x: Array, y: Array, params: Sequence[Any], t_x: Array) -> Array:
+        return t_x * lax.convert_element_type(derivative(x, *params), t_x.dtype)
+
+    return _build(
+        forward, lambda x, y, params: (y, derivative(x, *params)), "smooth", plain, jit=jit
+    )
+
+
+def _scaled(t: Array, value: Any) -> Array:
+    """``t * value``, with no multiply for the constants 1 and 0 (jax.nn's graph, exactly)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value == 1:
+            return t
+        if value == 0:
+            return lax.full_like(t, 0)
+    return jnp.broadcast_to(t * value, t.shape)
 
 
 def two_valued(
@@ -302,7 +426,13 @@ def two_valued(
         where_true, where_false = values(*params)
         return y, jnp.where(m, where_true, where_false)
 
-    return _build(forward, factor, jit=jit)
+    def plain(x: Array, y: Array, params: Sequence[Any], t_x: Array) -> Array:
+        """As jax.nn.relu's rule, ``select(x > 0, t, 0)``: the mask is what is kept."""
+        where_true, where_false = values(*params)
+        m = mask(x, *params)
+        return lax.select(m, _scaled(t_x, where_true), _scaled(t_x, where_false))
+
+    return _build(forward, factor, "two_valued", plain, jit=jit)
 
 
 def coded(
@@ -331,7 +461,7 @@ def coded(
         words = checkpoint_name(pack_mask(code(x), bits), RESIDUAL_NAME)
         return y, level(unpack_mask(words, x.shape, bits))
 
-    return _build(forward, factor)
+    return _build(forward, factor, "coded")
 
 
 # --------------------------------------------------------------------------- gated units
@@ -472,4 +602,4 @@ def from_output(
         y = checkpoint_name(y, RESIDUAL_NAME)
         return y, derivative_of_output(y, *params)
 
-    return _build(forward, factor)
+    return _build(forward, factor, "from_output")

@@ -43,7 +43,7 @@ def public_activations() -> set[str]:
     """rectax's public activation functions, from its ``__all__`` (swish is silu's alias)."""
     import rectax as rx
 
-    constructors = {"surrogate", "few_bit", "swish", "hard_swish"}
+    constructors = {"surrogate", "few_bit", "swish", "hard_swish", "residual_target"}
     gated = {"glu", "swiglu", "geglu", "reglu"}  # two inputs: not elementwise cases
     return (
         {n for n in rx.__all__ if n.islower() and callable(getattr(rx, n))} - constructors - gated

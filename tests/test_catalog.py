@@ -24,7 +24,7 @@ from rectax import linen as rxl
 from rectax import nnx as rxn
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "activations.md"
-CONSTRUCTORS = {"surrogate", "few_bit", "swish", "hard_swish"}
+CONSTRUCTORS = {"surrogate", "few_bit", "swish", "hard_swish", "residual_target"}
 GATED = {"glu", "swiglu", "geglu", "reglu"}  # two inputs, not catalogued: tests/test_gated.py
 PUBLIC = sorted(
     n
