@@ -20,7 +20,7 @@ import numpy as np
 
 DerivativeForm = Literal["two_valued", "smooth"]
 
-_NOT_HYPERPARAMETERS = ("x", "key", "bits")
+_NOT_HYPERPARAMETERS = ("x", "key", "bits", "axis")  # axis: a layout, not a hyperparameter
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -46,6 +46,10 @@ class ActivationInfo:
         if it has one.
       self_normalizing: designed for LeCun's init, ``Var[w] = 1/fan`` (SELU, Klambauer et al.
         2017), which ``for_activation`` then uses in both modes.
+      width: output features per input feature along the activation's ``axis`` (1 for the
+        elementwise ones; CReLU's ``[relu(x), relu(-x)]`` is 2), so that a builder gives the
+        next layer ``width`` times the in-features. The gains stay per output element: the
+        kernel after the activation reads its (already widened) fan from its own shape.
     """
 
     name: str
@@ -58,6 +62,7 @@ class ActivationInfo:
     init_params: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     module: str | None = None
     self_normalizing: bool = False
+    width: int = 1
 
     @property
     def hyperparameters(self) -> dict[str, Any]:

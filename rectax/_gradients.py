@@ -5,6 +5,8 @@ An activation states its derivative rule once, in one of three forms, each a con
 * :func:`smooth`: ``f'(x) = derivative(x, *params)`` (elu, gelu, silu, softplus, ...);
 * :func:`two_valued`: ``f'(x) = a if mask(x, *params) else b`` with ``(a, b) = values(*params)``
   (relu, leaky_relu, NecroReLU, relu6, hard_tanh, prelu, rrelu);
+* :func:`two_valued_pair`: the same for an output of two halves along an axis, one mask
+  serving both (CReLU, ``[relu(x), relu(-x)]``);
 * :func:`coded`: ``f'(x) = level(code(x))``, a ``b``-bit step function (few-bit residuals).
 
 Each builds a ``jax.custom_jvp`` function whose tangent rule is ``t_out = f' * t_x`` (plus the
@@ -151,8 +153,14 @@ def _cast_params(x: Array, params: Sequence[Any]) -> list[Any]:
 def _build(
     forward: Callable[..., Array],
     tangent_factor: Callable[[Array, Array, Sequence[Any]], tuple[Array, Array]],
+    spread: Callable[[Array], Array] | None = None,
 ) -> Callable[..., Array]:
     """The one construction: ``custom_jvp`` with ``t_out = factor * t_x``, checkpointed, jitted.
+
+    ``spread``, if given, maps the input's tangent onto the output's shape first
+    (``t_out = factor * spread(t_x)``): for an output made of several halves of ``x``'s shape
+    (:func:`two_valued_pair`). It must be linear; reverse mode transposes it (a concatenation
+    of copies transposes to the sum of the halves).
 
     ``tangent_factor(x, y, params) -> (y, factor)`` computes the derivative factor inside the
     rule, choosing what reverse mode keeps by tagging it ``RESIDUAL_NAME`` (which
@@ -172,7 +180,8 @@ def _build(
         t_out = _param_tangent(forward, x, params, t_params)
         if not _is_zero(t_x):
             y, d = tangent_factor(x, y, params)
-            t_dx = t_x * lax.convert_element_type(d, t_x.dtype)
+            t_in = t_x if spread is None else spread(t_x)
+            t_dx = t_in * lax.convert_element_type(d, t_x.dtype)
             t_out = t_dx if t_out is None else t_out + t_dx
         if t_out is None:  # pragma: no cover - custom_jvp never calls a rule with all-zero tangents
             t_out = jnp.zeros_like(y)
@@ -246,6 +255,49 @@ def two_valued(
         return y, jnp.where(m, where_true, where_false)
 
     return _build(forward, factor)
+
+
+def two_valued_pair(
+    forward: Callable[[Array], Array],
+    mask: Callable[[Array], Array],
+    values: tuple[tuple[Any, Any], tuple[Any, Any]],
+    axis: int,
+    *,
+    output_mask: Callable[[Array], Array] | None = None,
+) -> Callable[[Array], Array]:
+    """``f(x) = concatenate([f_1(x), f_2(x)], axis)`` whose halves' derivatives take two values.
+
+    ``f_k'(x) = a_k if mask(x) else b_k`` with ``((a_1, b_1), (a_2, b_2)) = values``: one mask
+    decides both halves (CReLU: ``[relu(x), relu(-x)]``, ``mask = x > 0``, values
+    ``((1, 0), (0, -1))``), so reverse mode keeps 1 bit per *input* element, half a bit per
+    output element; the input's cotangent is ``f_1' g_1 + f_2' g_2``.
+
+    Args:
+      forward: ``forward(x) -> y``, the two halves concatenated along ``axis``.
+      mask: ``mask(x) -> bool``, of ``x``'s shape.
+      values: the two halves' ``(where True, where False)`` factors (Python scalars).
+      axis: the axis the halves are concatenated along (static).
+      output_mask: optional ``output_mask(y) -> bool`` equal to ``mask(x)``; if given, inputs
+        of rank :data:`FEATURE_MAP_RANK` or more keep ``y`` instead of the bits, as
+        :func:`two_valued`.
+
+    Returns:
+      A jitted function of ``x``.
+    """
+    (true_1, false_1), (true_2, false_2) = values
+
+    def factor(x: Array, y: Array, params: Sequence[Any]) -> tuple[Array, Array]:
+        del params
+        if output_mask is not None and _keeps_output(x):
+            y = checkpoint_name(y, RESIDUAL_NAME)
+            m = output_mask(y)
+        else:
+            words = checkpoint_name(pack_mask(mask(x)), RESIDUAL_NAME)
+            m = unpack_mask(words, x.shape)
+        halves = [jnp.where(m, true_1, false_1), jnp.where(m, true_2, false_2)]
+        return y, jnp.concatenate(halves, axis)
+
+    return _build(forward, factor, lambda t: jnp.concatenate([t, t], axis))
 
 
 def coded(
