@@ -539,7 +539,10 @@ def crelu(x: ArrayLike, axis: int = -1) -> Array:
     The derivative is ``[1, 0]`` for ``x > 0`` and ``[0, -1]`` otherwise (at 0 too: one mask
     serves both halves, so reverse mode keeps 1 bit per input element; ``relu(x) - relu(-x) = x``
     then has derivative 1 everywhere). ``jax.nn.relu``'s convention would give ``[0, 0]`` at
-    exactly 0. NaN propagates forward.
+    exactly 0. NaN propagates forward. On feature maps (rank 4 or more) reverse mode keeps the
+    output instead, as :func:`relu`. ``jax.grad`` of an 8-layer MLP (width 512, batch 256)
+    needed 1.61 MiB of XLA:CPU temporaries with it, 5.00 MiB with ``jnp.concatenate`` of
+    ``jax.nn.relu`` (``python benchmarks/crelu_memory.py``).
 
     Args:
       x: input array with at least one axis; floating or signed integer (integers stay
