@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
 import rectax as rx
-from benchmarks import steps
+from benchmarks import memory, steps
 from benchmarks.cases import MlpSpec
 from rectax import _gradients
 
@@ -65,8 +65,8 @@ def main() -> None:
     }
     for name, fn in variants.items():
         compiled = jax.jit(jax.grad(steps.mlp_loss(fn))).lower(params, x).compile()
-        temp = compiled.memory_analysis().temp_size_in_bytes / 2**20
-        print(f"{name:30s} {temp:8.2f} MiB")
+        temp = memory.temp_bytes(compiled)
+        print(f"{name:30s} {'n/a' if temp is None else f'{temp / 2**20:8.2f} MiB'}")
 
 
 if __name__ == "__main__":
