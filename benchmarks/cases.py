@@ -72,6 +72,9 @@ class Activation:
     rectax: Impl
     baselines: tuple[Impl, ...]
     piecewise_linear: bool
+    width: int = 1
+    """Output elements per input element along the last axis (the catalog's; CReLU 2): the
+    cotangents, the bytes moved and the next layer's in-features scale with it."""
 
     @property
     def impls(self) -> tuple[Impl, ...]:
@@ -130,7 +133,19 @@ def _same_as_jax(name: str) -> Activation:
         _rectax(name, info.fn),
         (_jax(name, info.jax_nn[0]),),
         info.piecewise_linear,
+        info.width,
     )
+
+
+def _crelu_jax(x: Array) -> Array:
+    """CReLU the plain-JAX way: jax.nn.relu of both signs, concatenated."""
+    return jnp.concatenate([jax.nn.relu(x), jax.nn.relu(-x)], axis=-1)
+
+
+def _width(name: str) -> int:
+    info = _catalog.by_name(name)
+    assert info is not None, name
+    return info.width
 
 
 def _piecewise(name: str) -> bool:
@@ -191,6 +206,13 @@ def _registry() -> dict[str, Activation]:
             _rectax("squared_relu", rx.squared_relu),
             (Impl("jax.numpy", "square(jax.nn.relu(x))", lambda x: jnp.square(jax.nn.relu(x))),),
             _piecewise("squared_relu"),
+        ),
+        Activation(
+            "crelu",
+            _rectax("crelu", rx.crelu),
+            (Impl("jax.numpy", "concatenate([relu(x), relu(-x)])", _crelu_jax),),
+            _piecewise("crelu"),
+            _width("crelu"),
         ),
     ]
     by_name = {a.name: a for a in special}

@@ -244,15 +244,16 @@ def _base_row(case: Case, library: str, function: str, **fields: Any) -> Row:
 # --------------------------------------------------------------------------- elementwise
 @lru_cache(maxsize=1)
 def _elementwise_inputs(
-    shape: tuple[int, int], dtype_name: str, seed: int, device: jax.Device
+    shape: tuple[int, int], dtype_name: str, seed: int, device: jax.Device, width: int = 1
 ) -> tuple[np.ndarray, jax.Array, jax.Array, jax.Array]:
-    """x (on the host and on ``device``), the cotangent and ``one``; cached: consecutive cases
-    share their inputs."""
+    """x (on the host and on ``device``), the cotangent (``width`` times as wide: the output's
+    shape) and ``one``; cached: consecutive cases share their inputs."""
     dtype = DTYPES[dtype_name]
     key_x, key_g = jax.random.split(jax.random.key(seed))
     x_host = np.asarray(3 * jax.random.normal(key_x, shape, jnp.float32))
     x = _put(jnp.asarray(x_host, dtype), device)
-    g = _put(jax.random.normal(key_g, shape, jnp.float32).astype(dtype), device)
+    g_shape = (*shape[:-1], width * shape[-1])
+    g = _put(jax.random.normal(key_g, g_shape, jnp.float32).astype(dtype), device)
     return x_host, x, g, _put(jnp.ones((), dtype), device)
 
 
@@ -260,11 +261,13 @@ def run_elementwise(case: Case, ctx: Context) -> list[Row]:
     act = ACTIVATIONS[case.activation]
     dtype = DTYPES[case.dtype]
     shape = steps.elementwise_shape(case.size)
-    x_host, x, g, one = _elementwise_inputs(shape, case.dtype, ctx.config.seed, ctx.device)
+    x_host, x, g, one = _elementwise_inputs(
+        shape, case.dtype, ctx.config.seed, ctx.device, act.width
+    )
     forward = case.mode == "forward"
     args = (x,) if forward else (x, g)
     make = steps.forward if forward else steps.forward_backward
-    nbytes = steps.bytes_moved(case.mode, case.size, dtype.itemsize)
+    nbytes = steps.bytes_moved(case.mode, case.size, dtype.itemsize, act.width)
 
     rows: dict[str, Row] = {}
     fns: dict[str, Callable[[], Any]] = {}
@@ -322,14 +325,15 @@ def run_elementwise(case: Case, ctx: Context) -> list[Row]:
 def _model(case: Case, ctx: Context) -> tuple[Any, Callable[..., Any], Any, str]:
     key_p, key_x = jax.random.split(jax.random.key(ctx.config.seed))
     dtype = DTYPES[case.dtype]
+    width = ACTIVATIONS[case.activation].width  # CReLU's next layers read twice the features
     if case.mode == "mlp":
         spec = ctx.config.mlp
-        params = steps.mlp_init(key_p, spec, dtype)
+        params = steps.mlp_init(key_p, spec, dtype, width=width)
         x = steps.mlp_batch(key_x, spec, dtype)
         note = f"MLP depth {spec.depth}, width {spec.width}, batch {spec.batch}"
         return params, steps.mlp_loss, x, note
     cnn = ctx.config.cnn
-    params = steps.cnn_init(key_p, cnn, dtype)
+    params = steps.cnn_init(key_p, cnn, dtype, width)
     x = steps.cnn_batch(key_x, cnn, dtype)
     note = f"CNN 3x3 convs {list(cnn.channels)}, batch {cnn.batch}, {cnn.image}x{cnn.image}"
     return params, steps.cnn_loss, x, note
@@ -376,7 +380,7 @@ def run_memory(case: Case, ctx: Context) -> list[Row]:
         out.append(row)
 
     key = jax.random.key(ctx.config.seed)
-    params = jax.eval_shape(lambda k: steps.mlp_init(k, spec, dtype), key)
+    params = jax.eval_shape(lambda k: steps.mlp_init(k, spec, dtype, width=act.width), key)
     x = jax.ShapeDtypeStruct((spec.batch, spec.width), dtype)
     rows: dict[str, Row] = {}
     for impl in act.impls:
@@ -474,7 +478,7 @@ def run_multidevice(case: Case, ctx: Context) -> list[Row]:
             )
             if case.mode == "forward":
                 x = _put(host, split)
-                row.bytes = steps.bytes_moved("forward", case.size, dtype.itemsize)
+                row.bytes = steps.bytes_moved("forward", case.size, dtype.itemsize, act.width)
                 _compile_into(ctx, row, fns, label, impl.fn, (x,))
             else:
                 row.note = note

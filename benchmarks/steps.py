@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,19 +47,22 @@ def forward_backward(fn: Activation) -> Callable[[Array, Array], tuple[Array, Ar
     return step
 
 
-def bytes_moved(mode: str, size: int, itemsize: int) -> int:
-    """Compulsory traffic: forward reads x, writes y; fwd+bwd reads x, g, writes y, dx."""
-    arrays = {"forward": 2, "fwd+bwd": 4, "copy": 2}[mode]
+def bytes_moved(mode: str, size: int, itemsize: int, width: int = 1) -> int:
+    """Compulsory traffic: forward reads x, writes y; fwd+bwd reads x, g, writes y, dx (y and g
+    are ``width`` times x's size: CReLU's 2)."""
+    arrays = {"forward": 1 + width, "fwd+bwd": 2 + 2 * width, "copy": 2}[mode]
     return arrays * size * itemsize
 
 
 # --------------------------------------------------------------------------- models
-def mlp_init(key: Array, spec: MlpSpec, dtype: Any, d_in: int | None = None) -> Params:
-    widths = [d_in or spec.width] + [spec.width] * spec.depth
+def mlp_init(
+    key: Array, spec: MlpSpec, dtype: Any, d_in: int | None = None, width: int = 1
+) -> Params:
+    """He-initialised layers; those after an activation read ``width`` times its features."""
+    fan_ins = [d_in or spec.width] + [width * spec.width] * (spec.depth - 1)
     params: Params = []
-    for k, (m, n) in zip(
-        jax.random.split(key, spec.depth), itertools.pairwise(widths), strict=True
-    ):
+    for k, m in zip(jax.random.split(key, spec.depth), fan_ins, strict=True):
+        n = spec.width
         w = jax.random.normal(k, (m, n), jnp.float32) * (2.0 / m) ** 0.5
         params.append((w.astype(dtype), jnp.zeros((n,), dtype)))
     return params
@@ -84,11 +86,12 @@ def mlp_batch(key: Array, spec: MlpSpec, dtype: Any) -> Array:
     return jax.random.normal(key, (spec.batch, spec.width), dtype)
 
 
-def cnn_init(key: Array, spec: CnnSpec, dtype: Any) -> Params:
-    chans = [3, *spec.channels]
+def cnn_init(key: Array, spec: CnnSpec, dtype: Any, width: int = 1) -> Params:
+    """He-initialised convs and a head; each reads ``width`` times the previous channels."""
+    chans = [3, *(width * c for c in spec.channels)]
     keys = jax.random.split(key, len(spec.channels) + 1)
     params: Params = []
-    for k, (c_in, c_out) in zip(keys[:-1], itertools.pairwise(chans), strict=True):
+    for k, c_in, c_out in zip(keys[:-1], chans[:-1], spec.channels, strict=True):
         w = jax.random.normal(k, (3, 3, c_in, c_out), jnp.float32) * (2.0 / (9 * c_in)) ** 0.5
         params.append((w.astype(dtype), jnp.zeros((c_out,), dtype)))
     w = jax.random.normal(keys[-1], (chans[-1], spec.classes), jnp.float32) / chans[-1] ** 0.5

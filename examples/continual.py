@@ -12,9 +12,9 @@ keeps its plasticity reaches the same accuracy on task 60 as on task 1; plain Re
 Methods, all an MLP 64-W-W-10 from :mod:`rectax.linen` with its matched initializer and Adam:
 
 * ``relu``, ``leaky_relu`` (slope 0.01), ``necro_relu`` (ReLU forward, derivative 0.1 below 0),
-  ``crelu`` (``[relu(x), relu(-x)]``, so the next layer has 2W inputs; He init on that doubled
-  fan-in: with both halves the forward second moment per input is 1/2 of the pre-activation's,
-  as for ReLU);
+  ``crelu`` (:func:`rectax.crelu`, ``[relu(x), relu(-x)]``, so the next layer has 2W inputs;
+  ``for_activation("crelu")`` is He's init on that doubled fan-in: each of the 2W outputs has
+  ReLU's forward second moment, 1/2 of the pre-activation's);
 * ``redo``: ReLU with :func:`rectax.recycle.recycle` and :func:`rectax.recycle.redo`
   (tau = 0.1, every ``period`` steps);
 * ``cbp``: ReLU with :func:`rectax.recycle.continual_backprop` (replacing ``fraction`` of each
@@ -46,16 +46,11 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import rectax as rx
-from rectax import diagnostics, initializers, recycle
+from rectax import diagnostics, recycle
 from rectax import linen as rxl
 
 Array = jax.Array
 RESULTS = Path(__file__).resolve().parent
-
-
-def crelu(x: Array) -> Array:
-    """Concatenated ReLU along the last axis (Shang et al. 2016; Abbas et al. 2023)."""
-    return jnp.concatenate([rx.relu(x), rx.relu(-x)], axis=-1)
 
 
 @dataclass(frozen=True)
@@ -89,7 +84,7 @@ METHODS: dict[str, Method] = {
     "relu": Method(rx.relu),
     "leaky_relu": Method("leaky_relu"),
     "necro_relu": Method("necro_relu"),
-    "crelu": Method(crelu, initializers.for_activation("relu")),
+    "crelu": Method(rx.crelu),  # "auto": for_activation("crelu"), He on the doubled fan-in
     "redo": Method(rx.relu, score=lambda c: recycle.redo(c.tau)),
     "cbp": Method(rx.relu, score=lambda c: recycle.continual_backprop(c.fraction, c.maturity)),
 }

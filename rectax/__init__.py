@@ -8,6 +8,7 @@ the function), plus NecroReLU and the :func:`surrogate` constructor. Initializer
 from ._activations import SELU_ALPHA as SELU_ALPHA
 from ._activations import SELU_SCALE as SELU_SCALE
 from ._activations import celu as celu
+from ._activations import crelu as crelu
 from ._activations import elu as elu
 from ._activations import geglu as geglu
 from ._activations import gelu as gelu
@@ -52,6 +53,7 @@ __all__ = [
     "SELU_ALPHA",
     "SELU_SCALE",
     "celu",
+    "crelu",
     "elu",
     "few_bit",
     "geglu",

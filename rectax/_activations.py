@@ -34,7 +34,14 @@ from jax.typing import ArrayLike
 from . import _few_bit
 from ._catalog import ActivationInfo, register
 from ._dtypes import at_least_float32
-from ._gradients import from_output, gated, gated_from_output, smooth, two_valued
+from ._gradients import (
+    from_output,
+    gated,
+    gated_from_output,
+    smooth,
+    two_valued,
+    two_valued_pair,
+)
 
 Array = jax.Array
 
@@ -549,6 +556,91 @@ register(
         aliases=("hardtanh",),
         jax_nn=(jax.nn.hard_tanh,),
         reference=lambda z: np.clip(z, -1, 1),
+    )
+)
+
+
+@functools.cache
+def _crelu_along(axis: int) -> Callable[[Array], Array]:
+    def forward(x: Array) -> Array:
+        return jnp.concatenate([_relu_forward(x), _relu_forward(-x)], axis)
+
+    def first_half_positive(y: Array) -> Array:
+        return jnp.split(y, 2, axis)[0] > 0
+
+    return two_valued_pair(
+        forward, lambda x: x > 0, ((1, 0), (0, -1)), axis, output_mask=first_half_positive
+    )
+
+
+def crelu(x: ArrayLike, axis: int = -1) -> Array:
+    r"""Concatenated ReLU (Shang et al., ICML 2016): both signs of ``x``, rectified.
+
+    .. math:: \mathrm{crelu}(x) = [\max(x, 0),\ \max(-x, 0)] \text{ along } \texttt{axis}
+
+    Each pre-activation feeds two outputs, one of which is live wherever ``x != 0``, so no unit
+    ever stops receiving gradient (Abbas et al. 2023 use it against loss of plasticity). The
+    output is twice as wide along ``axis``: the next layer has twice the in-features. Its
+    initializer (:func:`rectax.initializers.for_activation`, ``"crelu"``) is He's on that
+    doubled fan-in: each output element has :math:`E[f(z)^2] = 1/2` as ReLU's. Backward each
+    pre-activation receives exactly one of its two outputs' gradients, so the ``fan_out`` gain
+    is 1.
+
+    The derivative is ``[1, 0]`` for ``x > 0`` and ``[0, -1]`` otherwise (at 0 too: one mask
+    serves both halves, so reverse mode keeps 1 bit per input element; ``relu(x) - relu(-x) = x``
+    then has derivative 1 everywhere). ``jax.nn.relu``'s convention would give ``[0, 0]`` at
+    exactly 0. NaN propagates forward. On feature maps (rank 4 or more) reverse mode keeps the
+    output instead, as :func:`relu`. ``jax.grad`` of an 8-layer MLP (width 512, batch 256)
+    needed 1.61 MiB of XLA:CPU temporaries with it, 5.00 MiB with ``jnp.concatenate`` of
+    ``jax.nn.relu`` (``python benchmarks/crelu_memory.py``).
+
+    Args:
+      x: input array with at least one axis; floating or signed integer (integers stay
+        integer).
+      axis: the axis the two halves are concatenated along (default -1, the features).
+
+    Returns:
+      An array of ``x``'s dtype, twice as long along ``axis``: ``relu(x)`` first, then
+      ``relu(-x)``.
+
+    Raises:
+      TypeError: for boolean, complex or unsigned integer ``x``.
+      ValueError: for a scalar ``x`` or an ``axis`` out of range.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import rectax as rx
+      >>> rx.crelu(jnp.array([-2.0, 0.0, 3.0]))
+      Array([0., 0., 3., 2., 0., 0.], dtype=float32)
+
+    See also: :func:`relu`, :func:`rectax.recycle.recycle` (another cure for dead units).
+    """
+    arr, weak = _input("crelu", x, "keep")
+    if jnp.issubdtype(arr.dtype, jnp.unsignedinteger):
+        raise TypeError(
+            f"rectax.crelu: x must be floating or signed, got dtype {arr.dtype} (-x would wrap)."
+        )
+    if not isinstance(axis, int) or isinstance(axis, bool):
+        raise TypeError(f"rectax.crelu: axis must be an int, got {axis!r}.")
+    if not -arr.ndim <= axis < arr.ndim:
+        raise ValueError(
+            f"rectax.crelu: axis must be in [-{arr.ndim}, {arr.ndim}) for an input of shape "
+            f"{arr.shape}, got {axis}."
+            + (" crelu needs an axis to concatenate along." if arr.ndim == 0 else "")
+        )
+    return _output(_crelu_along(axis)(arr), weak)
+
+
+register(
+    ActivationInfo(
+        "crelu",
+        crelu,
+        "two_valued",
+        # Forward: each of the 2n outputs has E[f(z)^2] = 1/2 (ReLU's slope 0). Backward: each
+        # pre-activation gets one of its two outputs' gradients, E[f'(z)^2] = 1 (slope 1).
+        slope=lambda p, backward: 1.0 if backward else 0.0,
+        module="CReLU",
+        width=2,
     )
 )
 

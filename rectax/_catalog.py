@@ -20,7 +20,7 @@ import numpy as np
 
 DerivativeForm = Literal["two_valued", "smooth"]
 
-_NOT_HYPERPARAMETERS = ("x", "key", "bits")
+_NOT_HYPERPARAMETERS = ("x", "key", "bits", "axis")  # axis: a layout, not a hyperparameter
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -51,6 +51,10 @@ class ActivationInfo:
       check: ``check(**hyperparameters)`` raises the function's own ``TypeError``/``ValueError``
         for a bad concrete hyperparameter; the function calls it too, so the gains,
         ``for_activation`` and the modules refuse exactly what the function refuses.
+      width: output features per input feature along the activation's ``axis`` (1 for the
+        elementwise ones; CReLU's ``[relu(x), relu(-x)]`` is 2), so that a builder gives the
+        next layer ``width`` times the in-features. The gains stay per output element: the
+        kernel after the activation reads its (already widened) fan from its own shape.
     """
 
     name: str
@@ -66,6 +70,7 @@ class ActivationInfo:
     init_params: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     module: str | None = None
     self_normalizing: bool = False
+    width: int = 1
     check: Callable[..., None] | None = None
 
     def validate(self, params: Mapping[str, Any]) -> None:

@@ -280,11 +280,15 @@ def recorded(sow: Sow | None, pre: ArrayLike, post: Array, unit_axis: int = -1) 
       sow: the module's ``sow`` with its collection bound, or None when ``record_stats`` is off
         (then nothing is computed or traced).
       pre: the activation's input.
-      post: its output.
+      post: its output (its zeros give the sparsity when it has ``pre``'s shape; a widening
+        activation's, CReLU's, are not the units', so then ``pre <= 0`` is counted).
       unit_axis: the axis of units (PReLU's ``axis``; the last axis otherwise).
     """
     if sow is not None:
-        stats = diagnostics.unit_stats(jnp.asarray(pre), post, unit_axis=unit_axis)
+        pre = jnp.asarray(pre)
+        # a widening activation (CReLU): the units are the inputs, counted by their own sign
+        counted = post if post.shape == pre.shape else None
+        stats = diagnostics.unit_stats(pre, counted, unit_axis=unit_axis)
         sow("unit_stats", stats, reduce_fn=_merge_stats, init_fn=_no_stats)
     return post
 
@@ -309,6 +313,11 @@ def rrelu_forward(
     return recorded(sow, x, _activations.rrelu(x, key, lower, upper))
 
 
+def crelu_forward(x: ArrayLike, axis: int, sow: Sow | None) -> Array:
+    """CReLU's forward pass; its statistics are those of its input (one unit per input)."""
+    return recorded(sow, x, _activations.crelu(x, axis), axis)
+
+
 def necro_forward(x: ArrayLike, negative_slope: float, sow: Sow | None) -> Array:
     """NecroReLU's forward pass."""
     return recorded(sow, x, _activations.necro_relu(x, negative_slope))
@@ -322,6 +331,24 @@ def activation_forward(
 
 
 # --------------------------------------------------------------------------- builders
+def width(activation: Any) -> int:
+    """Output features per input feature of a builder's ``activation`` (the catalog's
+    ``width``: 2 for CReLU, 1 for elementwise ones and for anything not catalogued), so that
+    NNX builders give the next layer the right in-features.
+
+    Args:
+      activation: a function, a name, a module class or a ``functools.partial`` of one.
+    """
+    try:
+        target, _ = init_target(activation)
+    except ValueError:  # a module class nothing is registered for: assumed elementwise
+        return 1
+    while isinstance(target, functools.partial):
+        target = target.func
+    info = _catalog.by_name(target) if isinstance(target, str) else _catalog.by_function(target)
+    return 1 if info is None else info.width
+
+
 def accepts(fn: Callable[..., Any], arg: str) -> bool:
     """Whether ``fn``'s signature names ``arg`` (False where it has none)."""
     try:

@@ -8,6 +8,7 @@ module             behaviour
 ``PReLU``          learned slope, shared or one per channel (``axis``), initialised at 0.25
 ``RReLU``          random slope per element in training (rng stream ``'rrelu'``), mean in eval
 ``NecroReLU``      ReLU forward, leaky derivative backward (:func:`rectax.necro_relu`)
+``CReLU``          ``[relu(x), relu(-x)]`` along ``axis`` (:func:`rectax.crelu`): twice as wide
 ``Activation``     any activation function with fixed hyperparameters, as a module
 ``MLP``, ``CNN``   builders with ``activation=`` and ``kernel_init="auto"``
 ``GatedMLP``       a transformer's gated FFN, ``down(unit(gate(x), up(x)))`` (SwiGLU, GeGLU, ReGLU)
@@ -43,7 +44,7 @@ except ModuleNotFoundError as _error:
 Array = jax.Array
 Initializer = Callable[..., Array]
 
-__all__ = ["CNN", "MLP", "Activation", "GatedMLP", "NecroReLU", "PReLU", "RReLU"]
+__all__ = ["CNN", "MLP", "Activation", "CReLU", "GatedMLP", "NecroReLU", "PReLU", "RReLU"]
 
 
 def _sow(module: Any) -> common.Sow | None:
@@ -198,6 +199,40 @@ class NecroReLU(nn.Module):
           ``rectax.necro_relu(x, negative_slope)``.
         """
         return common.necro_forward(x, self.negative_slope, _sow(self))
+
+
+class CReLU(nn.Module):
+    """Concatenated ReLU as a module: ``[relu(x), relu(-x)]`` along ``axis``, twice as wide.
+
+    See :func:`rectax.crelu`. Its unit statistics are those of its input (one unit per input
+    feature). :class:`MLP` and :class:`CNN` need nothing more: Flax's layers read their
+    in-features from the input.
+
+    Attributes:
+      axis: the axis the two halves are concatenated along (default -1).
+      record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import linen as rxl
+      >>> rxl.CReLU().apply({}, jnp.array([-1.0, 2.0]))
+      Array([0., 2., 1., 0.], dtype=float32)
+    """
+
+    axis: int = -1
+    record_stats: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        """Applies CReLU.
+
+        Args:
+          x: input array.
+
+        Returns:
+          ``rectax.crelu(x, axis)``.
+        """
+        return common.crelu_forward(x, self.axis, _sow(self))
 
 
 class _ActivationFields(nn.Module):

@@ -8,6 +8,7 @@ module             behaviour
 ``PReLU``          learned slope, shared or one per channel (``axis``), initialised at 0.25
 ``RReLU``          random slope per element in training (rng stream ``'rrelu'``), mean in eval
 ``NecroReLU``      ReLU forward, leaky derivative backward (:func:`rectax.necro_relu`)
+``CReLU``          ``[relu(x), relu(-x)]`` along ``axis`` (:func:`rectax.crelu`): twice as wide
 ``Activation``     any activation function with fixed hyperparameters, as a module
 ``MLP``, ``CNN``   builders with ``activation=`` and ``kernel_init="auto"``
 ``GatedMLP``       a transformer's gated FFN, ``down(unit(gate(x), up(x)))`` (SwiGLU, GeGLU, ReGLU)
@@ -23,7 +24,6 @@ so that builders can construct any of them the same way.
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -48,7 +48,7 @@ Initializer = Callable[..., Array]
 
 _ZEROS = nnx.initializers.zeros_init()
 
-__all__ = ["CNN", "MLP", "Activation", "GatedMLP", "NecroReLU", "PReLU", "RReLU"]
+__all__ = ["CNN", "MLP", "Activation", "CReLU", "GatedMLP", "NecroReLU", "PReLU", "RReLU"]
 
 
 def _sow(module: Any) -> common.Sow | None:
@@ -279,6 +279,44 @@ class NecroReLU(nnx.Module):
         return common.necro_forward(x, self.negative_slope, _sow(self))
 
 
+class CReLU(nnx.Module):
+    """Concatenated ReLU as a module: ``[relu(x), relu(-x)]`` along ``axis``, twice as wide.
+
+    See :func:`rectax.crelu`. Its unit statistics are those of its input (one unit per input
+    feature). :class:`MLP` and :class:`CNN` give the next layer twice the in-features (the
+    catalog's ``width``), for this module, ``rectax.crelu`` or ``"crelu"`` alike.
+
+    Args:
+      axis: the axis the two halves are concatenated along (default -1).
+      record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
+      rngs: ignored; accepted for a uniform constructor.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from rectax import nnx as rxn
+      >>> rxn.CReLU()(jnp.array([-1.0, 2.0]))
+      Array([0., 2., 1., 0.], dtype=float32)
+    """
+
+    def __init__(
+        self, axis: int = -1, *, record_stats: bool = False, rngs: nnx.Rngs | None = None
+    ) -> None:
+        del rngs
+        self.axis = axis
+        self.record_stats = record_stats
+
+    def __call__(self, x: Array) -> Array:
+        """Applies CReLU.
+
+        Args:
+          x: input array.
+
+        Returns:
+          ``rectax.crelu(x, axis)``.
+        """
+        return common.crelu_forward(x, self.axis, _sow(self))
+
+
 class Activation(nnx.Module):
     """Wraps an activation function and fixed hyperparameters as a module.
 
@@ -331,11 +369,6 @@ class Activation(nnx.Module):
 
 
 # --------------------------------------------------------------------------- builders
-def _chain(layer: Callable[..., nnx.Module], sizes: Sequence[int], rngs: nnx.Rngs) -> nnx.List:
-    """``layer(d_in, d_out, rngs=rngs)`` for each consecutive pair of ``sizes``."""
-    return nnx.List([layer(a, b, rngs=rngs) for a, b in itertools.pairwise(sizes)])
-
-
 class MLP(nnx.Module):
     """A multilayer perceptron: Linear layers with an activation between them (none after the last).
 
@@ -380,7 +413,12 @@ class MLP(nnx.Module):
         layer = functools.partial(
             nnx.Linear, kernel_init=init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype
         )
-        self.layers = _chain(layer, [in_features, *features], rngs)
+        # a widening activation (CReLU) gives each hidden layer's successor `wide` times the inputs
+        wide = common.width(activation)
+        sizes_in = [in_features, *(wide * f for f in features[:-1])]
+        self.layers = nnx.List(
+            [layer(a, b, rngs=rngs) for a, b in zip(sizes_in, features, strict=True)]
+        )
         # the layers' own initializers, for rectax.recycle.links
         self.kernel_init, self.bias_init = init, bias_init
         make_act = common.make_activation(activation, record_stats, Activation, rngs=rngs)
@@ -457,12 +495,16 @@ class CNN(nnx.Module):
             dtype=dtype,
             param_dtype=param_dtype,
         )
-        self.convs = _chain(conv, [in_channels, *features], rngs)
+        wide = common.width(activation)  # CReLU doubles each block's channels
+        channels_in = [in_channels, *(wide * f for f in features[:-1])]
+        self.convs = nnx.List(
+            [conv(a, b, rngs=rngs) for a, b in zip(channels_in, features, strict=True)]
+        )
         self.conv_kernel_init, self.bias_init = init, bias_init  # for rectax.recycle.links
         make_act = common.make_activation(activation, record_stats, Activation, rngs=rngs)
         self.conv_activations = nnx.List([make_act() for _ in features])
         self.head = MLP(
-            common.cnn_head_features(image_size, features),
+            wide * common.cnn_head_features(image_size, features),
             (*dense, num_classes),
             activation=activation,
             kernel_init=kernel_init,

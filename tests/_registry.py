@@ -68,6 +68,11 @@ class Activation:
     """``(fn(x, h), sweep)`` over one differentiable/vmappable hyperparameter."""
     random: bool = False
     """The forward depends on a PRNG key and the shape of ``x`` (keyed rrelu)."""
+    width: int = 1
+    """Output elements per input element along the last axis (CReLU: 2). Only the elementwise
+    ones (width 1) are in :data:`ACTIVATIONS`; the others are in :data:`WIDENING`, where ``ref``,
+    ``dref`` and ``d2ref`` return the halves concatenated: ``dref`` is each output's derivative
+    in its input element."""
 
     def __repr__(self) -> str:
         return self.name
@@ -500,7 +505,32 @@ ACTIVATIONS: tuple[Activation, ...] = (
     ),
 )
 
-BY_NAME = {a.name: a for a in ACTIVATIONS}
+
+def _crelu_ref(x: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.maximum(x, 0), np.maximum(-x, 0)], axis=-1)
+
+
+def _crelu_dref(x: np.ndarray) -> np.ndarray:
+    """[1, 0] for x > 0, [0, -1] otherwise: one mask for both halves (at 0 too)."""
+    return np.concatenate([_step(x > 0), -_step(~(x > 0))], axis=-1)
+
+
+WIDENING: tuple[Activation, ...] = (
+    Activation(
+        "crelu",
+        "crelu",
+        rx.crelu,
+        _crelu_ref,
+        _crelu_dref,
+        lambda x: np.zeros((*x.shape[:-1], 2 * x.shape[-1])),
+        jax_nn=lambda x: jnp.concatenate([jax.nn.relu(x), jax.nn.relu(-x)], axis=-1),
+        integers=True,
+        width=2,
+    ),
+)
+"""Activations whose output is wider than their input (Shang et al. 2016 for CReLU)."""
+
+BY_NAME = {a.name: a for a in (*ACTIVATIONS, *WIDENING)}
 DETERMINISTIC = tuple(a for a in ACTIVATIONS if not a.random)
 TRUE_DERIVATIVE = tuple(a for a in ACTIVATIONS if not a.surrogate)
 WITH_JAX_NN = tuple(a for a in ACTIVATIONS if a.jax_nn is not None)

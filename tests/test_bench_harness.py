@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import pytest
+from _registry import WIDENING
 
 from benchmarks import cli, goals, report, runner
 from benchmarks.cases import (
@@ -57,14 +58,17 @@ def test_registry_covers_every_rectax_activation() -> None:
         assert name in ACTIVATIONS or f"{name}_tanh" in ACTIVATIONS, name
     assert set(PIECEWISE_LINEAR) == {
         "relu", "leaky_relu", "necro_relu", "relu6", "hard_tanh", "prelu", "rrelu",
-        "hard_sigmoid",
+        "hard_sigmoid", "crelu",
     }  # fmt: skip
+    widening = {a.api: a.width for a in WIDENING}  # the test oracle's, not the catalog's
     for act in ACTIVATIONS.values():
         assert act.rectax.library == "rectax"
         assert act.baselines, act.name
+        assert act.width == widening.get(act.name, 1), act.name
         x = jax.ShapeDtypeStruct((2, 8), jnp.float32)
+        y = jax.ShapeDtypeStruct((2, 8 * act.width), jnp.float32)
         for impl in act.impls:
-            assert jax.eval_shape(impl.fn, x) == x, impl.label
+            assert jax.eval_shape(impl.fn, x) == y, impl.label
     prelu_libs = {i.library for i in ACTIVATIONS["prelu"].baselines}
     assert {"flax.linen", "flax.nnx"} <= prelu_libs
     necro = ACTIVATIONS["necro_relu"].baselines
@@ -391,6 +395,21 @@ def test_tiny_real_run_writes_every_output(
     stdout = capsys.readouterr().out
     assert str(out.with_suffix(".md")) in stdout
     assert "train-memory" in stdout
+
+
+@pytest.mark.standard_promotion  # optax promotes implicitly
+def test_a_widening_activation_runs_every_mode(tmp_path: Path) -> None:
+    """CReLU doubles the last axis: the cotangents, bytes and next layers follow its width."""
+    out = tmp_path / "latest.json"
+    tiny = [a if a != "relu" else "crelu" for a in TINY]
+    modes = ["--modes", "forward", "fwd+bwd", "mlp", "cnn", "memory"]
+    assert cli.main([*tiny, *modes, "--output", str(out)]) == 0
+    rows = [Row(**r) for r in json.loads(out.read_text())["rows"]]
+    assert all(r.status == "ok" for r in rows), [r.note for r in rows if r.status != "ok"]
+    fwd_bwd = next(r for r in rows if r.mode == "fwd+bwd" and r.library == "rectax")
+    assert fwd_bwd.bytes == (2 + 2 * 2) * fwd_bwd.size * 4  # x, g (2x), y (2x), dx
+    residuals = {r.library: r.residual_bytes_per_element for r in rows if r.mode == "residuals"}
+    assert residuals["rectax"] == pytest.approx(1 / 8)  # 1 bit per input element
 
 
 def _fake_run(monkeypatch: pytest.MonkeyPatch, rows: list[Row]) -> None:

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _registry import WIDENING
 from flax import nnx
 
 import rectax as rx
@@ -55,7 +56,7 @@ def test_hyperparameters_are_the_signatures():
         expected = {
             n: p.default
             for n, p in params.items()
-            if n not in ("x", "key", "bits") and p.default is not p.empty
+            if n not in ("x", "key", "bits", "axis") and p.default is not p.empty
         }
         got = {k: v for k, v in info.hyperparameters.items() if k in expected}
         assert got == expected, info.name
@@ -70,7 +71,8 @@ def test_piecewise_linear_activations_have_constant_derivatives():
         fn = functools.partial(info.fn, key=None) if info.name == "rrelu" else info.fn
         if info.name == "prelu":
             fn = functools.partial(info.fn, negative_slope=0.25)
-        second = jax.vmap(jax.grad(jax.grad(lambda v, f=fn: f(v))))(x)
+        # a widening activation (CReLU) needs an axis: the sum of its outputs for one input
+        second = jax.vmap(jax.grad(jax.grad(lambda v, f=fn: jnp.sum(f(v[None])))))(x)
         assert bool(jnp.all(second == 0)) == info.piecewise_linear, info.name
 
 
@@ -92,11 +94,32 @@ def _docs_table() -> dict[str, dict[str, object]]:
     return rows
 
 
+def test_width_is_the_output_per_input_feature():
+    """The catalog's width is what the function does to its last axis (the oracle states it too),
+    and what the NNX builders give the next layer, whichever way the activation is named."""
+    widening = {a.api: a.width for a in WIDENING}
+    assert widening == {"crelu": 2}
+    x = jax.ShapeDtypeStruct((3, 8), jnp.float32)
+    for info in _catalog.all_activations():
+        fn = functools.partial(info.fn, key=None) if info.name == "rrelu" else info.fn
+        if info.name == "prelu":
+            fn = functools.partial(info.fn, negative_slope=0.25)
+        expected = widening.get(info.name, 1)
+        assert info.width == expected, info.name
+        assert jax.eval_shape(fn, x).shape == (3, 8 * expected), info.name
+    for activation in ("crelu", rx.crelu, rxn.CReLU, functools.partial(rxn.CReLU, axis=-1)):
+        model = rxn.MLP(3, (6, 5, 2), activation=activation, rngs=nnx.Rngs(0))
+        assert [layer.kernel.shape for layer in model.layers] == [(3, 6), (12, 5), (10, 2)]
+        assert model(jnp.ones((4, 3))).shape == (4, 2)
+    assert _modules_common.width(rxn.PReLU) == 1
+    assert _modules_common.width(lambda v: v) == 1
+
+
 def test_docs_table_matches_the_catalog():
     table = _docs_table()
     for info in _catalog.all_activations():
         assert info.name in table, f"docs/activations.md has no row for {info.name}"
-        row = {k: v for k, v in table[info.name].items() if k not in ("key", "bits")}
+        row = {k: v for k, v in table[info.name].items() if k not in ("key", "bits", "axis")}
         assert set(row) == set(info.hyperparameters), info.name
         for key, value in row.items():
             if value is not inspect.Parameter.empty:

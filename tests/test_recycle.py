@@ -24,6 +24,7 @@ import scipy.special
 import scipy.stats
 from flax import nnx
 
+import rectax as rx
 from rectax import diagnostics, optim, recycle
 from rectax import linen as rxl
 from rectax import nnx as rxn
@@ -256,6 +257,35 @@ def test_nnx_optimizer_and_builder_wiring() -> None:
     np.testing.assert_array_equal(np.asarray(mu["layers"][1]["kernel"][...])[:10], 0.0)
     np.testing.assert_array_equal(np.asarray(mu["layers"][0]["kernel"][...])[:, :10], 0.0)
     assert np.any(np.asarray(mu["layers"][1]["kernel"][...])[10:] != 0.0)  # the rest trained
+
+
+def test_builder_wiring_with_crelu_clears_both_halves_rows() -> None:
+    """rx.crelu doubles the next kernel's rows: unit i feeds rows i and i + units, both zeroed."""
+    model = rxn.MLP(16, (32, 32, 2), activation=rx.crelu, record_stats=True, rngs=nnx.Rngs(0))
+    assert model.layers[1].kernel.shape == (64, 32)
+    chosen = jnp.arange(32) < 10
+    model.layers[0].bias[...] = jnp.where(chosen, -1e3, 0.0)  # never positive: activity 0
+    links = recycle.links(model)[:1]
+    tx = recycle.recycle(optax.sgd(0.0), links, period=1, score=recycle.redo(0.0))
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    x = jax.random.normal(jax.random.key(2), (16, 16))
+
+    @nnx.jit
+    def step(model: rxn.MLP, optimizer: nnx.Optimizer, x: jax.Array) -> None:
+        def loss(m: rxn.MLP) -> tuple[jax.Array, nnx.State]:
+            y, inter = nnx.capture(m, nnx.Intermediate)(x)
+            return jnp.mean(jnp.square(y - 1.0)), inter
+
+        grads, stats = nnx.grad(loss, has_aux=True)(model)
+        optimizer.update(model, grads, stats=stats)
+
+    before = np.asarray(model.layers[1].kernel[...])
+    step(model, optimizer, x)
+    after = np.asarray(model.layers[1].kernel[...])
+    rows = np.concatenate([np.arange(10), 32 + np.arange(10)])
+    np.testing.assert_array_equal(after[rows], 0.0)
+    rest = np.setdiff1d(np.arange(64), rows)
+    np.testing.assert_array_equal(after[rest], before[rest])  # sgd(0): untouched
 
 
 def test_linen_cnn_wiring_conv_to_conv_to_head() -> None:

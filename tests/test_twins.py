@@ -86,6 +86,11 @@ CASES = {
     "mlp_rrelu_eval": _pair(lambda api, rs: _mlp(api, api.RReLU, rs), (4, 3), deterministic=True),
     "cnn_prelu": _pair(lambda api, rs: _cnn(api, api.PReLU, rs), (2, 8, 8, 1)),
     "cnn_necro": _pair(lambda api, rs: _cnn(api, api.NecroReLU, rs), (2, 8, 8, 1)),
+    # CReLU doubles the width: nnx builders size the next layers from the catalog's width
+    "crelu_nchw": _pair(lambda api, rs: api.CReLU(axis=1, record_stats=rs), (2, 3, 4, 4)),
+    "mlp_crelu": _pair(lambda api, rs: _mlp(api, api.CReLU, rs), (4, 3)),
+    "mlp_crelu_function": _pair(lambda api, rs: _mlp(api, rx.crelu, rs), (4, 3)),
+    "cnn_crelu_name": _pair(lambda api, rs: _cnn(api, "crelu", rs), (2, 8, 8, 1)),
     "gated_mlp_swiglu": _pair(lambda api, rs: _gated(api, rx.swiglu, record_stats=rs), (4, 3)),
     "gated_mlp_geglu_bits_bias": _pair(
         lambda api, rs: _gated(
