@@ -28,9 +28,9 @@ values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pas
 
 * :func:`two_valued` packs the mask to 1 bit per element (into ``uint32`` words,
   :mod:`rectax._packing`; along the last axis, or the merged trailing axes when the last one does
-  not fill whole words) and tags it, so reverse mode keeps 1 bit per element
-  instead of an array of the input's dtype; the factor is recomputed from the bits and the
-  (small) hyperparameters.
+  not fill whole words, never across the leading axis: :func:`_packed_view`) and tags it, so
+  reverse mode keeps 1 bit per element instead of an array of the input's dtype; the factor is
+  recomputed from the bits and the (small) hyperparameters.
   Convolutional feature maps (rank >= 4) are the exception where the mask can be read off the
   output (relu, NecroReLU, relu6: ``output_mask``): there the output ``y`` is tagged and kept
   instead, because 1-bit masks beside the convolutions' backward pass raised the step's peak
@@ -160,23 +160,23 @@ def _is_zero(t: Any) -> bool:
 
 
 def _packed_view(shape: Sequence[int], bits: int = 1) -> tuple[int, ...]:
-    """The shape ``bits``-bit codes are packed in: their own when the last axis fills whole words.
+    """The shape ``bits``-bit codes are packed in: one row per index of the leading axis.
 
-    Otherwise the trailing axes are merged (the leading one kept, so a batch sharding stays
-    local), or, for 1-D and 2-D arrays, all of them: a short last axis packed alone would cost a
-    whole ``uint32`` word per row (``(N, 4)`` would take 8 bits per element, not 1).
+    Its own shape when the last axis fills whole words; otherwise the trailing axes are merged, so
+    that a row wastes at most one partly filled word. The leading axis is always kept: merging
+    rows would mix a batch-sharded array's shards and make XLA move codes between devices
+    (collective-permutes and all-gathers that jax.nn's rules do not need). A row whose codes fit
+    in 8 or 16 bits takes one ``uint8`` or ``uint16`` word (:func:`rectax._packing.word_bits`).
     """
     shape = tuple(shape)
     per_word = _packing.WORD_BITS // _packing.slot_bits(bits)
-    if not shape or shape[-1] % per_word == 0:
+    if len(shape) <= 2 or shape[-1] % per_word == 0:
         return shape
-    if len(shape) >= 3:
-        return (shape[0], math.prod(shape[1:]))
-    return (math.prod(shape),)
+    return (shape[0], math.prod(shape[1:]))
 
 
 def pack_mask(mask: Array, bits: int = 1) -> Array:
-    """Packs a boolean mask (or ``bits``-bit codes) into ``uint32`` words (:func:`_packed_view`)."""
+    """Packs a boolean mask (or ``bits``-bit codes) into unsigned words (:func:`_packed_view`)."""
     return _packing.pack(mask.reshape(_packed_view(mask.shape, bits)), bits)
 
 

@@ -322,20 +322,16 @@ def test_transforms(bits):
 
 @pytest.mark.parametrize("shape", [(8, 128), (8, 100)])
 def test_residual_is_the_packed_index_only(shape):
-    """Reverse mode keeps only ``slot`` bits per element in uint32 words (3 bits in 4-bit slots):
-    per row when the last axis fills whole words, else over the flattened array (a short or odd
-    last axis would waste part of a word per row)."""
-    n = math.prod(shape)
+    """Reverse mode keeps only ``slot`` bits per element in uint32 words (3 bits in 4-bit slots),
+    packed per row, never across rows (a batch-sharded array would then move codes between
+    devices, tests/test_sharding.py); an odd last axis wastes part of one word per row."""
     for bits, slot in ((1, 1), (2, 2), (3, 4), (4, 4)):
         x = jax.ShapeDtypeStruct(shape, jnp.float32)
         residuals = jax.eval_shape(
             lambda x, b=bits: jax.vjp(functools.partial(rx.silu, bits=b), x)[1], x
         )
         big = [r for r in jax.tree_util.tree_leaves(residuals) if r.size > 2**bits]
-        if shape[-1] % (32 // slot) == 0:
-            expected: tuple[int, ...] = (shape[0], shape[-1] * slot // 32)
-        else:
-            expected = (math.ceil(n * slot / 32),)
+        expected = (shape[0], math.ceil(shape[-1] * slot / 32))
         assert [(r.dtype, r.shape) for r in big] == [(jnp.uint32, expected)]
 
 
