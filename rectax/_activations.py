@@ -28,7 +28,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax._src.lax import lax as lax_internal  # weak-typed casts have no public API
 from jax.typing import ArrayLike
 
 from . import _few_bit
@@ -104,10 +103,15 @@ def _input(name: str, x: ArrayLike, integers: IntegerRule) -> tuple[Array, bool]
 
 
 def _output(y: Array, weak: bool) -> Array:
-    """``y``, weakly typed when the input was (a no-op otherwise)."""
+    """``y``, weakly typed when the input was (a no-op otherwise).
+
+    jax has no public weak-typed cast, but an indexed update keeps its operand's weak type, and
+    a Python-scalar fill is weakly typed in the default dtype (the only dtype a weak float has).
+    """
     if not weak or getattr(y, "weak_type", False):
         return y
-    return lax_internal._convert_element_type(y, y.dtype, weak_type=True)
+    blank = lax.full(y.shape, 0.0)
+    return blank.at[...].set(y) if blank.dtype == y.dtype else y
 
 
 def _concrete(value: Any) -> np.ndarray | None:

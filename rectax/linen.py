@@ -230,9 +230,8 @@ class Activation(_ActivationFields):
       params: hyperparameters as a mapping (what :meth:`flax.linen.Module.clone` passes);
         ``**kwargs`` override it.
       record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
-      parent: Linen parent (set by Flax).
-      name: Linen name.
-      **kwargs: hyperparameters passed to ``fn``.
+      **kwargs: hyperparameters passed to ``fn``; ``parent`` and ``name`` are Flax's, as for
+        any Linen module.
 
     Example:
       >>> import jax.numpy as jnp
@@ -248,16 +247,15 @@ class Activation(_ActivationFields):
         fn: str | Callable[..., Array],
         params: Mapping[str, Any] | None = None,
         record_stats: bool = False,
-        parent: Any = nn.module._unspecified_parent,
-        name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        # Flax's own keywords pass through untouched (unset, Flax picks the parent itself).
+        linen = {key: kwargs.pop(key) for key in ("parent", "name") if key in kwargs}
         super().__init__(
             fn=common.resolve_function(fn),
             params=FrozenDict(common.merge_params(params, kwargs)),
             record_stats=record_stats,
-            parent=parent,
-            name=name,
+            **linen,
         )
 
 
