@@ -482,14 +482,15 @@ def rrelu(
       >>> bool(jnp.all((y <= -1 / 8) & (y >= -1 / 3)))
       True
     """
-    _check_rrelu(lower, upper)
+    check_rrelu(lower, upper)
     x, weak = _input("rrelu", x, "float")
     if key is None:
         return _output(_rrelu_eval(x, lower, upper), weak)
     return _output(_rrelu_train(x, key, lower, upper), weak)
 
 
-def _check_rrelu(lower: Any, upper: Any) -> None:
+def check_rrelu(lower: Any, upper: Any) -> None:
+    """RReLU's bounds rule (the function, gains and Flax modules share it)."""
     _hyper("rrelu", "lower", lower)
     _hyper("rrelu", "upper", upper)
     lo, hi = _concrete(lower), _concrete(upper)
@@ -504,7 +505,7 @@ register(
         "rrelu",
         rrelu,
         "two_valued",
-        check=_check_rrelu,
+        check=check_rrelu,
         slope=lambda p, backward: (float(p["lower"]) + float(p["upper"])) / 2,  # the eval slope
         module="RReLU",
     )
@@ -935,7 +936,8 @@ def silu(x: ArrayLike, *, bits: int | None = None) -> Array:
 swish = silu
 
 
-def _np_sigmoid(z: np.ndarray) -> np.ndarray:
+def np_sigmoid(z: np.ndarray) -> np.ndarray:
+    """Float64 NumPy sigmoid, without overflow (also the gains' reference for sigmoid)."""
     return 0.5 * (1 + np.tanh(z / 2))
 
 
@@ -946,7 +948,7 @@ register(
         "smooth",
         aliases=("swish",),
         jax_nn=(jax.nn.silu, jax.nn.swish),
-        reference=lambda z: z * _np_sigmoid(z),
+        reference=lambda z: z * np_sigmoid(z),
     )
 )
 

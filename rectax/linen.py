@@ -32,6 +32,7 @@ from jax.typing import DTypeLike
 import rectax
 
 from . import _modules_common as common
+from ._activations import PRELU_INIT, check_rrelu
 from ._extras import missing_extra
 
 try:
@@ -86,7 +87,7 @@ class PReLU(nn.Module):
     """
 
     param_dtype: DTypeLike = jnp.float32
-    negative_slope_init: float = common.PRELU_INIT
+    negative_slope_init: float = PRELU_INIT
     num_parameters: int = 1
     axis: int = -1
     dtype: DTypeLike | None = None
@@ -162,7 +163,7 @@ class RReLU(nn.Module):
         Returns:
           An array of ``x``'s shape and dtype.
         """
-        common.check_rrelu_bounds(self.lower, self.upper)
+        check_rrelu(self.lower, self.upper)
         deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
         key = common.rrelu_key(deterministic, rng, lambda: self.make_rng(self.rng_collection))
         return common.rrelu_forward(x, key, self.lower, self.upper, _sow(self))
