@@ -37,7 +37,8 @@ import numpy as np
 import rectax as rx
 from benchmarks.memory import temp_bytes
 from benchmarks.timing import interleave, ratio_stats
-from rectax import _few_bit, _few_bit_generate
+from rectax import _few_bit
+from tools import few_bit_generate as _few_bit_generate
 
 Array = jax.Array
 Act = Callable[[Array], Array]

@@ -28,7 +28,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax._src.lax import lax as lax_internal  # weak-typed casts have no public API
 from jax.typing import ArrayLike
 
 from . import _few_bit
@@ -111,10 +110,15 @@ def _input(name: str, x: ArrayLike, integers: IntegerRule) -> tuple[Array, bool]
 
 
 def _output(y: Array, weak: bool) -> Array:
-    """``y``, weakly typed when the input was (a no-op otherwise)."""
+    """``y``, weakly typed when the input was (a no-op otherwise).
+
+    jax has no public weak-typed cast, but an indexed update keeps its operand's weak type, and
+    a Python-scalar fill is weakly typed in the default dtype (the only dtype a weak float has).
+    """
     if not weak or getattr(y, "weak_type", False):
         return y
-    return lax_internal._convert_element_type(y, y.dtype, weak_type=True)
+    blank = lax.full(y.shape, 0.0)
+    return blank.at[...].set(y) if blank.dtype == y.dtype else y
 
 
 def _concrete(value: Any) -> np.ndarray | None:
@@ -485,14 +489,15 @@ def rrelu(
       >>> bool(jnp.all((y <= -1 / 8) & (y >= -1 / 3)))
       True
     """
-    _check_rrelu(lower, upper)
+    check_rrelu(lower, upper)
     x, weak = _input("rrelu", x, "float")
     if key is None:
         return _output(_rrelu_eval(x, lower, upper), weak)
     return _output(_rrelu_train(x, key, lower, upper), weak)
 
 
-def _check_rrelu(lower: Any, upper: Any) -> None:
+def check_rrelu(lower: Any, upper: Any) -> None:
+    """RReLU's bounds rule (the function, gains and Flax modules share it)."""
     _hyper("rrelu", "lower", lower)
     _hyper("rrelu", "upper", upper)
     lo, hi = _concrete(lower), _concrete(upper)
@@ -507,7 +512,7 @@ register(
         "rrelu",
         rrelu,
         "two_valued",
-        check=_check_rrelu,
+        check=check_rrelu,
         slope=lambda p, backward: (float(p["lower"]) + float(p["upper"])) / 2,  # the eval slope
         module="RReLU",
     )
@@ -1023,7 +1028,8 @@ def silu(x: ArrayLike, *, bits: int | None = None) -> Array:
 swish = silu
 
 
-def _np_sigmoid(z: np.ndarray) -> np.ndarray:
+def np_sigmoid(z: np.ndarray) -> np.ndarray:
+    """Float64 NumPy sigmoid, without overflow (also the gains' reference for sigmoid)."""
     return 0.5 * (1 + np.tanh(z / 2))
 
 
@@ -1034,7 +1040,7 @@ register(
         "smooth",
         aliases=("swish",),
         jax_nn=(jax.nn.silu, jax.nn.swish),
-        reference=lambda z: z * _np_sigmoid(z),
+        reference=lambda z: z * np_sigmoid(z),
     )
 )
 

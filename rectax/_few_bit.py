@@ -27,7 +27,7 @@ during training, so the tables here are the unweighted ones; ``python -m benchma
 prints both errors at several input scales.
 
 The tables of the built-in activations at their default hyperparameters are precomputed in
-:mod:`rectax._few_bit_tables` by ``python -m rectax._few_bit_generate`` (rerunnable); any other
+:mod:`rectax._few_bit_tables` by ``python -m tools.few_bit_generate`` (rerunnable); any other
 function or hyperparameter value gets its table computed once, in float64, and cached.
 """
 

@@ -39,8 +39,8 @@ values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pas
 * :func:`coded` packs the codes the same way, ``b`` bits per element.
 * :func:`smooth` tags nothing: reverse mode keeps the input ``x`` and
   recomputes ``derivative(x)`` inside the backward pass, fused with the cotangent product. Saving
-  the derivative instead lets XLA keep extra transients alive (measured: the exact GELU step
-  needed 296 MiB instead of 128 MiB).
+  the derivative instead lets XLA keep extra transients alive (a larger step peak for the exact
+  GELU in ``python -m benchmarks --target cpu``).
 """
 
 from __future__ import annotations
@@ -73,12 +73,12 @@ _SAVE_BITS = jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)
 FEATURE_MAP_RANK = 4
 """Inputs of this rank or more (``(N, H, W, C)`` feature maps) keep the output, not bits.
 
-Measured on the benchmark zoo (``python -m benchmarks --modes zoo``, XLA:CPU): in convolutional
-networks the step's peak is the convolutions' backward pass, and 1-bit masks kept beside it
-raised the peak (flax's MNIST CNN 1.009x jax.nn, 1.39x under ``jax.checkpoint`` with a
-``RESIDUAL_NAME`` policy) where keeping the output and comparing it lowered it (0.72x, 0.96x).
-In dense layers (MLP, transformer FFN, rank <= 3) the bits win (0.56x, 0.89x) and the output
-does not (1.00x): XLA then also keeps the pre-activation to recompute the mask.
+Measured on the benchmark zoo (``python -m benchmarks --modes zoo``, XLA:CPU; figures in
+``docs/memory.md``): in convolutional networks the step's peak is the convolutions' backward
+pass, and 1-bit masks kept beside it raised the peak (also under ``jax.checkpoint`` with a
+``RESIDUAL_NAME`` policy) where keeping the output and comparing it lowered it. In dense layers
+(MLP, transformer FFN, rank <= 3) the bits lower the peak and the output does not: XLA then also
+keeps the pre-activation to recompute the mask.
 """
 
 
@@ -138,9 +138,9 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
     activation keeps what jax.nn's own rule keeps, so the compiler sees jax.nn's graph. Measured
     with ``python -m benchmarks --target`` (``docs/memory.md`` has the tables and the HLO):
 
-    * XLA:CPU: lean everywhere (the zoo 0.56x-1.00x of jax.nn).
+    * XLA:CPU: lean everywhere (no zoo model above jax.nn).
     * XLA:GPU and XLA:TPU: jax.nn's residuals, except the 1-bit mask of 16-bit rank-2
-      activations on GPU (an MLP's; the deep bf16 MLP 0.73x) and few-bit codes (asked for).
+      activations on GPU (an MLP's) and few-bit codes (asked for).
       The ``jax.checkpoint`` around the rule puts an optimisation barrier between the residual
       and the backward pass: cuDNN can no longer fuse relu into the convolution (it then keeps
       the pre-activation), and XLA:GPU/TPU can no longer recompute the cheap elementwise
@@ -277,7 +277,7 @@ def _build(
     """The one construction: ``custom_jvp`` with ``t_out = factor * t_x``, checkpointed, jitted.
 
     ``jit=False`` leaves out the outer ``jax.jit`` (kept for rectax's own activations: an eager
-    call then dispatches one compiled kernel, measured 3x to 10x faster on 1000 elements). A
+    call then dispatches one compiled kernel, several times faster on small inputs). A
     user's :func:`rectax.surrogate` may close over traced values (a slope computed inside the
     caller's ``jit``); a ``jax.jit`` around the custom-JVP function turns them into constants of
     its own trace ("No constant handler for type: DynamicJaxprTracer"), so it is built without.
@@ -290,7 +290,7 @@ def _build(
     rule, choosing what reverse mode keeps by tagging it ``RESIDUAL_NAME`` (which
     :data:`_SAVE_BITS` saves). It returns ``y`` too, tagged when the output itself is the
     residual: the rule must return that very value, or an outer ``save_only_these_names``
-    policy keeps a second copy (measured: ResNet blocks 0.97x jax.nn's memory instead of 0.64x).
+    policy keeps a second copy (the ResNet blocks of ``python -m benchmarks --modes zoo``).
 
     ``plain(x, y, params, t_x) -> factor * t_x`` is the same derivative written as jax.nn writes
     its own rule (no checkpoint, nothing packed): where :func:`lean_residuals` says no for the

@@ -27,8 +27,6 @@ def default(activation: str, hyperparameter: str) -> Any:
     return info.hyperparameters[hyperparameter]
 
 
-PRELU_INIT: float = default("prelu", "negative_slope")
-"""He et al. (2015) and torch initialise PReLU slopes at 0.25 (flax uses 0.01)."""
 RRELU_LOWER: float = default("rrelu", "lower")
 RRELU_UPPER: float = default("rrelu", "upper")
 NECRO_SLOPE: float = default("necro_relu", "negative_slope")
@@ -233,12 +231,6 @@ def slope_shape(num_parameters: int) -> tuple[int, ...]:
     if num_parameters < 1:
         raise ValueError(f"rectax PReLU: num_parameters must be >= 1, got {num_parameters}.")
     return () if num_parameters == 1 else (num_parameters,)
-
-
-def check_rrelu_bounds(lower: float, upper: float) -> None:
-    """Validates RReLU's bounds at construction time."""
-    if not lower <= upper:
-        raise ValueError(f"rectax RReLU: lower must be <= upper, got {lower} and {upper}.")
 
 
 def pair(size: int | Sequence[int]) -> tuple[int, int]:

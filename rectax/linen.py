@@ -33,6 +33,7 @@ from jax.typing import DTypeLike
 import rectax
 
 from . import _modules_common as common
+from ._activations import PRELU_INIT, check_rrelu
 from ._extras import missing_extra
 
 try:
@@ -87,7 +88,7 @@ class PReLU(nn.Module):
     """
 
     param_dtype: DTypeLike = jnp.float32
-    negative_slope_init: float = common.PRELU_INIT
+    negative_slope_init: float = PRELU_INIT
     num_parameters: int = 1
     axis: int = -1
     dtype: DTypeLike | None = None
@@ -163,7 +164,7 @@ class RReLU(nn.Module):
         Returns:
           An array of ``x``'s shape and dtype.
         """
-        common.check_rrelu_bounds(self.lower, self.upper)
+        check_rrelu(self.lower, self.upper)
         deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
         key = common.rrelu_key(deterministic, rng, lambda: self.make_rng(self.rng_collection))
         return common.rrelu_forward(x, key, self.lower, self.upper, _sow(self))
@@ -265,9 +266,8 @@ class Activation(_ActivationFields):
       params: hyperparameters as a mapping (what :meth:`flax.linen.Module.clone` passes);
         ``**kwargs`` override it.
       record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
-      parent: Linen parent (set by Flax).
-      name: Linen name.
-      **kwargs: hyperparameters passed to ``fn``.
+      **kwargs: hyperparameters passed to ``fn``; ``parent`` and ``name`` are Flax's, as for
+        any Linen module.
 
     Example:
       >>> import jax.numpy as jnp
@@ -283,16 +283,15 @@ class Activation(_ActivationFields):
         fn: str | Callable[..., Array],
         params: Mapping[str, Any] | None = None,
         record_stats: bool = False,
-        parent: Any = nn.module._unspecified_parent,
-        name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        # Flax's own keywords pass through untouched (unset, Flax picks the parent itself).
+        linen = {key: kwargs.pop(key) for key in ("parent", "name") if key in kwargs}
         super().__init__(
             fn=common.resolve_function(fn),
             params=FrozenDict(common.merge_params(params, kwargs)),
             record_stats=record_stats,
-            parent=parent,
-            name=name,
+            **linen,
         )
 
 

@@ -35,6 +35,7 @@ from jax.typing import DTypeLike
 import rectax
 
 from . import _modules_common as common
+from ._activations import PRELU_INIT, check_rrelu
 from ._extras import missing_extra
 
 try:
@@ -94,7 +95,7 @@ class PReLU(nnx.Module):
 
     def __init__(
         self,
-        negative_slope_init: float = common.PRELU_INIT,
+        negative_slope_init: float = PRELU_INIT,
         *,
         num_parameters: int = 1,
         axis: int = -1,
@@ -175,7 +176,7 @@ class RReLU(nnx.Module):
         record_stats: bool = False,
         rngs: nnx.Rngs | nnx.RngStream | None = None,
     ) -> None:
-        common.check_rrelu_bounds(lower, upper)
+        check_rrelu(lower, upper)
         self.lower = lower
         self.upper = upper
         self.deterministic = deterministic

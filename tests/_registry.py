@@ -537,6 +537,18 @@ WITH_JAX_NN = tuple(a for a in ACTIVATIONS if a.jax_nn is not None)
 WITH_HYPER = tuple(a for a in ACTIVATIONS if a.hyper is not None)
 
 
+# rectax's exports that are not elementwise activations of one input: constructors and aliases
+# (swish is silu, hard_swish is hard_silu), and the gated units (two inputs: tests/test_gated.py).
+NOT_ELEMENTWISE = {"surrogate", "few_bit", "swish", "hard_swish", "residual_target"}
+GATED = {"glu", "swiglu", "geglu", "reglu"}
+PUBLIC_ACTIVATIONS = sorted(
+    n
+    for n in rx.__all__
+    if n.islower() and callable(getattr(rx, n)) and n not in NOT_ELEMENTWISE | GATED
+)
+"""rectax's public elementwise activations, read from its ``__all__`` (not from its catalog)."""
+
+
 # --------------------------------------------------------------------------- dtypes and tolerances
 DTYPES = (jnp.bfloat16, jnp.float16, jnp.float32, jnp.float64)
 LOW_PRECISION = (jnp.bfloat16, jnp.float16)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _registry import WIDENING
+from _registry import PUBLIC_ACTIVATIONS, WIDENING
 from flax import nnx
 
 import rectax as rx
@@ -25,19 +25,12 @@ from rectax import linen as rxl
 from rectax import nnx as rxn
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "activations.md"
-CONSTRUCTORS = {"surrogate", "few_bit", "swish", "hard_swish", "residual_target"}
-GATED = {"glu", "swiglu", "geglu", "reglu"}  # two inputs, not catalogued: tests/test_gated.py
-PUBLIC = sorted(
-    n
-    for n in rx.__all__
-    if n.islower() and callable(getattr(rx, n)) and n not in CONSTRUCTORS | GATED
-)
 ALIASES = [(alias, info.name) for info in _catalog.all_activations() for alias in info.aliases]
 
 
 def test_every_public_activation_is_catalogued_once():
     infos = _catalog.all_activations()
-    assert sorted(i.name for i in infos) == PUBLIC
+    assert sorted(i.name for i in infos) == PUBLIC_ACTIVATIONS
     for info in infos:
         assert info.fn is getattr(rx, info.name)
         assert _catalog.by_function(info.fn) is info

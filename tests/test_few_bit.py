@@ -19,9 +19,10 @@ from jax.sharding import PartitionSpec as P
 from scipy import integrate
 
 import rectax as rx
-from rectax import _few_bit, _few_bit_generate, _few_bit_tables
+from rectax import _few_bit, _few_bit_tables
 from rectax import linen as rxl
 from rectax import nnx as rxn
+from tools import few_bit_generate as _few_bit_generate
 
 pytestmark = pytest.mark.usefixtures("strict_promotion")
 

@@ -20,11 +20,8 @@ Example:
   >>> w.shape
   (256, 128)
 
-Importing this module does not import Flax. :func:`lsuv` (model-level, needs Flax) lives beside
-the Flax modules in ``rectax._lsuv`` and is loaded from here on first use.
+Importing this module does not import Flax: :func:`lsuv` (model-level) imports it when called.
 """
-
-from typing import Any
 
 from jax.nn.initializers import Initializer as Initializer
 from jax.nn.initializers import constant as constant
@@ -40,6 +37,8 @@ from ._gain import for_activation as for_activation
 from ._gain import gain as gain
 from ._gain import second_moment as second_moment
 from ._gain import torch_default as torch_default
+from ._lsuv import LSUVLayer as LSUVLayer
+from ._lsuv import lsuv as lsuv
 from ._rai import BETA_2_1 as BETA_2_1
 from ._rai import AsymmetricDistribution as AsymmetricDistribution
 from ._rai import RAIInitializers as RAIInitializers
@@ -102,12 +101,3 @@ __all__ = [
     "xavier_uniform",
     "zeros",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # LSUV is model-level and lives beside the Flax modules; load it on first use.
-    if name in ("lsuv", "LSUVLayer"):
-        from .. import _lsuv
-
-        return getattr(_lsuv, name)
-    raise AttributeError(f"module 'rectax.initializers' has no attribute {name!r}")

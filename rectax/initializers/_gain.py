@@ -24,6 +24,7 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from .. import _catalog
+from .._activations import np_sigmoid
 from ._variance import (
     Axes,
     Distribution,
@@ -66,14 +67,10 @@ def _expect(g: Callable[[np.ndarray], np.ndarray], kinks: Sequence[float] = ()) 
 # rectax's activations bring their own facts (rectax._catalog). Below: the other functions a gain
 # is asked for (torch's calculate_gain names and jax.nn's non-rectifiers), as
 # (float64 NumPy forward, jax function).
-def _np_sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1 + np.tanh(z / 2))
-
-
 _OTHERS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[..., Any]]] = {
     "linear": (lambda z: z, jax.nn.identity),
     "tanh": (np.tanh, jnp.tanh),
-    "sigmoid": (_np_sigmoid, jax.nn.sigmoid),
+    "sigmoid": (np_sigmoid, jax.nn.sigmoid),
 }
 _OTHER_ALIASES = {
     "identity": "linear",

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._dtypes import at_least_float32
+from .._dtypes import at_least_float32
+from ._variance import orthogonal
 
 Array = jax.Array
 
@@ -306,9 +307,6 @@ def lsuv(
             "(or orthonormal=False)."
         )
     from flax import nnx
-
-    # imported here: rectax.initializers imports this module for its namespace
-    from .initializers._variance import orthogonal
 
     pre_init = orthogonal()
     if isinstance(model, nnx.Module):

@@ -1,0 +1,1 @@
+"""Developer scripts, not in the wheel; run from the repository root: ``python -m tools.<name>``."""
