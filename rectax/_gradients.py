@@ -133,7 +133,8 @@ def current_residual_target() -> str:
 def lean_residuals(target: str, form: str, x: Array) -> bool:
     """Whether an activation of ``x`` keeps rectax's lean residuals when compiled for ``target``.
 
-    ``form`` is the rule's (``"smooth"``, ``"two_valued"``, ``"coded"``). Lean residuals are the
+    ``form`` is the rule's (``"smooth"``, ``"two_valued"``, ``"coded"``, or a gated unit's:
+    ``"gated"``, ``"gated_from_output"``, ``"gated_coded"``). Lean residuals are the
     packed bits (or, on feature maps, the output) under ``jax.checkpoint``; otherwise the
     activation keeps what jax.nn's own rule keeps, so the compiler sees jax.nn's graph. Measured
     with ``python -m benchmarks --target`` (``docs/memory.md`` has the tables and the HLO):
@@ -145,8 +146,20 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
       and the backward pass: cuDNN can no longer fuse relu into the convolution (it then keeps
       the pre-activation), and XLA:GPU/TPU can no longer recompute the cheap elementwise
       derivative in the backward fusions, which is how they keep one tensor per activation.
+    * Gated units (``python -m benchmarks.gated --target``, 2 blocks): on TPU the plain
+      expression's graph (the checkpointed rule measured 1.04x-1.41x there, its jit boundary
+      alone one more ``(rows, model)`` buffer); on GPU the checkpointed rule for ReGLU, few-bit
+      gates and 16-bit SwiGLU/GeGLU (0.95x-1.00x of the plain expression where the plain graph
+      measured 1.00x-1.04x), the plain graph for float32 SwiGLU/GeGLU (the rule 1.02x under a
+      ``RESIDUAL_NAME`` policy, which keeps the tagged product).
     """
-    if target == "cpu" or form == "coded":
+    if target == "cpu":
+        return True
+    if form in ("gated", "gated_from_output", "gated_coded"):
+        if target != "gpu":
+            return False
+        return form != "gated" or x.dtype.itemsize == 2
+    if form == "coded":
         return True
     return target == "gpu" and form == "two_valued" and x.ndim <= 2 and x.dtype.itemsize == 2
 
@@ -524,34 +537,61 @@ def coded(
 def _gated_build(
     forward: Callable[[Array], Array],
     factors: Callable[[Array, Array], tuple[Array, Array, Array]],
+    plain: Callable[[Array, Array], tuple[Array, Array, Array]],
+    form: str,
 ) -> Callable[[Array, Array], Array]:
     """``f(gate, up) = forward(gate) * up`` with ``t = d_gate * t_gate + d_up * t_up``.
 
     ``factors(gate, up) -> (y, d_gate, d_up)`` computes the output and both partial derivatives
     inside the rule, choosing what reverse mode keeps by tagging it ``RESIDUAL_NAME``, as
-    :func:`_build`'s ``tangent_factor``. Checkpointed with :data:`_SAVE_BITS` and jitted.
+    :func:`_build`'s ``tangent_factor``; checkpointed with :data:`_SAVE_BITS`. ``plain`` is the
+    same derivative with nothing tagged or packed and no checkpoint (the plain expression's
+    graph), used where :func:`lean_residuals` says no for ``form`` and the target traced for.
+    Jitted per target, as :func:`_build`'s variants.
     """
 
-    @jax.custom_jvp
-    def fn(gate: Array, up: Array) -> Array:
-        return forward(gate) * up
+    def make(parts: Callable[[Array, Array], tuple[Array, Array, Array]]) -> Any:
+        @jax.custom_jvp
+        def fn(gate: Array, up: Array) -> Array:
+            return forward(gate) * up
 
-    def rule(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Array, Array]:
-        gate, up = primals
-        t_gate, t_up = tangents
-        y, d_gate, d_up = factors(gate, up)
-        t_out = None
-        if not _is_zero(t_gate):
-            t_out = t_gate * lax.convert_element_type(d_gate, t_gate.dtype)
-        if not _is_zero(t_up):
-            t_dup = t_up * lax.convert_element_type(d_up, t_up.dtype)
-            t_out = t_dup if t_out is None else t_out + t_dup
-        if t_out is None:  # pragma: no cover - custom_jvp never calls a rule with all-zero tangents
-            t_out = jnp.zeros_like(y)
-        return y, t_out
+        def rule(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Array, Array]:
+            gate, up = primals
+            t_gate, t_up = tangents
+            y, d_gate, d_up = parts(gate, up)
+            t_out = None
+            if not _is_zero(t_gate):
+                t_out = t_gate * lax.convert_element_type(d_gate, t_gate.dtype)
+            if not _is_zero(t_up):
+                t_dup = t_up * lax.convert_element_type(d_up, t_up.dtype)
+                t_out = t_dup if t_out is None else t_out + t_dup
+            if t_out is None:  # pragma: no cover - custom_jvp never calls it with zero tangents
+                t_out = jnp.zeros_like(y)
+            return y, t_out
 
-    fn.defjvp(rule, symbolic_zeros=True)
-    return jax.jit(jax.checkpoint(fn, policy=_SAVE_BITS))
+        fn.defjvp(rule, symbolic_zeros=True)
+        return fn
+
+    lean_unit = jax.jit(jax.checkpoint(make(factors), policy=_SAVE_BITS))
+    fn_plain = make(plain)  # not jitted: a jit boundary kept one more (rows, model) buffer
+
+    def variant(target: str) -> Callable[[Array, Array], Array]:
+        def unit(gate: Array, up: Array) -> Array:
+            if lean_residuals(target, form, gate):
+                return lean_unit(gate, up)
+            return fn_plain(gate, up)
+
+        return unit
+
+    variants: dict[str, Callable[[Array, Array], Array]] = {}
+
+    def unit(gate: Array, up: Array) -> Array:
+        target = current_residual_target()
+        if target not in variants:
+            variants[target] = variant(target)
+        return variants[target](gate, up)
+
+    return unit
 
 
 def gated(
@@ -578,7 +618,11 @@ def gated(
         y = checkpoint_name(a * up, RESIDUAL_NAME)
         return y, derivative(gate) * up, a
 
-    return _gated_build(forward, factors)
+    def plain(gate: Array, up: Array) -> tuple[Array, Array, Array]:
+        a = forward(gate)
+        return a * up, derivative(gate) * up, a
+
+    return _gated_build(forward, factors, plain, "gated")
 
 
 def gated_from_output(
@@ -602,7 +646,11 @@ def gated_from_output(
         a = checkpoint_name(forward(gate), RESIDUAL_NAME)
         return a * up, jnp.where(mask_of_output(a), up, jnp.zeros_like(up)), a
 
-    return _gated_build(forward, factors)
+    def plain(gate: Array, up: Array) -> tuple[Array, Array, Array]:
+        a = forward(gate)
+        return a * up, jnp.where(mask_of_output(a), up, jnp.zeros_like(up)), a
+
+    return _gated_build(forward, factors, plain, "gated_from_output")
 
 
 def gated_coded(
@@ -633,7 +681,12 @@ def gated_coded(
         d = level(unpack_mask(words, gate.shape, bits))
         return a * up, lax.convert_element_type(d, up.dtype) * up, a
 
-    return _gated_build(forward, factors)
+    def plain(gate: Array, up: Array) -> tuple[Array, Array, Array]:
+        a = forward(gate)
+        d = level(code(gate))
+        return a * up, lax.convert_element_type(d, up.dtype) * up, a
+
+    return _gated_build(forward, factors, plain, "gated_coded")
 
 
 def from_output(
