@@ -12,8 +12,9 @@ Conventions shared by every function here:
 * Python and NumPy hyperparameters are validated (``ValueError`` naming the argument); jax arrays
   never are (checking one would wait for the device), so every hyperparameter stays jit-able,
   vmappable and differentiable, and no call syncs with the device.
-* Each activation's facts (aliases, derivative form, gain, Flax module) are registered with
-  :mod:`rectax._catalog` right after its definition.
+* Each activation's facts (aliases, derivative form, gain) are registered with
+  :mod:`rectax._catalog` right after its definition; a Flax module names the activation it
+  computes (its ``computes`` class attribute), the catalog names no module.
 * Forward passes propagate NaN and have the right limits at ±inf.
 """
 
@@ -371,7 +372,6 @@ register(
         aliases=("necro",),
         # forward: relu's; backward: the surrogate slope
         slope=lambda p, backward: float(p["negative_slope"]) if backward else 0.0,
-        module="NecroReLU",
     )
 )
 
@@ -432,7 +432,6 @@ register(
         check=_check_prelu,
         slope=lambda p, backward: _scalar_slope(p["negative_slope"]),
         init_params={"negative_slope": PRELU_INIT},
-        module="PReLU",
     )
 )
 
@@ -514,7 +513,6 @@ register(
         "two_valued",
         check=check_rrelu,
         slope=lambda p, backward: (float(p["lower"]) + float(p["upper"])) / 2,  # the eval slope
-        module="RReLU",
     )
 )
 
@@ -644,7 +642,6 @@ register(
         # Forward: each of the 2n outputs has E[f(z)^2] = 1/2 (ReLU's slope 0). Backward: each
         # pre-activation gets one of its two outputs' gradients, E[f'(z)^2] = 1 (slope 1).
         slope=lambda p, backward: 1.0 if backward else 0.0,
-        module="CReLU",
         width=2,
     )
 )

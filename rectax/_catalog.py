@@ -3,7 +3,7 @@
 :mod:`rectax._activations` registers an :class:`ActivationInfo` right after each function. Every
 other place that needs a fact reads it from here: the initializers' gains and ``for_activation``
 (:mod:`rectax.initializers`), the name lookup and ``kernel_init="auto"`` of the Flax modules
-(:mod:`rectax._modules_common`), the benchmark cases and the docs tables (checked by a test).
+(:mod:`rectax._resolve`), the benchmark cases and the docs tables (checked by a test).
 The hyperparameters' names and defaults are not restated: they are read off the function's own
 signature.
 """
@@ -44,8 +44,6 @@ class ActivationInfo:
         ``E[f(z)^2] = (1 + a^2) / 2``.
       init_params: values an initializer assumes for hyperparameters without a default (PReLU's
         learned slope starts at He et al.'s 0.25).
-      module: the class name of its Flax module in :mod:`rectax.linen` and :mod:`rectax.nnx`,
-        if it has one.
       self_normalizing: designed for LeCun's init, ``Var[w] = 1/fan`` (SELU, Klambauer et al.
         2017), which ``for_activation`` then uses in both modes.
       check: ``check(**hyperparameters)`` raises the function's own ``TypeError``/``ValueError``
@@ -68,7 +66,6 @@ class ActivationInfo:
     reference: Callable[..., np.ndarray] | None = None
     slope: Callable[[Mapping[str, Any], bool], float] | None = None
     init_params: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
-    module: str | None = None
     self_normalizing: bool = False
     width: int = 1
     check: Callable[..., None] | None = None

@@ -14,17 +14,18 @@ module             behaviour
 ``GatedMLP``       a transformer's gated FFN, ``down(unit(gate(x), up(x)))`` (SwiGLU, GeGLU, ReGLU)
 =================  =========================================================================
 
-Every activation module has ``record_stats: bool = False``; when True it sows a
-:class:`rectax.diagnostics.UnitStats` summary of its input under
-``('intermediates', 'unit_stats')`` (apply with ``mutable=['intermediates']``). When False nothing
-is computed or traced.
+Every activation module names the activation it computes in its ``computes`` class attribute
+(``PReLU.computes == "prelu"``), which the builders' ``kernel_init="auto"`` reads. It has
+``record_stats: bool = False``; when True it sows a :class:`rectax.diagnostics.UnitStats` summary
+of its input under ``('intermediates', 'unit_stats')`` (apply with ``mutable=['intermediates']``).
+When False nothing is computed or traced.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +33,8 @@ from jax.typing import DTypeLike
 
 import rectax
 
-from . import _modules_common as common
+from . import _layer_parts as parts
+from . import _resolve as resolve
 from ._activations import PRELU_INIT, check_rrelu
 from ._extras import missing_extra
 
@@ -48,7 +50,7 @@ Initializer = Callable[..., Array]
 __all__ = ["CNN", "MLP", "Activation", "CReLU", "GatedMLP", "NecroReLU", "PReLU", "RReLU"]
 
 
-def _sow(module: Any) -> common.Sow | None:
+def _sow(module: Any) -> parts.Sow | None:
     """The module's ``sow`` into ``'intermediates'``, or None when ``record_stats`` is off."""
     return functools.partial(module.sow, "intermediates") if module.record_stats else None
 
@@ -87,6 +89,8 @@ class PReLU(nn.Module):
       Array([[-1.,  4.]], dtype=float32)
     """
 
+    computes: ClassVar[str] = "prelu"
+
     param_dtype: DTypeLike = jnp.float32
     negative_slope_init: float = PRELU_INIT
     num_parameters: int = 1
@@ -107,11 +111,13 @@ class PReLU(nn.Module):
         slope = self.param(
             "negative_slope",
             lambda key, shape, dtype: jnp.full(shape, self.negative_slope_init, dtype),
-            common.slope_shape(self.num_parameters),
+            parts.slope_shape(self.num_parameters),
             self.param_dtype,
         )
         x = jnp.asarray(x, self.dtype) if self.dtype is not None else jnp.asarray(x)
-        return common.prelu_forward(x, slope, self.axis, _sow(self))
+        return parts.recorded(
+            _sow(self), x, rectax.prelu(x, parts.check_slope_axis(x, slope, self.axis)), self.axis
+        )
 
 
 class RReLU(nn.Module):
@@ -144,8 +150,10 @@ class RReLU(nn.Module):
       True
     """
 
-    lower: float = common.RRELU_LOWER
-    upper: float = common.RRELU_UPPER
+    computes: ClassVar[str] = "rrelu"
+
+    lower: float = parts.RRELU_LOWER
+    upper: float = parts.RRELU_UPPER
     deterministic: bool | None = None
     rng_collection: str = "rrelu"
     record_stats: bool = False
@@ -166,8 +174,8 @@ class RReLU(nn.Module):
         """
         check_rrelu(self.lower, self.upper)
         deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
-        key = common.rrelu_key(deterministic, rng, lambda: self.make_rng(self.rng_collection))
-        return common.rrelu_forward(x, key, self.lower, self.upper, _sow(self))
+        key = parts.rrelu_key(deterministic, rng, lambda: self.make_rng(self.rng_collection))
+        return parts.recorded(_sow(self), x, rectax.rrelu(x, key, self.lower, self.upper))
 
 
 class NecroReLU(nn.Module):
@@ -186,7 +194,9 @@ class NecroReLU(nn.Module):
       Array([0., 2.], dtype=float32)
     """
 
-    negative_slope: float = common.NECRO_SLOPE
+    computes: ClassVar[str] = "necro_relu"
+
+    negative_slope: float = parts.NECRO_SLOPE
     record_stats: bool = False
 
     @nn.compact
@@ -199,7 +209,7 @@ class NecroReLU(nn.Module):
         Returns:
           ``rectax.necro_relu(x, negative_slope)``.
         """
-        return common.necro_forward(x, self.negative_slope, _sow(self))
+        return parts.recorded(_sow(self), x, rectax.necro_relu(x, self.negative_slope))
 
 
 class CReLU(nn.Module):
@@ -220,6 +230,8 @@ class CReLU(nn.Module):
       Array([0., 2., 1., 0.], dtype=float32)
     """
 
+    computes: ClassVar[str] = "crelu"
+
     axis: int = -1
     record_stats: bool = False
 
@@ -233,7 +245,7 @@ class CReLU(nn.Module):
         Returns:
           ``rectax.crelu(x, axis)``.
         """
-        return common.crelu_forward(x, self.axis, _sow(self))
+        return parts.recorded(_sow(self), x, rectax.crelu(x, self.axis), self.axis)
 
 
 class _ActivationFields(nn.Module):
@@ -251,7 +263,7 @@ class _ActivationFields(nn.Module):
         Returns:
           The activation's output.
         """
-        return common.activation_forward(self.fn, self.params, x, _sow(self))
+        return parts.recorded(_sow(self), x, self.fn(x, **self.params))
 
 
 class Activation(_ActivationFields):
@@ -278,6 +290,8 @@ class Activation(_ActivationFields):
       Array([-1.,  2.], dtype=float32)
     """
 
+    computes: ClassVar[str] = resolve.WRAPPED
+
     def __init__(
         self,
         fn: str | Callable[..., Array],
@@ -288,8 +302,8 @@ class Activation(_ActivationFields):
         # Flax's own keywords pass through untouched (unset, Flax picks the parent itself).
         linen = {key: kwargs.pop(key) for key in ("parent", "name") if key in kwargs}
         super().__init__(
-            fn=common.resolve_function(fn),
-            params=FrozenDict(common.merge_params(params, kwargs)),
+            fn=resolve.resolve_function(fn),
+            params=FrozenDict({**(params or {}), **kwargs}),
             record_stats=record_stats,
             **linen,
         )
@@ -341,8 +355,8 @@ class MLP(nn.Module):
         Returns:
           ``(..., features[-1])``.
         """
-        init = common.kernel_init_for(self.activation, self.kernel_init)
-        make_act = common.make_activation(self.activation, self.record_stats, Activation)
+        init = resolve.kernel_init_for(self.activation, self.kernel_init)
+        make_act = resolve.make_activation(self.activation, self.record_stats, Activation)
         for i, width in enumerate(self.features):
             x = nn.Dense(
                 width,
@@ -353,7 +367,7 @@ class MLP(nn.Module):
                 name=f"Dense_{i}",
             )(x)
             if i < len(self.features) - 1:
-                x = common.call_activation(make_act(), x, deterministic)
+                x = resolve.call_activation(make_act(), x, deterministic)
         return x
 
 
@@ -404,19 +418,19 @@ class CNN(nn.Module):
         Returns:
           ``(batch, num_classes)`` logits.
         """
-        init = common.kernel_init_for(self.activation, self.kernel_init, layout="conv")
-        make_act = common.make_activation(self.activation, self.record_stats, Activation)
+        init = resolve.kernel_init_for(self.activation, self.kernel_init, layout="conv")
+        make_act = resolve.make_activation(self.activation, self.record_stats, Activation)
         for i, channels in enumerate(self.features):
             x = nn.Conv(
                 channels,
-                common.pair(self.kernel_size),
+                parts.pair(self.kernel_size),
                 kernel_init=init,
                 bias_init=self.bias_init,
                 dtype=self.dtype,
                 param_dtype=self.param_dtype,
                 name=f"Conv_{i}",
             )(x)
-            x = common.call_activation(make_act(), x, deterministic)
+            x = resolve.call_activation(make_act(), x, deterministic)
             x = nn.avg_pool(x, (2, 2), strides=(2, 2))
         x = x.reshape(x.shape[0], -1)
         return MLP(
@@ -482,8 +496,8 @@ class GatedMLP(nn.Module):
         Returns:
           ``(..., features)`` (``in_features`` if ``features`` is None).
         """
-        unit = common.resolve_gated(self.unit)
-        inner, outer = common.gated_kernel_inits(unit, self.kernel_init)
+        unit = resolve.resolve_gated(self.unit)
+        inner, outer = resolve.gated_kernel_inits(unit, self.kernel_init)
         dense = functools.partial(
             nn.Dense,
             use_bias=self.use_bias,
@@ -494,11 +508,9 @@ class GatedMLP(nn.Module):
         gate = dense(self.hidden, kernel_init=inner, name="gate")(x)
         up = dense(self.hidden, kernel_init=inner, name="up")(x)
         out = self.features if self.features is not None else x.shape[-1]
-        hidden = common.recorded(_sow(self), gate, unit(gate, up))
+        hidden = parts.recorded(_sow(self), gate, unit(gate, up))
         return dense(out, kernel_init=outer, name="down")(hidden)
 
 
-# What kernel_init="auto" matches for each activation module class (by identity, not by name).
-common.register_modules(globals(), Activation)
-# flax's own PReLU: its default slope (0.01) is read from its signature.
-common.register_init_target(nn.PReLU, common.module_target("prelu", nn.PReLU))
+# flax's own PReLU computes prelu (its default slope, 0.01, read from its signature).
+resolve.FLAX_COMPUTES[nn.PReLU] = "prelu"

@@ -14,11 +14,13 @@ module             behaviour
 ``GatedMLP``       a transformer's gated FFN, ``down(unit(gate(x), up(x)))`` (SwiGLU, GeGLU, ReGLU)
 =================  =========================================================================
 
-Every activation module has ``record_stats: bool = False``; when True it sows a
-:class:`rectax.diagnostics.UnitStats` summary of its input as an ``nnx.Intermediate`` named
-``'unit_stats'``; collect it with ``nnx.capture(model, nnx.Intermediate)``. When False nothing is
-computed or traced. All activation modules accept (and, except :class:`RReLU`, ignore) ``rngs``
-so that builders can construct any of them the same way.
+Every activation module names the activation it computes in its ``computes`` class attribute
+(``PReLU.computes == "prelu"``), which the builders' ``kernel_init="auto"`` reads. It has
+``record_stats: bool = False``; when True it sows a :class:`rectax.diagnostics.UnitStats` summary
+of its input as an ``nnx.Intermediate`` named ``'unit_stats'``; collect it with
+``nnx.capture(model, nnx.Intermediate)``. When False nothing is computed or traced. All activation
+modules accept (and, except :class:`RReLU`, ignore) ``rngs`` so that builders can construct any of
+them the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +36,8 @@ from jax.typing import DTypeLike
 
 import rectax
 
-from . import _modules_common as common
+from . import _layer_parts as parts
+from . import _resolve as resolve
 from ._activations import PRELU_INIT, check_rrelu
 from ._extras import missing_extra
 
@@ -52,7 +55,7 @@ _ZEROS = nnx.initializers.zeros_init()
 __all__ = ["CNN", "MLP", "Activation", "CReLU", "GatedMLP", "NecroReLU", "PReLU", "RReLU"]
 
 
-def _sow(module: Any) -> common.Sow | None:
+def _sow(module: Any) -> parts.Sow | None:
     """The module's ``sow`` of an ``nnx.Intermediate``, or None when ``record_stats`` is off."""
     return functools.partial(module.sow, nnx.Intermediate) if module.record_stats else None
 
@@ -93,6 +96,8 @@ class PReLU(nnx.Module):
       Array([[-1.,  4.]], dtype=float32)
     """
 
+    computes: ClassVar[str] = "prelu"
+
     def __init__(
         self,
         negative_slope_init: float = PRELU_INIT,
@@ -114,7 +119,7 @@ class PReLU(nnx.Module):
         self.promote_dtype = promote_dtype
         self.record_stats = record_stats
         self.negative_slope = nnx.Param(
-            jnp.full(common.slope_shape(num_parameters), negative_slope_init, param_dtype),
+            jnp.full(parts.slope_shape(num_parameters), negative_slope_init, param_dtype),
             **negative_slope_metadata,
         )
 
@@ -131,7 +136,9 @@ class PReLU(nnx.Module):
         slope = self.negative_slope[...]
         if self.dtype is not None:
             x, slope = self.promote_dtype((x, slope), dtype=self.dtype)
-        return common.prelu_forward(x, slope, self.axis, _sow(self))
+        return parts.recorded(
+            _sow(self), x, rectax.prelu(x, parts.check_slope_axis(x, slope, self.axis)), self.axis
+        )
 
 
 class RReLU(nnx.Module):
@@ -166,10 +173,12 @@ class RReLU(nnx.Module):
       Array([-0.2,  1. ], dtype=float32)
     """
 
+    computes: ClassVar[str] = "rrelu"
+
     def __init__(
         self,
-        lower: float = common.RRELU_LOWER,
-        upper: float = common.RRELU_UPPER,
+        lower: float = parts.RRELU_LOWER,
+        upper: float = parts.RRELU_UPPER,
         *,
         deterministic: bool = False,
         rng_collection: str = "rrelu",
@@ -214,8 +223,8 @@ class RReLU(nnx.Module):
         if rng is not None and rngs is not None:
             raise ValueError("rectax RReLU: pass rng or rngs, not both.")
         det = self.deterministic if deterministic is None else deterministic
-        key = common.rrelu_key(det, rng, lambda: self._draw(rngs))
-        return common.rrelu_forward(x, key, self.lower, self.upper, _sow(self))
+        key = parts.rrelu_key(det, rng, lambda: self._draw(rngs))
+        return parts.recorded(_sow(self), x, rectax.rrelu(x, key, self.lower, self.upper))
 
     def _draw(self, rngs: nnx.Rngs | nnx.RngStream | Array | None) -> Array:
         source = rngs if rngs is not None else self.rngs
@@ -257,9 +266,11 @@ class NecroReLU(nnx.Module):
       Array([0., 2.], dtype=float32)
     """
 
+    computes: ClassVar[str] = "necro_relu"
+
     def __init__(
         self,
-        negative_slope: float = common.NECRO_SLOPE,
+        negative_slope: float = parts.NECRO_SLOPE,
         *,
         record_stats: bool = False,
         rngs: nnx.Rngs | None = None,
@@ -277,7 +288,7 @@ class NecroReLU(nnx.Module):
         Returns:
           ``rectax.necro_relu(x, negative_slope)``.
         """
-        return common.necro_forward(x, self.negative_slope, _sow(self))
+        return parts.recorded(_sow(self), x, rectax.necro_relu(x, self.negative_slope))
 
 
 class CReLU(nnx.Module):
@@ -299,6 +310,8 @@ class CReLU(nnx.Module):
       Array([0., 2., 1., 0.], dtype=float32)
     """
 
+    computes: ClassVar[str] = "crelu"
+
     def __init__(
         self, axis: int = -1, *, record_stats: bool = False, rngs: nnx.Rngs | None = None
     ) -> None:
@@ -315,7 +328,7 @@ class CReLU(nnx.Module):
         Returns:
           ``rectax.crelu(x, axis)``.
         """
-        return common.crelu_forward(x, self.axis, _sow(self))
+        return parts.recorded(_sow(self), x, rectax.crelu(x, self.axis), self.axis)
 
 
 class Activation(nnx.Module):
@@ -340,6 +353,8 @@ class Activation(nnx.Module):
       Array([-1.,  2.], dtype=float32)
     """
 
+    computes: ClassVar[str] = resolve.WRAPPED
+
     def __init__(
         self,
         fn: str | Callable[..., Array],
@@ -351,10 +366,10 @@ class Activation(nnx.Module):
         **kwargs: Any,
     ) -> None:
         del rngs
-        self.fn = common.resolve_function(fn)
+        self.fn = resolve.resolve_function(fn)
         # data, not static: a hyperparameter may be an array (per-channel slopes), which nnx
         # refuses as a static attribute
-        self.params = nnx.data(common.merge_params(params, kwargs))
+        self.params = nnx.data({**(params or {}), **kwargs})
         self.record_stats = record_stats
 
     def __call__(self, x: Array) -> Array:
@@ -366,7 +381,7 @@ class Activation(nnx.Module):
         Returns:
           The activation's output.
         """
-        return common.activation_forward(self.fn, self.params, x, _sow(self))
+        return parts.recorded(_sow(self), x, self.fn(x, **self.params))
 
 
 # --------------------------------------------------------------------------- builders
@@ -410,19 +425,19 @@ class MLP(nnx.Module):
         record_stats: bool = False,
         rngs: nnx.Rngs,
     ) -> None:
-        init = common.kernel_init_for(activation, kernel_init)
+        init = resolve.kernel_init_for(activation, kernel_init)
         layer = functools.partial(
             nnx.Linear, kernel_init=init, bias_init=bias_init, dtype=dtype, param_dtype=param_dtype
         )
         # a widening activation (CReLU) gives each hidden layer's successor `wide` times the inputs
-        wide = common.width(activation)
+        wide = resolve.width(activation)
         sizes_in = [in_features, *(wide * f for f in features[:-1])]
         self.layers = nnx.List(
             [layer(a, b, rngs=rngs) for a, b in zip(sizes_in, features, strict=True)]
         )
         # the layers' own initializers, for rectax.recycle.links
         self.kernel_init, self.bias_init = init, bias_init
-        make_act = common.make_activation(activation, record_stats, Activation, rngs=rngs)
+        make_act = resolve.make_activation(activation, record_stats, Activation, rngs=rngs)
         self.activations = nnx.List([make_act() for _ in features[:-1]])
 
     def __call__(self, x: Array, *, deterministic: bool | None = None) -> Array:
@@ -438,7 +453,7 @@ class MLP(nnx.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.activations):
-                x = common.call_activation(self.activations[i], x, deterministic)
+                x = resolve.call_activation(self.activations[i], x, deterministic)
         return x
 
 
@@ -487,25 +502,25 @@ class CNN(nnx.Module):
         record_stats: bool = False,
         rngs: nnx.Rngs,
     ) -> None:
-        init = common.kernel_init_for(activation, kernel_init, layout="conv")
+        init = resolve.kernel_init_for(activation, kernel_init, layout="conv")
         conv = functools.partial(
             nnx.Conv,
-            kernel_size=common.pair(kernel_size),
+            kernel_size=parts.pair(kernel_size),
             kernel_init=init,
             bias_init=bias_init,
             dtype=dtype,
             param_dtype=param_dtype,
         )
-        wide = common.width(activation)  # CReLU doubles each block's channels
+        wide = resolve.width(activation)  # CReLU doubles each block's channels
         channels_in = [in_channels, *(wide * f for f in features[:-1])]
         self.convs = nnx.List(
             [conv(a, b, rngs=rngs) for a, b in zip(channels_in, features, strict=True)]
         )
         self.conv_kernel_init, self.bias_init = init, bias_init  # for rectax.recycle.links
-        make_act = common.make_activation(activation, record_stats, Activation, rngs=rngs)
+        make_act = resolve.make_activation(activation, record_stats, Activation, rngs=rngs)
         self.conv_activations = nnx.List([make_act() for _ in features])
         self.head = MLP(
-            wide * common.cnn_head_features(image_size, features),
+            wide * parts.cnn_head_features(image_size, features),
             (*dense, num_classes),
             activation=activation,
             kernel_init=kernel_init,
@@ -527,7 +542,7 @@ class CNN(nnx.Module):
           ``(batch, num_classes)`` logits.
         """
         for conv, act in zip(self.convs, self.conv_activations, strict=True):
-            x = common.call_activation(act, conv(x), deterministic)
+            x = resolve.call_activation(act, conv(x), deterministic)
             x = nnx.avg_pool(x, (2, 2), strides=(2, 2))
         return self.head(x.reshape(x.shape[0], -1), deterministic=deterministic)
 
@@ -580,9 +595,9 @@ class GatedMLP(nnx.Module):
         record_stats: bool = False,
         rngs: nnx.Rngs,
     ) -> None:
-        self.unit = common.resolve_gated(unit)
+        self.unit = resolve.resolve_gated(unit)
         self.record_stats = record_stats
-        inner, outer = common.gated_kernel_inits(self.unit, kernel_init)
+        inner, outer = resolve.gated_kernel_inits(self.unit, kernel_init)
         linear = functools.partial(
             nnx.Linear,
             use_bias=use_bias,
@@ -606,10 +621,8 @@ class GatedMLP(nnx.Module):
           ``(..., features)``.
         """
         gate = self.gate(x)
-        return self.down(common.recorded(_sow(self), gate, self.unit(gate, self.up(x))))
+        return self.down(parts.recorded(_sow(self), gate, self.unit(gate, self.up(x))))
 
 
-# What kernel_init="auto" matches for each activation module class (by identity, not by name).
-common.register_modules(globals(), Activation)
-# flax's own PReLU: its default slope (0.01) is read from its signature.
-common.register_init_target(nnx.PReLU, common.module_target("prelu", nnx.PReLU))
+# flax's own PReLU computes prelu (its default slope, 0.01, read from its signature).
+resolve.FLAX_COMPUTES[nnx.PReLU] = "prelu"

@@ -244,7 +244,7 @@ def links(model: Any) -> tuple[Link, ...]:
       Dense_0/kernel Dense_1/kernel Activation_0/unit_stats
       Dense_1/kernel Dense_2/kernel Activation_1/unit_stats
     """
-    from . import _modules_common as common
+    from . import _resolve as common
     from . import linen as rxl
     from . import nnx as rxn
 

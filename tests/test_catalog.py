@@ -19,7 +19,7 @@ from _registry import PUBLIC_ACTIVATIONS, WIDENING
 from flax import nnx
 
 import rectax as rx
-from rectax import _catalog, _modules_common
+from rectax import _catalog, _resolve
 from rectax import initializers as init
 from rectax import linen as rxl
 from rectax import nnx as rxn
@@ -104,8 +104,8 @@ def test_width_is_the_output_per_input_feature():
         model = rxn.MLP(3, (6, 5, 2), activation=activation, rngs=nnx.Rngs(0))
         assert [layer.kernel.shape for layer in model.layers] == [(3, 6), (12, 5), (10, 2)]
         assert model(jnp.ones((4, 3))).shape == (4, 2)
-    assert _modules_common.width(rxn.PReLU) == 1
-    assert _modules_common.width(lambda v: v) == 1
+    assert _resolve.width(rxn.PReLU) == 1
+    assert _resolve.width(lambda v: v) == 1
 
 
 def test_docs_table_matches_the_catalog():
@@ -123,7 +123,7 @@ def test_docs_table_matches_the_catalog():
 def test_an_alias_means_the_same_everywhere(alias, name):
     """'leaky' works wherever 'leaky_relu' does: gains, for_activation, modules, builders."""
     fn = getattr(rx, name)
-    assert _modules_common.resolve_function(alias) is fn
+    assert _resolve.resolve_function(alias) is fn
     assert init.gain(alias) == init.gain(name)
     key = jax.random.key(0)
     w_alias = init.for_activation(alias)(key, (64, 32))
@@ -141,4 +141,4 @@ def test_an_alias_means_the_same_everywhere(alias, name):
 
 def test_unknown_name_lists_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown activation 'leakyy'.*leaky_relu"):
-        _modules_common.resolve_function("leakyy")
+        _resolve.resolve_function("leakyy")

@@ -325,8 +325,9 @@ def test_auto_init_dispatches_on_the_class_not_its_name():
     import functools
 
     import flax.linen as nn
+    from flax import nnx
 
-    from rectax import _modules_common as common
+    from rectax import _resolve as common
     from rectax import nnx as rxn
 
     assert common.init_target(nn.PReLU) == ("prelu", {"negative_slope": 0.01})
@@ -346,3 +347,14 @@ def test_auto_init_dispatches_on_the_class_not_its_name():
 
     with pytest.raises(ValueError, match="cannot pick kernel_init='auto'"):
         common.init_target(Activation)
+
+    class Leaky(nn.Module):  # a user's class that says what it computes
+        computes = "leaky_relu"
+        negative_slope: float = 0.2
+
+    assert common.init_target(Leaky) == ("leaky_relu", {"negative_slope": 0.2})
+    assert common.init_target(nnx.PReLU) == ("prelu", {"negative_slope": 0.01})
+    assert common.init_target(functools.partial(rxl.Activation, rx.elu, alpha=0.5)) == (
+        rx.elu,
+        {"alpha": 0.5},
+    )
