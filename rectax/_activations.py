@@ -246,11 +246,7 @@ def relu6(x: ArrayLike) -> Array:
     return _output(_relu6(x), weak)
 
 
-register(
-    ActivationInfo(
-        "relu6", relu6, "two_valued", jax_nn=(jax.nn.relu6,), reference=lambda z: np.clip(z, 0, 6)
-    )
-)
+register(ActivationInfo("relu6", relu6, "two_valued", jax_nn=(jax.nn.relu6,), kinks=(6.0,)))
 
 
 def _leaky_forward(x: Array, slope: Array) -> Array:
@@ -558,7 +554,7 @@ register(
         "two_valued",
         aliases=("hardtanh",),
         jax_nn=(jax.nn.hard_tanh,),
-        reference=lambda z: np.clip(z, -1, 1),
+        kinks=(-1.0, 1.0),
     )
 )
 
@@ -685,11 +681,7 @@ _squared_relu_from_output = from_output(
 )
 
 
-register(
-    ActivationInfo(
-        "squared_relu", squared_relu, "smooth", reference=lambda z: np.maximum(z, 0) ** 2
-    )
-)
+register(ActivationInfo("squared_relu", squared_relu, "smooth"))
 
 
 # --------------------------------------------------------------------------- exponential family
@@ -744,17 +736,11 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Arr
     return _output(_elu(x, alpha), weak)
 
 
-def _np_elu(z: np.ndarray, alpha: float) -> np.ndarray:
-    return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
-
-
 def _check_elu(alpha: Any) -> None:
     _hyper("elu", "alpha", alpha)
 
 
-register(
-    ActivationInfo("elu", elu, "smooth", jax_nn=(jax.nn.elu,), reference=_np_elu, check=_check_elu)
-)
+register(ActivationInfo("elu", elu, "smooth", jax_nn=(jax.nn.elu,), check=_check_elu))
 
 
 _celu = smooth(
@@ -808,9 +794,6 @@ register(
         "smooth",
         check=_check_celu,
         jax_nn=(jax.nn.celu,),
-        reference=lambda z, alpha: (
-            np.maximum(z, 0) + np.minimum(0, alpha * np.expm1(np.minimum(z, 0) / alpha))
-        ),
     )
 )
 
@@ -856,7 +839,6 @@ register(
         selu,
         "smooth",
         jax_nn=(jax.nn.selu,),
-        reference=lambda z: SELU_SCALE * _np_elu(z, SELU_ALPHA),
         self_normalizing=True,
     )
 )
@@ -964,19 +946,12 @@ def gelu(
     return _output(fn(x), weak)
 
 
-def _np_gelu(z: np.ndarray, approximate: Any) -> np.ndarray:
-    if _gelu_is_tanh(approximate):
-        return 0.5 * z * (1 + np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z**3)))
-    return 0.5 * z * (1 + np.vectorize(math.erf)(z * _INV_SQRT_2))
-
-
 register(
     ActivationInfo(
         "gelu",
         gelu,
         "smooth",
         jax_nn=(jax.nn.gelu,),
-        reference=_np_gelu,
         variants={"gelu_tanh": {"approximate": True}, "gelu_exact": {"approximate": False}},
     )
 )
@@ -1025,11 +1000,6 @@ def silu(x: ArrayLike, *, bits: int | None = None) -> Array:
 swish = silu
 
 
-def np_sigmoid(z: np.ndarray) -> np.ndarray:
-    """Float64 NumPy sigmoid, without overflow (also the gains' reference for sigmoid)."""
-    return 0.5 * (1 + np.tanh(z / 2))
-
-
 register(
     ActivationInfo(
         "silu",
@@ -1037,7 +1007,6 @@ register(
         "smooth",
         aliases=("swish",),
         jax_nn=(jax.nn.silu, jax.nn.swish),
-        reference=lambda z: z * np_sigmoid(z),
     )
 )
 
@@ -1121,8 +1090,6 @@ register(
         "smooth",
         check=_check_softplus,
         jax_nn=(jax.nn.softplus,),
-        # the smooth function (the linear tail above the threshold changes no gain digit)
-        reference=lambda z, beta, threshold: np.logaddexp(0.0, beta * z) / beta,
     )
 )
 
@@ -1168,7 +1135,7 @@ register(
         hard_sigmoid,
         "two_valued",
         jax_nn=(jax.nn.hard_sigmoid,),
-        reference=lambda z: np.clip(z + 3, 0, 6) / 6,
+        kinks=(-3.0, 3.0),
     )
 )
 
@@ -1223,7 +1190,7 @@ register(
         "smooth",
         aliases=("hard_swish",),
         jax_nn=(jax.nn.hard_silu, jax.nn.hard_swish),
-        reference=lambda z: z * np.clip(z + 3, 0, 6) / 6,
+        kinks=(-3.0, 3.0),
     )
 )
 
@@ -1295,7 +1262,6 @@ register(
         mish,
         "smooth",
         jax_nn=(jax.nn.mish,),
-        reference=lambda z: z * np.tanh(np.logaddexp(0.0, z)),
     )
 )
 
@@ -1337,7 +1303,7 @@ register(
         sparse_plus,
         "smooth",
         jax_nn=(jax.nn.sparse_plus,),
-        reference=lambda z: np.where(z >= 1, z, np.square(np.clip(z, -1, 1) + 1) / 4),
+        kinks=(-1.0, 1.0),
     )
 )
 
@@ -1410,7 +1376,6 @@ register(
         squareplus,
         "smooth",
         jax_nn=(jax.nn.squareplus,),
-        reference=lambda z, b: (z + np.sqrt(z * z + b)) / 2,
     )
 )
 

@@ -16,8 +16,6 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal
 
-import numpy as np
-
 DerivativeForm = Literal["two_valued", "smooth"]
 
 _NOT_HYPERPARAMETERS = ("x", "key", "bits", "axis")  # axis: a layout, not a hyperparameter
@@ -37,8 +35,8 @@ class ActivationInfo:
         name is (``"gelu_tanh"`` is gelu with ``approximate=True``, as the benchmark calls it).
       jax_nn: ``jax.nn`` functions that compute the same activation, so that passing one to
         ``for_activation`` or ``gain`` finds these facts.
-      reference: the forward pass in float64 NumPy, hyperparameters as keywords (the gains'
-        quadrature); None where :attr:`slope` gives the gain in closed form.
+      kinks: points other than 0 where the derivative jumps (relu6's 6, hard_tanh's ±1): the
+        gains' quadrature splits its panels there.
       slope: for the rectifiers, ``slope(params, backward)``: the negative-side slope ``a`` of
         the forward pass (``backward=False``) or of the derivative used backward, so that
         ``E[f(z)^2] = (1 + a^2) / 2``.
@@ -63,7 +61,7 @@ class ActivationInfo:
         default_factory=lambda: MappingProxyType({})
     )
     jax_nn: tuple[Callable[..., Any], ...] = ()
-    reference: Callable[..., np.ndarray] | None = None
+    kinks: tuple[float, ...] = ()
     slope: Callable[[Mapping[str, Any], bool], float] | None = None
     init_params: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     self_normalizing: bool = False

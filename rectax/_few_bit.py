@@ -44,6 +44,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from . import _few_bit_tables
+from ._dtypes import in_float64
 from ._gradients import coded, gated_coded
 
 Array = jax.Array
@@ -230,18 +231,8 @@ def l2_error(
 
 
 def numpy_derivative(fn: Callable[[Array], Array]) -> NumpyFn:
-    """``fn'`` as a float64 NumPy function: ``jax.grad`` with 64-bit types enabled for the call.
-
-    Evaluated eagerly (``jax.ensure_compile_time_eval``), so a table computed while an outer
-    function is being traced never becomes part of it.
-    """
-    grad = jax.vmap(jax.grad(fn))
-
-    def derivative(x: np.ndarray) -> np.ndarray:
-        with jax.enable_x64(True), jax.ensure_compile_time_eval():
-            return np.asarray(grad(jnp.asarray(x, jnp.float64)), np.float64)
-
-    return derivative
+    """``fn'`` as a float64 NumPy function (``jax.grad``, see :func:`rectax._dtypes.in_float64`)."""
+    return in_float64(jax.vmap(jax.grad(fn)))
 
 
 # --------------------------------------------------------------------------- activations

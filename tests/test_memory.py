@@ -18,6 +18,7 @@ import pytest
 
 import rectax as rx
 from benchmarks import memory, zoo
+from rectax import _catalog
 
 BATCH, WIDTH, LAYERS = 2048, 1024, 8
 KEY = jax.random.key(0)
@@ -37,10 +38,8 @@ def temp_bytes(act) -> int:
 
 
 @functools.cache
-def baseline(name: str) -> int:
-    if name == "gelu_exact":
-        return temp_bytes(lambda x: jax.nn.gelu(x, approximate=False))
-    return temp_bytes(getattr(jax.nn, name))
+def baseline(fn=jax.nn.relu) -> int:
+    return temp_bytes(fn)
 
 
 PIECEWISE = {
@@ -58,37 +57,40 @@ PIECEWISE = {
 @pytest.mark.parametrize("name", PIECEWISE)
 def test_piecewise_activations_keep_one_bit(name):
     """≤ 0.6 × jax.nn.relu (measured 0.5625: 1 f32 array per layer + 1 bit, instead of 2)."""
-    ratio = temp_bytes(PIECEWISE[name]) / baseline("relu")
+    ratio = temp_bytes(PIECEWISE[name]) / baseline()
     assert ratio <= 0.6, f"{name}: {ratio:.4f} of jax.nn.relu's temp memory"
 
 
-SMOOTH = {
-    "elu": (rx.elu, "elu"),
-    "selu": (rx.selu, "selu"),
-    "celu": (rx.celu, "celu"),
-    "gelu": (rx.gelu, "gelu"),
-    "gelu_exact": (lambda x: rx.gelu(x, approximate=False), "gelu_exact"),
-    "silu": (rx.silu, "silu"),
-    "softplus": (rx.softplus, "softplus"),
-    "squared_relu": (rx.squared_relu, "relu"),  # jax.nn has none
-    "hard_silu": (rx.hard_silu, "hard_silu"),
-    "mish": (rx.mish, "mish"),
-    "sparse_plus": (rx.sparse_plus, "sparse_plus"),
-    "squareplus": (rx.squareplus, "squareplus"),
-}
+def _smooth_cases() -> dict:
+    """The catalog's smooth-derivative activations and their variants, each with its jax.nn
+    namesake (jax.nn.relu where jax.nn has none, e.g. for squared_relu)."""
+    cases = {}
+    for info in _catalog.all_activations():
+        if info.derivative == "smooth":
+            theirs = info.jax_nn[0] if info.jax_nn else jax.nn.relu
+            cases[info.name] = (info.fn, theirs)
+            for variant, fixed in info.variants.items():
+                cases[variant] = (
+                    functools.partial(info.fn, **fixed),
+                    functools.partial(theirs, **fixed),
+                )
+    return cases
+
+
+SMOOTH = _smooth_cases()
 
 
 @pytest.mark.parametrize("name", SMOOTH)
 def test_smooth_activations_cost_no_more_than_jax_nn(name):
     fn, counterpart = SMOOTH[name]
     ours, theirs = temp_bytes(fn), baseline(counterpart)
-    assert ours <= theirs, f"{name}: {ours} bytes vs jax.nn.{counterpart} {theirs}"
+    assert ours <= theirs, f"{name}: {ours} bytes vs jax.nn's {theirs}"
 
 
 @pytest.mark.parametrize("name", SMOOTH)
 def test_smooth_activations_keep_one_array(name):
     """Saving only the input (derivative recomputed in the backward fusion): jax.nn.relu's cost."""
-    ratio = temp_bytes(SMOOTH[name][0]) / baseline("relu")
+    ratio = temp_bytes(SMOOTH[name][0]) / baseline()
     assert ratio <= 1.0, f"{name}: {ratio:.4f} of jax.nn.relu's temp memory"
 
 
@@ -117,7 +119,7 @@ def test_keyed_rrelu_costs_less_than_autodiff_of_sampled_slopes():
 
 def test_baseline_is_two_float32_arrays_per_layer():
     """Guards the measurement itself: jax.nn.relu keeps about 2 f32 activations per layer."""
-    per_layer = baseline("relu") / LAYERS / (BATCH * WIDTH * 4)
+    per_layer = baseline() / LAYERS / (BATCH * WIDTH * 4)
     assert 1.5 <= per_layer <= 2.5, per_layer
 
 

@@ -8,7 +8,8 @@ through a layer initialised with ``Var[w] = gain² / fan``:
 (forward), or ``1 / sqrt(E[f'(z)^2])`` for the backward pass. It is exact (closed form) for
 the piecewise-linear rectifiers and computed by deterministic quadrature otherwise: composite
 Gauss–Legendre on [-12, 12] with panels of width 1/4, whose boundaries include every kink of the
-built-in activations (0, ±1, 6), in float64 NumPy. Beyond ±12 the Gaussian weight is below 1e-31.
+built-in activations (0 and the catalog's ``kinks``), evaluating the activation itself in float64.
+Beyond ±12 the Gaussian weight is below 1e-31.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from .. import _catalog
-from .._activations import np_sigmoid
+from .._dtypes import in_float64
 from ._variance import (
     Axes,
     Distribution,
@@ -65,12 +66,11 @@ def _expect(g: Callable[[np.ndarray], np.ndarray], kinks: Sequence[float] = ()) 
 
 # --------------------------------------------------------------------------- named activations
 # rectax's activations bring their own facts (rectax._catalog). Below: the other functions a gain
-# is asked for (torch's calculate_gain names and jax.nn's non-rectifiers), as
-# (float64 NumPy forward, jax function).
-_OTHERS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[..., Any]]] = {
-    "linear": (lambda z: z, jax.nn.identity),
-    "tanh": (np.tanh, jnp.tanh),
-    "sigmoid": (np_sigmoid, jax.nn.sigmoid),
+# is asked for (torch's calculate_gain names and jax.nn's non-rectifiers).
+_OTHERS: dict[str, Callable[..., Any]] = {
+    "linear": jax.nn.identity,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
 }
 _OTHER_ALIASES = {
     "identity": "linear",
@@ -182,14 +182,13 @@ def second_moment(
     if act == "linear":
         return 1.0
     info = _catalog.by_name(act)
+    kinks = (*(k for i in _catalog.all_activations() for k in i.kinks), *kinks)
     if backward:
-        fn = _OTHERS[act][1] if info is None else functools.partial(info.fn, **params)
-        return _second_moment_of_callable(fn, {}, True, (-1.0, 1.0, 6.0, *kinks))
-    if info is None:
-        return _expect(lambda z: _OTHERS[act][0](z) ** 2, kinks)
-    assert info.reference is not None, info.name  # every non-rectifier has one
-    forward = functools.partial(info.reference, **info.hyperparameters)
-    forward = functools.partial(forward, **{k: v for k, v in params.items() if k != "bits"})
+        fn = _OTHERS[act] if info is None else functools.partial(info.fn, **params)
+        return _second_moment_of_callable(fn, {}, True, kinks)
+    if info is not None:  # the forward pass in float64; bits changes only the derivative
+        fn = functools.partial(info.fn, **{k: v for k, v in params.items() if k != "bits"})
+    forward = in_float64(_OTHERS[act] if info is None else fn)
     return _expect(lambda z: forward(z) ** 2, kinks)
 
 

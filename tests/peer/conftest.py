@@ -27,26 +27,8 @@ import rectax.linen
 import rectax.nnx
 from rectax import initializers as rx_init
 
-ACTIVATIONS = (
-    "relu",
-    "relu6",
-    "leaky_relu",
-    "elu",
-    "celu",
-    "selu",
-    "gelu",
-    "silu",
-    "swish",
-    "softplus",
-    "hard_tanh",
-    "hard_sigmoid",
-    "hard_silu",
-    "hard_swish",
-    "mish",
-    "sparse_plus",
-    "squareplus",
-    "glu",
-)
+# rectax's public functions that jax.nn has too (activations, aliases such as swish, glu).
+ACTIVATIONS = tuple(sorted(name for name in rectax.__all__ if hasattr(jax.nn, name)))
 INITIALIZERS = (
     "variance_scaling",
     "he_normal",
