@@ -16,9 +16,9 @@ from typing import Any, TypeGuard
 import jax
 
 from . import _activations, _catalog
+from .initializers._variance import Initializer
 
 Array = jax.Array
-Initializer = Callable[..., Array]
 
 WRAPPED = "fn"
 """``computes`` of the ``Activation`` wrappers: they compute the function given as ``fn``."""

@@ -42,9 +42,9 @@ from jax.typing import ArrayLike
 
 from ._activations import relu
 from ._dtypes import at_least_float32
+from .initializers._variance import Initializer
 
 Array = jax.Array
-Initializer = Callable[..., Array]
 
 __all__ = [
     "RARE_FIRE_RATE",

@@ -37,6 +37,7 @@ from . import _layer_parts as parts
 from . import _resolve as resolve
 from ._activations import PRELU_INIT, check_rrelu
 from ._extras import missing_extra
+from .initializers._variance import Initializer
 
 try:
     import flax.linen as nn
@@ -45,7 +46,6 @@ except ModuleNotFoundError as _error:
     raise missing_extra("rectax.linen", _error) from _error
 
 Array = jax.Array
-Initializer = Callable[..., Array]
 
 __all__ = ["CNN", "MLP", "Activation", "CReLU", "GatedMLP", "NecroReLU", "PReLU", "RReLU"]
 

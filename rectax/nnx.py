@@ -40,6 +40,7 @@ from . import _layer_parts as parts
 from . import _resolve as resolve
 from ._activations import PRELU_INIT, check_rrelu
 from ._extras import missing_extra
+from .initializers._variance import Initializer
 
 try:
     from flax import nnx
@@ -48,7 +49,6 @@ except ModuleNotFoundError as _error:
     raise missing_extra("rectax.nnx", _error) from _error
 
 Array = jax.Array
-Initializer = Callable[..., Array]
 
 _ZEROS = nnx.initializers.zeros_init()
 

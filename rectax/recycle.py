@@ -50,9 +50,9 @@ from jax.scipy.stats import norm
 
 from . import diagnostics
 from .diagnostics import UnitStats
+from .initializers._variance import Initializer
 
 Array = jax.Array
-Initializer = Callable[..., Array]
 Path = tuple[str, ...]
 
 __all__ = [

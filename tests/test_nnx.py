@@ -1,35 +1,27 @@
-"""rectax.nnx: parity with rectax.linen and the functional API, rng modes, stats, state."""
+"""rectax.nnx: parity with the functional API, rng modes, stats, state (twins: test_twins.py)."""
 
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _registry import BY_NAME, RRELU_LOWER, RRELU_UPPER, he_scale
+from _registry import RRELU_LOWER, RRELU_UPPER
 from flax import nnx, serialization
 
 import rectax as rx
 from rectax import diagnostics, optim
-from rectax import linen as rxl
 from rectax import nnx as rxn
 
 X = jnp.array([[-2.0, -1.0, 0.5], [3.0, -4.0, -0.5]])
 
 
-def test_same_public_names_as_linen():
-    assert rxn.__all__ == rxl.__all__
-
-
-def test_prelu_parity_with_linen_and_functional():
+def test_prelu_matches_functional():
     slopes = jnp.array([0.1, 0.2, 0.3])
     layer = rxn.PReLU(num_parameters=3)
     assert layer.negative_slope[...].shape == (3,)
     np.testing.assert_array_equal(layer.negative_slope[...], jnp.full(3, 0.25))
     layer.negative_slope[...] = slopes
-    linen_y = rxl.PReLU(num_parameters=3).apply({"params": {"negative_slope": slopes}}, X)
-    np.testing.assert_array_equal(layer(X), linen_y)
     np.testing.assert_array_equal(layer(X), rx.prelu(X, slopes))
     grads = nnx.grad(lambda m: m(X).sum())(layer)
     np.testing.assert_allclose(grads["negative_slope"][...], jnp.minimum(X, 0).sum(0))
@@ -120,14 +112,12 @@ def test_rrelu_inside_nnx_jit():
     np.testing.assert_array_equal(f(model, X), f(model, X))
 
 
-def test_necro_and_activation_parity():
+def test_necro_and_activation_match_functional():
     x = X.ravel()
     g = jax.grad(lambda x: rxn.NecroReLU(0.2)(x).sum())(x)
     np.testing.assert_allclose(g, jax.grad(lambda x: rx.necro_relu(x, 0.2).sum())(x))
     act = rxn.Activation(rx.leaky_relu, negative_slope=0.3)
-    np.testing.assert_array_equal(
-        act(X), rxl.Activation(rx.leaky_relu, negative_slope=0.3).apply({}, X)
-    )
+    np.testing.assert_array_equal(act(X), rx.leaky_relu(X, 0.3))
     np.testing.assert_array_equal(rxn.Activation("silu")(X), rx.silu(X))
     # Hyperparameters as a mapping, as linen's clone passes them; keywords override it.
     act = rxn.Activation(rx.elu, params={"alpha": 0.5})
@@ -162,69 +152,6 @@ def test_record_stats_through_nnx_capture():
     plain = rxn.MLP(3, (4, 2), kernel_init=jax.nn.initializers.he_normal(), rngs=nnx.Rngs(0))
     _, inter = nnx.capture(plain, nnx.Intermediate)(X)
     assert not jax.tree.leaves(inter)
-
-
-def _copy_linen_params(model, params):
-    for i, layer in enumerate(model.layers):
-        layer.kernel[...] = params[f"Dense_{i}"]["kernel"]
-        layer.bias[...] = params[f"Dense_{i}"]["bias"]
-
-
-@pytest.mark.parametrize(
-    ("activation", "scale"),
-    [
-        ("relu", he_scale(BY_NAME["relu"].ref)),
-        (rx.gelu, he_scale(BY_NAME["gelu_tanh"].ref)),
-        ("necro_relu", he_scale(BY_NAME["relu"].ref)),  # ReLU forward: He's forward scale
-    ],
-    ids=["relu", "gelu", "necro_relu"],
-)
-def test_mlp_parity_with_linen(activation, scale):
-    """The same "auto" init in both APIs: jax's variance_scaling(scale, 'fan_in',
-    'truncated_normal') with the activation's He scale (1/E[f(z)²] by quadrature of a float64
-    reference), value for value with each API's keys, so LeCun's scale (a factor 2) fails."""
-    jax_init = jax.nn.initializers.variance_scaling(scale, "fan_in", "truncated_normal")
-    lmodel = rxl.MLP(features=(8, 8, 2), activation=activation)
-    params = lmodel.init(jax.random.key(0), X)["params"]
-    nmodel = rxn.MLP(3, (8, 8, 2), activation=activation, rngs=nnx.Rngs(1))
-
-    # flax's own layers with jax's initializer, named and built as the MLPs do, are the oracle.
-    class Reference(nn.Module):
-        @nn.compact
-        def __call__(self, x):
-            for i, width in enumerate((8, 8, 2)):
-                x = nn.Dense(width, kernel_init=jax_init, name=f"Dense_{i}")(x)
-            return x
-
-    lexpected = Reference().init(jax.random.key(0), X)["params"]
-    rngs = nnx.Rngs(1)
-    nexpected = [
-        nnx.Linear(i, o, kernel_init=jax_init, rngs=rngs) for i, o in [(3, 8), (8, 8), (8, 2)]
-    ]
-    for i, layer in enumerate(nmodel.layers):
-        np.testing.assert_allclose(
-            layer.kernel[...], nexpected[i].kernel[...], rtol=1e-6, atol=1e-7
-        )
-        np.testing.assert_allclose(
-            params[f"Dense_{i}"]["kernel"], lexpected[f"Dense_{i}"]["kernel"], rtol=1e-6, atol=1e-7
-        )
-    _copy_linen_params(nmodel, params)
-    np.testing.assert_allclose(nmodel(X), lmodel.apply({"params": params}, X), rtol=1e-6)
-
-
-@pytest.mark.standard_promotion  # optax/flax promote implicitly
-def test_cnn_parity_with_linen_and_auto_init():
-    lmodel = rxl.CNN(features=(4,), dense=(), num_classes=3, activation=rxl.PReLU)
-    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 1))
-    params = jax.jit(lmodel.init)(jax.random.key(0), x)["params"]
-    nmodel = rxn.CNN(
-        1, (8, 8), features=(4,), dense=(), num_classes=3, activation=rxn.PReLU, rngs=nnx.Rngs(0)
-    )
-    nmodel.convs[0].kernel[...] = params["Conv_0"]["kernel"]
-    _copy_linen_params(nmodel.head, params["head"])
-    nmodel.conv_activations[0].negative_slope[...] = 0.5
-    params = {**params, "PReLU_0": {"negative_slope": jnp.float32(0.5)}}
-    np.testing.assert_allclose(nmodel(x), lmodel.apply({"params": params}, x), rtol=1e-5)
 
 
 @pytest.mark.standard_promotion  # flax's avg_pool promotes implicitly

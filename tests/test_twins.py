@@ -9,10 +9,12 @@ import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _registry import BY_NAME, he_scale
 from flax import nnx
 from flax.traverse_util import flatten_dict, unflatten_dict
 
@@ -205,3 +207,51 @@ def test_twins_agree(case, record_stats):
     _assert_same_tree(grads_n, grads_l)
     _assert_same_tree(stats_n, stats_l)
     assert bool(jax.tree.leaves(stats_l)) == record_stats
+
+
+def test_same_public_names():
+    assert rxn.__all__ == rxl.__all__
+
+
+@pytest.mark.parametrize(
+    ("activation", "scale"),
+    [
+        ("relu", he_scale(BY_NAME["relu"].ref)),
+        (rx.gelu, he_scale(BY_NAME["gelu_tanh"].ref)),
+        ("necro_relu", he_scale(BY_NAME["relu"].ref)),  # ReLU forward: He's forward scale
+    ],
+    ids=["relu", "gelu", "necro_relu"],
+)
+def test_auto_init_is_jax_variance_scaling_in_both(activation, scale):
+    """The same "auto" init in both APIs: jax's variance_scaling(scale, 'fan_in',
+    'truncated_normal') with the activation's He scale (1/E[f(z)²] by quadrature of the oracle's
+    float64 reference), value for value with each API's keys, so LeCun's scale (a factor 2)
+    fails."""
+    x = jnp.array([[-2.0, -1.0, 0.5], [3.0, -4.0, -0.5]])
+    jax_init = jax.nn.initializers.variance_scaling(scale, "fan_in", "truncated_normal")
+    params = rxl.MLP(features=(8, 8, 2), activation=activation).init(jax.random.key(0), x)
+    nmodel = rxn.MLP(3, (8, 8, 2), activation=activation, rngs=nnx.Rngs(1))
+
+    # flax's own layers with jax's initializer, named and built as the MLPs do, are the oracle.
+    class Reference(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            for i, width in enumerate((8, 8, 2)):
+                x = nn.Dense(width, kernel_init=jax_init, name=f"Dense_{i}")(x)
+            return x
+
+    lexpected = Reference().init(jax.random.key(0), x)["params"]
+    rngs = nnx.Rngs(1)
+    nexpected = [
+        nnx.Linear(i, o, kernel_init=jax_init, rngs=rngs) for i, o in [(3, 8), (8, 8), (8, 2)]
+    ]
+    for i, layer in enumerate(nmodel.layers):
+        np.testing.assert_allclose(
+            layer.kernel[...], nexpected[i].kernel[...], rtol=1e-6, atol=1e-7
+        )
+        np.testing.assert_allclose(
+            params["params"][f"Dense_{i}"]["kernel"],
+            lexpected[f"Dense_{i}"]["kernel"],
+            rtol=1e-6,
+            atol=1e-7,
+        )

@@ -55,7 +55,15 @@ def _batches(batch: Any) -> Callable[[], Any]:
 def _recording(cls: type, ids: dict[int, str], seen: dict[str, Array]) -> type:
     """A subclass of ``cls`` whose ``__call__`` records the output variance of the instances in
     ``ids`` (first call only). Assigned to layers of a private ``nnx.merge`` copy inside the
-    traced forward pass, so the user's classes and modules are never modified."""
+    traced forward pass, so the user's classes and modules are never modified.
+
+    Why not a Flax API: NNX has no method interceptor (Linen's ``nn.intercept_methods`` and
+    ``capture_intermediates`` have no NNX twin). ``nnx.capture(..., method_outputs=...)`` sows
+    every method's output, but it does so by patching the classes themselves (``setattr`` on
+    ``nnx.Linear``, seen by every instance while it runs) and returns the outputs in module-tree
+    order, not the call order LSUV must follow. Setting ``__class__`` is plain Python on objects
+    this function owns.
+    """
 
     class Recording(cls):
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -73,19 +81,27 @@ def _variance(y: Array) -> Array:
     return jnp.var(y.astype(at_least_float32(y.dtype)))
 
 
+class _Options(NamedTuple):
+    """What :func:`lsuv` passes to its nnx and linen halves."""
+
+    key: Array | None  # for the orthonormal pre-init; None: no pre-init
+    tol: float
+    max_iters: int
+
+
 def _iterate(
     order: list[str],
     kinds: dict[str, str],
     measure: Callable[[], list[float]],
     rescale: Callable[[str, float], None],
-    tol: float,
-    max_iters: int,
+    options: _Options,
 ) -> list[LSUVLayer]:
+    tol = options.tol
     report = []
     for i, path in enumerate(order):
         variance = initial = measure()[i]
         iterations = 0
-        while abs(variance - 1.0) >= tol and iterations < max_iters:
+        while abs(variance - 1.0) >= tol and iterations < options.max_iters:
             if not (math.isfinite(variance) and variance > 0):
                 break  # a dead or exploding layer cannot be rescaled to unit variance
             rescale(path, 1.0 / math.sqrt(variance))
@@ -97,16 +113,7 @@ def _iterate(
     return report
 
 
-def _lsuv_nnx(
-    nnx: Any,
-    model: Any,
-    batch: Any,
-    key: Array | None,
-    tol: float,
-    max_iters: int,
-    orthonormal: bool,
-    pre_init: Callable[..., Array],
-) -> tuple[Any, list[LSUVLayer]]:
+def _lsuv_nnx(nnx: Any, model: Any, batch: Any, options: _Options) -> tuple[Any, list[LSUVLayer]]:
     classes = (nnx.Linear, nnx.Conv, nnx.ConvTranspose)
     layers = {_path(p): m for p, m in nnx.iter_modules(model) if isinstance(m, classes)}
     if not layers:
@@ -114,10 +121,11 @@ def _lsuv_nnx(
             "rectax.initializers.lsuv: the model has no nnx.Linear, nnx.Conv or nnx.ConvTranspose."
         )
     kinds = {p: type(m).__name__ for p, m in layers.items()}
-    if orthonormal and key is not None:
-        for k, layer in zip(jax.random.split(key, len(layers)), layers.values(), strict=True):
+    if options.key is not None:
+        keys = jax.random.split(options.key, len(layers))
+        for k, layer in zip(keys, layers.values(), strict=True):
             w = layer.kernel.get_value()
-            layer.kernel.set_value(pre_init(k, w.shape, w.dtype))
+            layer.kernel.set_value(orthogonal()(k, w.shape, w.dtype))
             if layer.bias is not None:
                 layer.bias.set_value(jnp.zeros_like(layer.bias.get_value()))
     graphdef, _ = nnx.split(model)
@@ -146,19 +154,12 @@ def _lsuv_nnx(
         kernel.set_value((w * factor).astype(w.dtype))
 
     measure()  # traces once, fixing the call order
-    report = _iterate(order, kinds, measure, rescale, tol, max_iters)
+    report = _iterate(order, kinds, measure, rescale, options)
     return nnx.state(model, nnx.Param), report
 
 
 def _lsuv_linen(
-    module_or_apply: Any,
-    variables: Any,
-    batch: Any,
-    key: Array | None,
-    tol: float,
-    max_iters: int,
-    orthonormal: bool,
-    pre_init: Callable[..., Array],
+    module_or_apply: Any, variables: Any, batch: Any, options: _Options
 ) -> tuple[Any, list[LSUVLayer]]:
     import flax.linen as nn
     from flax import traverse_util
@@ -201,10 +202,10 @@ def _lsuv_linen(
     for path in order:
         if path + "/kernel" not in params:
             raise ValueError(f"rectax.initializers.lsuv: no kernel found for layer {path!r}.")
-    if orthonormal and key is not None:
-        for k, path in zip(jax.random.split(key, len(order)), order, strict=True):
+    if options.key is not None:
+        for k, path in zip(jax.random.split(options.key, len(order)), order, strict=True):
             w = params[path + "/kernel"]
-            params[path + "/kernel"] = pre_init(k, w.shape, w.dtype)
+            params[path + "/kernel"] = orthogonal()(k, w.shape, w.dtype)
             if path + "/bias" in params:
                 params[path + "/bias"] = jnp.zeros_like(params[path + "/bias"])
 
@@ -219,7 +220,7 @@ def _lsuv_linen(
         w = params[path + "/kernel"]
         params[path + "/kernel"] = (w * factor).astype(w.dtype)
 
-    report = _iterate(list(order), kinds, measure, rescale, tol, max_iters)
+    report = _iterate(list(order), kinds, measure, rescale, options)
     return current(), report
 
 
@@ -308,16 +309,16 @@ def lsuv(
         )
     from flax import nnx
 
-    pre_init = orthogonal()
+    options = _Options(key if orthonormal else None, tol, max_iters)
     if isinstance(model, nnx.Module):
         if batch is not None:
             raise TypeError(
                 "rectax.initializers.lsuv: for an nnx.Module call lsuv(model, batch, key=...)."
             )
-        return _lsuv_nnx(nnx, model, variables_or_batch, key, tol, max_iters, orthonormal, pre_init)
+        return _lsuv_nnx(nnx, model, variables_or_batch, options)
     if batch is None:
         raise TypeError(
             "rectax.initializers.lsuv: for linen call lsuv(module_or_apply_fn, variables, "
             "batch, key=...)."
         )
-    return _lsuv_linen(model, variables_or_batch, batch, key, tol, max_iters, orthonormal, pre_init)
+    return _lsuv_linen(model, variables_or_batch, batch, options)
