@@ -1,18 +1,9 @@
 """Flax NNX modules for rectax's activations, and MLP/CNN builders with matched initializers.
 
-Twins of :mod:`rectax.linen`: same class names, hyperparameters, parameter names and numbers.
-
-=================  =========================================================================
-module             behaviour
-=================  =========================================================================
-``PReLU``          learned slope, shared or one per channel (``axis``), initialised at 0.25
-``RReLU``          random slope per element in training (rng stream ``'rrelu'``), mean in eval
-``NecroReLU``      ReLU forward, leaky derivative backward (:func:`rectax.necro_relu`)
-``CReLU``          ``[relu(x), relu(-x)]`` along ``axis`` (:func:`rectax.crelu`): twice as wide
-``Activation``     any activation function with fixed hyperparameters, as a module
-``MLP``, ``CNN``   builders with ``activation=`` and ``kernel_init="auto"``
-``GatedMLP``       a transformer's gated FFN, ``down(unit(gate(x), up(x)))`` (SwiGLU, GeGLU, ReGLU)
-=================  =========================================================================
+Twins of :mod:`rectax.linen` (its table lists them): ``PReLU``, ``RReLU``, ``NecroReLU``,
+``CReLU``, ``Activation``, the ``MLP`` and ``CNN`` builders and ``GatedMLP``, with the same class
+names, hyperparameters, parameter names and numbers. They differ where NNX does: modules are
+built eagerly (builders take the input width and ``rngs``), ``RReLU`` keeps its own stream.
 
 Every activation module names the activation it computes in its ``computes`` class attribute
 (``PReLU.computes == "prelu"``), which the builders' ``kernel_init="auto"`` reads. It has
@@ -294,13 +285,12 @@ class NecroReLU(nnx.Module):
 class CReLU(nnx.Module):
     """Concatenated ReLU as a module: ``[relu(x), relu(-x)]`` along ``axis``, twice as wide.
 
-    See :func:`rectax.crelu`. Its unit statistics are those of its input (one unit per input
-    feature). :class:`MLP` and :class:`CNN` give the next layer twice the in-features (the
-    catalog's ``width``), for this module, ``rectax.crelu`` or ``"crelu"`` alike.
+    The twin of :class:`rectax.linen.CReLU` (same arguments). :class:`MLP` and :class:`CNN` give
+    the next layer twice the in-features (the catalog's ``width``), for this module,
+    ``rectax.crelu`` or ``"crelu"`` alike.
 
     Args:
-      axis: the axis the two halves are concatenated along (default -1).
-      record_stats: sow :class:`rectax.diagnostics.UnitStats` of the input.
+      axis: see :class:`rectax.linen.CReLU`; also ``record_stats``.
       rngs: ignored; accepted for a uniform constructor.
 
     Example:
@@ -550,25 +540,15 @@ class CNN(nnx.Module):
 class GatedMLP(nnx.Module):
     """A gated feed-forward block: ``down(unit(gate(x), up(x)))`` (Shazeer 2020).
 
-    The FFN of Llama, PaLM and Gemma with ``unit=rectax.swiglu`` (the default), of T5.1.1 and
-    Gemma with ``rectax.geglu``. Three bias-free (by default) Linear layers ``gate``, ``up`` and
-    ``down``, as :class:`rectax.linen.GatedMLP`'s.
+    The twin of :class:`rectax.linen.GatedMLP`, which describes the block: three Linear layers
+    ``gate``, ``up`` and ``down``.
 
     Args:
       in_features: input width.
       hidden: width of the gate and up projections.
       features: output width (None: ``in_features``).
-      unit: ``"swiglu"``, ``"geglu"``, ``"reglu"`` or any function of ``(gate, up)``, e.g.
-        ``functools.partial(rectax.swiglu, bits=4)``.
-      kernel_init: an initializer for all three, or ``"auto"``: the gate activation's
-        ``rectax.initializers.for_activation`` (its gain) for ``gate`` and ``up``, LeCun for
-        ``down``.
-      use_bias: add biases (default False, as Llama and Gemma).
-      bias_init: bias initializer (zeros).
-      dtype: compute dtype (None: inferred by Flax).
-      param_dtype: parameter dtype.
-      record_stats: sow the :class:`~rectax.diagnostics.UnitStats` of the gate's pre-activation
-        and the unit's output.
+      unit: and ``kernel_init``, ``use_bias``, ``bias_init``, ``dtype``, ``param_dtype``,
+        ``record_stats``: as the attributes of :class:`rectax.linen.GatedMLP`.
       rngs: ``nnx.Rngs`` for the parameters.
 
     Example:
