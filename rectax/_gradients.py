@@ -62,7 +62,7 @@ from ._dtypes import at_least_float32
 
 Array = jax.Array
 
-RESIDUAL_NAME = "rectax_bits"
+RESIDUAL_NAME = "rectax_residual"
 """Name under which residuals are saved: packed 1-bit masks and few-bit codes, or the output of
 relu, necro_relu and relu6 on feature maps (see :data:`FEATURE_MAP_RANK`). Save it in your own
 checkpoint policies: ``jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)``."""
