@@ -37,7 +37,6 @@ from . import _layer_parts as parts
 from . import _resolve as resolve
 from ._activations import PRELU_INIT, check_rrelu
 from ._extras import missing_extra
-from .initializers._variance import Initializer
 
 try:
     import flax.linen as nn
@@ -338,8 +337,10 @@ class MLP(nn.Module):
 
     features: Sequence[int]
     activation: Any = rectax.relu
-    kernel_init: Initializer | str = "auto"
-    bias_init: Initializer = nn.initializers.zeros_init()
+    # plain callables, not rectax's Initializer protocol: with it, Sphinx's -n build (make
+    # docs-test) mis-parses CNN's rendered dataclass signature
+    kernel_init: Callable[..., Array] | str = "auto"
+    bias_init: Callable[..., Array] = nn.initializers.zeros_init()
     dtype: DTypeLike | None = None
     param_dtype: DTypeLike = jnp.float32
     record_stats: bool = False
@@ -401,8 +402,8 @@ class CNN(nn.Module):
     num_classes: int = 10
     kernel_size: int | tuple[int, int] = (3, 3)
     activation: Any = rectax.relu
-    kernel_init: Initializer | str = "auto"
-    bias_init: Initializer = nn.initializers.zeros_init()
+    kernel_init: Callable[..., Array] | str = "auto"
+    bias_init: Callable[..., Array] = nn.initializers.zeros_init()
     dtype: DTypeLike | None = None
     param_dtype: DTypeLike = jnp.float32
     record_stats: bool = False
@@ -479,9 +480,9 @@ class GatedMLP(nn.Module):
     hidden: int
     features: int | None = None
     unit: str | Callable[..., Array] = rectax.swiglu
-    kernel_init: Initializer | str = "auto"
+    kernel_init: Callable[..., Array] | str = "auto"
     use_bias: bool = False
-    bias_init: Initializer = nn.initializers.zeros_init()
+    bias_init: Callable[..., Array] = nn.initializers.zeros_init()
     dtype: DTypeLike | None = None
     param_dtype: DTypeLike = jnp.float32
     record_stats: bool = False
