@@ -16,6 +16,7 @@ from typing import Any, TypeGuard
 import jax
 
 from . import _activations, _catalog
+from .initializers import for_activation
 from .initializers._variance import Initializer
 
 Array = jax.Array
@@ -135,15 +136,12 @@ def kernel_init_for(
         convolution kernels, None for dense ``(in, out)``).
 
     Returns:
-      The initializer. ``"auto"`` calls ``rectax.initializers.for_activation`` (imported here,
-      so the modules import without it).
+      The initializer. ``"auto"`` calls ``rectax.initializers.for_activation``.
     """
     if _given(kernel_init):
         return kernel_init
-    from rectax import initializers
-
     target, params = init_target(activation)
-    return initializers.for_activation(target, layout=layout, **params)
+    return for_activation(target, layout=layout, **params)
 
 
 def width(activation: Any) -> int:
@@ -257,7 +255,5 @@ def gated_kernel_inits(
     """
     if _given(kernel_init):
         return kernel_init, kernel_init
-    from rectax import initializers
-
     name, params = gate_activation(unit)
-    return initializers.for_activation(name, **params), initializers.for_activation("linear")
+    return for_activation(name, **params), for_activation("linear")
