@@ -19,6 +19,7 @@ from flax import nnx
 from jax import lax
 
 import rectax as rx
+from benchmarks.models import CnnSpec, MlpSpec
 from rectax import _catalog
 
 Array = jax.Array
@@ -45,7 +46,7 @@ DTYPES: dict[str, jnp.dtype] = {
 }
 ELEMENTWISE_MODES = ("forward", "fwd+bwd")
 TRAIN_MODES = ("mlp", "cnn")
-OTHER_MODES = ("memory", "init", "multidevice")
+OTHER_MODES = ("memory",)
 ALL_MODES = ("zoo", *ELEMENTWISE_MODES, *TRAIN_MODES, *OTHER_MODES)
 
 RECTAX = "rectax"
@@ -231,21 +232,6 @@ PIECEWISE_LINEAR = tuple(name for name, a in ACTIVATIONS.items() if a.piecewise_
 
 # --------------------------------------------------------------------------- configurations
 @dataclass(frozen=True)
-class MlpSpec:
-    depth: int
-    width: int
-    batch: int
-
-
-@dataclass(frozen=True)
-class CnnSpec:
-    batch: int
-    image: int
-    channels: tuple[int, ...]
-    classes: int = 10
-
-
-@dataclass(frozen=True)
 class Config:
     """Everything a run measures.
 
@@ -270,10 +256,6 @@ class Config:
     mlp: MlpSpec
     cnn: CnnSpec
     mlp_memory: MlpSpec
-    init_shapes: tuple[tuple[int, ...], ...]
-    initializers: tuple[str, ...]
-    multidevice_size: int
-    multidevice_activations: tuple[str, ...]
     cnn_activations: tuple[str, ...] | None = None
     zoo_models: tuple[str, ...] = ()
     zoo_remats: tuple[str, ...] = ("none", "remat", "remat-bits")
@@ -301,20 +283,9 @@ ZOO_MODELS = (
 )
 """The names of :data:`benchmarks.zoo.MODELS` (kept here: this module does not import the zoo)."""
 
-INITIALIZERS = ("he_normal", "glorot_normal", "lecun_normal", "orthogonal", "variance_scaling")
-
 # The reference MLP (8 dense layers of 2048 units, batch 4096): compiled, never run, for the
 # temp-memory figures.
 REFERENCE_MLP = MlpSpec(depth=8, width=2048, batch=4096)
-
-
-def _dense_shapes(blocks: int, d: int) -> tuple[tuple[int, ...], ...]:
-    """A transformer-like stack of (in, out) kernels: attention qkv and output, MLP in and out.
-
-    Dense only: rectax's initializers want ``layout='conv'`` for HWIO kernels (they refuse to
-    guess a receptive field), which jax.nn.initializers' signature cannot express.
-    """
-    return ((d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)) * blocks
 
 
 def quick_config(platform: str) -> Config:
@@ -332,10 +303,6 @@ def quick_config(platform: str) -> Config:
         mlp=MlpSpec(depth=4, width=512, batch=256),
         cnn=CnnSpec(batch=8, image=16, channels=(16, 32)),
         mlp_memory=REFERENCE_MLP,
-        init_shapes=_dense_shapes(1, 512),
-        initializers=("he_normal", "glorot_normal"),
-        multidevice_size=2**22,
-        multidevice_activations=("relu", "gelu_tanh"),
         cnn_activations=("relu", "leaky_relu", "necro_relu", "gelu_tanh", "silu"),
         zoo_models=ZOO_MODELS,
         zoo_remats=("none", "remat-bits"),
@@ -362,10 +329,6 @@ def full_config(platform: str) -> Config:
         mlp=REFERENCE_MLP,
         cnn=CnnSpec(batch=128, image=64, channels=(64, 128, 128)),
         mlp_memory=REFERENCE_MLP,
-        init_shapes=_dense_shapes(12, 1024),
-        initializers=INITIALIZERS,
-        multidevice_size=2**26 if platform == "cpu" else 2**28,
-        multidevice_activations=("relu", "necro_relu", "gelu_tanh", "silu"),
         zoo_models=ZOO_MODELS,
     )
 
@@ -440,11 +403,4 @@ def generate_cases(config: Config) -> list[Case]:
             cases += [Case("train", mode, a, 0, dtype) for a in acts]
     if "memory" in config.modes:
         cases += [Case("memory", "memory", a, 0, first) for a in config.activations]
-    if "init" in config.modes:
-        cases += [Case("init", "init", name, 0, first) for name in config.initializers]
-    if "multidevice" in config.modes:
-        acts = [a for a in config.multidevice_activations if a in config.activations]
-        cases += [Case("multidevice", "forward", a, config.multidevice_size, first) for a in acts]
-        if acts:
-            cases.append(Case("multidevice", "mlp", acts[0], 0, first))
     return cases

@@ -30,13 +30,13 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 from jax._src.ad_checkpoint import (
     saved_residuals as _saved_residuals,
 )  # print_saved_residuals' list
 
 import rectax as rx
+from benchmarks import memory as mem
 
 Array = jax.Array
 Act = Callable[[Array], Array]
@@ -266,6 +266,11 @@ class Setup:
     batch: Callable[[Array], Any]
     grad: Callable[[Any, Any], Any] | None = None
 
+    @property
+    def gradient(self) -> Callable[[Any, Any], Any]:
+        """The step that is measured: ``grad``, or ``jax.grad(loss)``."""
+        return self.grad or jax.grad(self.loss)
+
 
 def _linen_setup(module: nn.Module, x_shape: tuple[int, ...], dtype: Any, tokens: int = 0) -> Setup:
     """Classification (``tokens == 0``: images/features, 10 classes) or next-token prediction."""
@@ -426,15 +431,9 @@ def concrete_args(step: Setup, seed: int = 0) -> tuple[Any, Any]:
     return jax.jit(step.init)(kp), jax.jit(step.batch)(kb)
 
 
-def grad_step(step: Setup) -> Any:
-    """``jax.jit`` of the step's gradient (a jitted function: ``.lower`` works on it)."""
-    return jax.jit(step.grad or jax.grad(step.loss))
-
-
-def temp_bytes(step: Setup, seed: int = 0) -> int:
-    """Compiled temp memory of ``jit(grad(loss))`` (compiled, not run)."""
-    compiled = grad_step(step).lower(*abstract_args(step, seed)).compile()
-    return int(compiled.memory_analysis().temp_size_in_bytes)
+def memory(step: Setup, seed: int = 0, target: str | None = None) -> mem.Memory:
+    """Compiled memory of the step's gradient, never run (:func:`benchmarks.memory.compiled`)."""
+    return mem.compiled(step.gradient, *abstract_args(step, seed), target=target)
 
 
 def residual_bytes(step: Setup, seed: int = 0) -> int | None:
@@ -448,9 +447,5 @@ def residual_bytes(step: Setup, seed: int = 0) -> int | None:
     params, data = abstract_args(step, seed)
     saved = _saved_residuals(step.loss, params, data)
     return sum(
-        _nbytes(aval) for aval, source in saved if not source.startswith("from the argument")
+        mem.nbytes(aval) for aval, source in saved if not source.startswith("from the argument")
     )
-
-
-def _nbytes(leaf: Any) -> int:
-    return int(np.prod(leaf.shape, dtype=np.int64)) * jnp.dtype(leaf.dtype).itemsize
