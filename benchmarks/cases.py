@@ -125,17 +125,16 @@ def _rectax(function: str, fn: Callable[[Array], Array]) -> Impl:
     return Impl(RECTAX, function, fn)
 
 
-def _same_as_jax(name: str) -> Activation:
-    """An activation whose jax.nn namesake (from the catalog) is its baseline, at the defaults."""
-    info = _catalog.by_name(name)
+def _activation(
+    name: str, rectax: Impl | None = None, *baselines: Impl, catalog: str | None = None
+) -> Activation:
+    """``name`` with its catalog's facts (those of ``catalog``, if given); by default rectax's
+    function against its jax.nn namesake, at the defaults."""
+    info = _catalog.by_name(catalog or name)
     assert info is not None, name
-    return Activation(
-        name,
-        _rectax(name, info.fn),
-        (_jax(name, info.jax_nn[0]),),
-        info.piecewise_linear,
-        info.width,
-    )
+    if rectax is None:
+        rectax, baselines = _rectax(name, info.fn), (_jax(name, info.jax_nn[0]),)
+    return Activation(name, rectax, baselines, info.piecewise_linear, info.width)
 
 
 def _crelu_jax(x: Array) -> Array:
@@ -143,77 +142,54 @@ def _crelu_jax(x: Array) -> Array:
     return jnp.concatenate([jax.nn.relu(x), jax.nn.relu(-x)], axis=-1)
 
 
-def _width(name: str) -> int:
-    info = _catalog.by_name(name)
-    assert info is not None, name
-    return info.width
-
-
-def _piecewise(name: str) -> bool:
-    info = _catalog.by_name(name)
-    assert info is not None, name
-    return info.piecewise_linear
-
-
 def _registry() -> dict[str, Activation]:
     """Every catalogued activation: jax.nn's namesake as the baseline where jax.nn has one (at
     the defaults), the closest plain-JAX equivalent otherwise; gelu in both forms."""
     special = [
-        Activation(
+        _activation(
             "leaky_relu",
             _rectax(f"leaky_relu(x, {LEAKY_SLOPE})", lambda x: rx.leaky_relu(x, LEAKY_SLOPE)),
-            (_jax(f"leaky_relu(x, {LEAKY_SLOPE})", lambda x: jax.nn.leaky_relu(x, LEAKY_SLOPE)),),
-            _piecewise("leaky_relu"),
+            _jax(f"leaky_relu(x, {LEAKY_SLOPE})", lambda x: jax.nn.leaky_relu(x, LEAKY_SLOPE)),
         ),
-        Activation(
+        _activation(
             "necro_relu",
             _rectax(f"necro_relu(x, {NECRO_SLOPE})", lambda x: rx.necro_relu(x, NECRO_SLOPE)),
-            (
-                _jax("relu", jax.nn.relu),
-                _jax(f"leaky_relu straight-through ({NECRO_SLOPE})", _necro_ste),
-            ),
-            _piecewise("necro_relu"),
+            _jax("relu", jax.nn.relu),
+            _jax(f"leaky_relu straight-through ({NECRO_SLOPE})", _necro_ste),
         ),
-        Activation(
+        _activation(
             "prelu",
             _rectax(f"prelu(x, {PRELU_SLOPE})", lambda x: rx.prelu(x, PRELU_SLOPE)),
-            (
-                _jax(f"leaky_relu(x, {PRELU_SLOPE})", lambda x: jax.nn.leaky_relu(x, PRELU_SLOPE)),
-                Impl("flax.linen", f"PReLU({PRELU_SLOPE})", _flax_linen_prelu),
-                Impl("flax.nnx", f"PReLU({PRELU_SLOPE})", _flax_nnx_prelu),
-            ),
-            _piecewise("prelu"),
+            _jax(f"leaky_relu(x, {PRELU_SLOPE})", lambda x: jax.nn.leaky_relu(x, PRELU_SLOPE)),
+            Impl("flax.linen", f"PReLU({PRELU_SLOPE})", _flax_linen_prelu),
+            Impl("flax.nnx", f"PReLU({PRELU_SLOPE})", _flax_nnx_prelu),
         ),
-        Activation(
+        _activation(
             "rrelu",
             _rectax("rrelu(x, key)", _rrelu_rectax),
-            (_jax("leaky_relu(x, uniform(key))", _rrelu_jax),),
-            _piecewise("rrelu"),
+            _jax("leaky_relu(x, uniform(key))", _rrelu_jax),
         ),
-        Activation(
+        _activation(
             "gelu_tanh",
             _rectax("gelu(approximate='tanh')", lambda x: rx.gelu(x, approximate="tanh")),
-            (_jax("gelu(approximate=True)", lambda x: jax.nn.gelu(x, approximate=True)),),
-            _piecewise("gelu"),
+            _jax("gelu(approximate=True)", lambda x: jax.nn.gelu(x, approximate=True)),
+            catalog="gelu",
         ),
-        Activation(
+        _activation(
             "gelu_exact",
             _rectax("gelu(approximate='none')", lambda x: rx.gelu(x, approximate="none")),
-            (_jax("gelu(approximate=False)", lambda x: jax.nn.gelu(x, approximate=False)),),
-            _piecewise("gelu"),
+            _jax("gelu(approximate=False)", lambda x: jax.nn.gelu(x, approximate=False)),
+            catalog="gelu",
         ),
-        Activation(
+        _activation(
             "squared_relu",
             _rectax("squared_relu", rx.squared_relu),
-            (Impl("jax.numpy", "square(jax.nn.relu(x))", lambda x: jnp.square(jax.nn.relu(x))),),
-            _piecewise("squared_relu"),
+            Impl("jax.numpy", "square(jax.nn.relu(x))", lambda x: jnp.square(jax.nn.relu(x))),
         ),
-        Activation(
+        _activation(
             "crelu",
             _rectax("crelu", rx.crelu),
-            (Impl("jax.numpy", "concatenate([relu(x), relu(-x)])", _crelu_jax),),
-            _piecewise("crelu"),
-            _width("crelu"),
+            Impl("jax.numpy", "concatenate([relu(x), relu(-x)])", _crelu_jax),
         ),
     ]
     by_name = {a.name: a for a in special}
@@ -222,7 +198,7 @@ def _registry() -> dict[str, Activation]:
         if info.name == "gelu":
             acts += [by_name["gelu_tanh"], by_name["gelu_exact"]]
         else:
-            acts.append(by_name.get(info.name) or _same_as_jax(info.name))
+            acts.append(by_name.get(info.name) or _activation(info.name))
     return {a.name: a for a in acts}
 
 

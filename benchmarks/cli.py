@@ -101,19 +101,18 @@ def run_target(args: argparse.Namespace) -> int:
     """``--target``: the zoo compiled for a target (never run); 1 if rectax is ever over."""
     from benchmarks import targets
     from benchmarks.cases import ZOO_MODELS
+    from benchmarks.models import REMATS
 
     reason = targets.missing(args.target)
     if reason:
         print(reason, file=sys.stderr)
         return 2
-    dtypes = args.dtypes or ("f32", "bf16")
-    remats = ("none", "remat", "remat-bits")
     rows = targets.run_table(
         args.target,
         args.target_sizes or "quick",
         args.zoo or ZOO_MODELS,
-        dtypes,
-        remats,
+        args.dtypes or ("f32", "bf16"),
+        REMATS,
         write=lambda line: print(line, flush=True),
     )
     return 1 if any(r.rectax.peak > r.jax_nn.peak for r in rows if r.model in ZOO_MODELS) else 0

@@ -52,15 +52,17 @@ class CnnSpec:
     classes: int = 10
 
 
-def remat(block: Callable[..., Array], setting: str) -> Callable[..., Array]:
-    """``block`` as is (``none``), under ``jax.checkpoint`` (``remat``), or under it with
-    ``save_only_these_names(rectax.RESIDUAL_NAME)`` (``remat-bits``)."""
-    if setting == "none":
-        return block
-    policy = None
+def policy(setting: str) -> Any:
+    """The checkpoint policy of a remat setting: ``save_only_these_names(rectax.RESIDUAL_NAME)``
+    for ``remat-bits``, None (save nothing) otherwise."""
     if setting == "remat-bits":
-        policy = jax.checkpoint_policies.save_only_these_names(rx.RESIDUAL_NAME)
-    return jax.checkpoint(block, policy=policy)
+        return jax.checkpoint_policies.save_only_these_names(rx.RESIDUAL_NAME)
+    return None
+
+
+def remat(block: Callable[..., Array], setting: str) -> Callable[..., Array]:
+    """``block`` as is (``none``), or under ``jax.checkpoint`` with the setting's policy."""
+    return block if setting == "none" else jax.checkpoint(block, policy=policy(setting))
 
 
 def _mean_square(y: Array) -> Array:

@@ -37,11 +37,11 @@ from jax._src.ad_checkpoint import (
 
 import rectax as rx
 from benchmarks import memory as mem
+from benchmarks import models
 
 Array = jax.Array
 Act = Callable[[Array], Array]
 
-REMATS = ("none", "remat", "remat-bits")
 DTYPES: dict[str, Any] = {"f32": jnp.float32, "bf16": jnp.bfloat16}
 LIBRARIES = ("jax.nn", "rectax")
 
@@ -60,15 +60,9 @@ FAMILIES: dict[str, dict[str, Act]] = {
 """Activation family -> library -> function (jax.nn's defaults: tanh-approximate GELU)."""
 
 
-def _policy(remat: str) -> Any:
-    if remat == "remat-bits":
-        return jax.checkpoint_policies.save_only_these_names(rx.RESIDUAL_NAME)
-    return None
-
-
 def _linen_block(cls: Any, remat: str) -> Any:
     """``cls``, or ``cls`` under ``jax.checkpoint`` (``nn.remat``) with the setting's policy."""
-    return cls if remat == "none" else nn.remat(cls, policy=_policy(remat))
+    return cls if remat == "none" else nn.remat(cls, policy=models.policy(remat))
 
 
 def _cross_entropy(logits: Array, labels: Array) -> Array:
@@ -245,13 +239,13 @@ class MnistNNX(nnx.Module):
         rngs = nnx.Rngs(dropout=key)
         stages = [MnistNNX._stage1, MnistNNX._stage2]
         if self.remat != "none":
-            stages = [nnx.remat(s, policy=_policy(self.remat)) for s in stages]
+            stages = [nnx.remat(s, policy=models.policy(self.remat)) for s in stages]
         for stage in stages:
             x = stage(self, x, rngs)
         x = x.reshape(x.shape[0], -1)
         third = MnistNNX._stage3
         if self.remat != "none":
-            third = nnx.remat(third, policy=_policy(self.remat))
+            third = nnx.remat(third, policy=models.policy(self.remat))
         return self.linear2(third(self, x, rngs))
 
 
