@@ -131,19 +131,14 @@ def speed_section(batch: int, width: int, layers: int, repeats: int, bits: int) 
 
         return step
 
-    def lone(act: Act) -> Callable[..., Any]:
-        @jax.jit
-        def fwd_bwd(x: Array, g: Array) -> tuple[Array, Array]:
-            y, vjp = jax.vjp(act, x)
-            return y, vjp(g)[0]
-
-        return fwd_bwd
-
     for name, (base, _, _) in PAIRS.items():
         ours = variant(name, bits)
         cells = []
         # The lone kernel takes milliseconds: 5x the pairs, for the same wall time budget.
-        for make, args, n in ((sgd_step, (w, x), repeats), (lone, (x, g), 5 * repeats)):
+        for make, args, n in (
+            (sgd_step, (w, x), repeats),
+            (lambda f: jax.jit(models.forward_backward(f)), (x, g), 5 * repeats),
+        ):
             fa, fb = make(base), make(ours)
             fns = {"jax.nn": functools.partial(fa, *args), "few": functools.partial(fb, *args)}
             t = interleave(fns, n, warmup=2)

@@ -7,7 +7,8 @@ Each takes its activation as an argument, so a rectax and a jax.nn variant diffe
 * :func:`cnn_loss`: 3x3 SAME convolutions with the activation, global mean pool, dense head;
 * :func:`transformer_loss`: pre-LayerNorm blocks, causal attention, a 4x FFN with the activation;
 * :func:`ffn_stack`: residual gated-FFN blocks ``x + unit(x @ W_gate, x @ W_up) @ W_down`` under a
-  rematerialisation setting.
+  rematerialisation setting;
+* :func:`forward_backward`: the activation alone, forward and backward in one function.
 
 Measure them with :func:`benchmarks.memory.compiled` (``jax.grad(loss)`` and the abstract
 arguments of :func:`mlp_shapes` or :func:`ffn_stack`) or time them with
@@ -63,6 +64,16 @@ def policy(setting: str) -> Any:
 def remat(block: Callable[..., Array], setting: str) -> Callable[..., Array]:
     """``block`` as is (``none``), or under ``jax.checkpoint`` with the setting's policy."""
     return block if setting == "none" else jax.checkpoint(block, policy=policy(setting))
+
+
+def forward_backward(fn: Act) -> Callable[[Array, Array], tuple[Array, Array]]:
+    """The lone fwd+bwd kernel: ``y = f(x)`` and ``dx = vjp(g)``, both returned."""
+
+    def step(x: Array, g: Array) -> tuple[Array, Array]:
+        y, vjp = jax.vjp(fn, x)
+        return y, vjp(g)[0]
+
+    return step
 
 
 def _mean_square(y: Array) -> Array:

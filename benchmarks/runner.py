@@ -254,16 +254,6 @@ def copy_kernel(x: jax.Array, one: jax.Array) -> jax.Array:
     return x * one
 
 
-def forward_backward(fn: Callable[[jax.Array], jax.Array]) -> Callable[..., Any]:
-    """The lone fwd+bwd kernel: ``y = f(x)`` and ``dx = vjp(g)``, both returned."""
-
-    def step(x: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
-        y, vjp = jax.vjp(fn, x)
-        return y, vjp(g)[0]
-
-    return step
-
-
 def bytes_moved(mode: str, size: int, itemsize: int, width: int = 1) -> int:
     """Compulsory traffic: forward reads x, writes y; fwd+bwd reads x, g, writes y, dx (y and g
     are ``width`` times x's size: CReLU's 2)."""
@@ -295,7 +285,7 @@ def run_elementwise(case: Case, ctx: Context) -> list[Row]:
     )
     forward = case.mode == "forward"
     args = (x,) if forward else (x, g)
-    make = (lambda f: f) if forward else forward_backward
+    make = (lambda f: f) if forward else models.forward_backward
     nbytes = bytes_moved(case.mode, case.size, dtype.itemsize, act.width)
 
     rows: dict[str, Row] = {}
