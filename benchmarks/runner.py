@@ -409,12 +409,8 @@ def run_memory(case: Case, ctx: Context) -> list[Row]:
             note=f"compiled only: MLP depth {spec.depth}, width {spec.width}, batch {spec.batch}",
         )
         row.mode = "mlp-ref"
-        try:
-            jitted = jax.jit(jax.grad(models.mlp_loss(impl.fn, linear_head=True)))
-            compiled, row.compile_s = compile_timed(jitted, params, x, clock=ctx.clock)
-            row.temp_bytes = _temp(compiled)
-        except Exception as exc:
-            row.status, row.note = "error", _error_note(exc)
+        loss = models.mlp_loss(impl.fn, linear_head=True)
+        _compile_into(ctx, row, {}, impl.label, jax.grad(loss), (params, x))  # compiled only
     _fill_temp_ratios(rows, act.rectax.label, act.primary.label)
     return out + list(rows.values())
 
