@@ -135,6 +135,14 @@ def compile_for(name: str, fn: Callable[..., Any], *args: Any) -> Any:
     return lowered.compile()
 
 
+def memory(name: str, fn: Callable[..., Any], *args: Any) -> Memory:
+    """Compiled memory of ``jax.jit(fn)(*args)`` on target ``name``, never run
+    (:func:`benchmarks.memory.compiled` with ``target=name``)."""
+    from benchmarks import memory as measure
+
+    return measure.compiled(fn, *args, target=name)
+
+
 # --------------------------------------------------------------------------- the zoo's table
 SMALL = "small"
 """The size preset of the compile checks in the tests (:data:`SMALL_SIZES`)."""
