@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 import rectax as rx
+from benchmarks import models
 from rectax import _activations as act
 from rectax._gradients import smooth
 
@@ -38,13 +39,7 @@ WIDE: dict[str, Callable[[Array], Array]] = {"gelu_tanh": rx.gelu, "silu": rx.si
 
 
 def _step(activation: Callable[[Array], Array]) -> Callable[..., list[Array]]:
-    def loss(ws: list[Array], x: Array) -> Array:
-        h = x
-        for w in ws:
-            h = activation(h @ w)
-        return jnp.sum(h.astype(jnp.float32) ** 2)
-
-    return jax.jit(jax.grad(loss))
+    return jax.jit(jax.grad(models.mlp_loss(activation)))
 
 
 def _seconds(fn: Callable[..., list[Array]], *args: object) -> float:

@@ -19,6 +19,7 @@ from flax import nnx
 from jax import lax
 
 import rectax as rx
+from benchmarks.models import CnnSpec, MlpSpec
 from rectax import _catalog
 
 Array = jax.Array
@@ -45,7 +46,7 @@ DTYPES: dict[str, jnp.dtype] = {
 }
 ELEMENTWISE_MODES = ("forward", "fwd+bwd")
 TRAIN_MODES = ("mlp", "cnn")
-OTHER_MODES = ("memory", "init", "multidevice")
+OTHER_MODES = ("memory",)
 ALL_MODES = ("zoo", *ELEMENTWISE_MODES, *TRAIN_MODES, *OTHER_MODES)
 
 RECTAX = "rectax"
@@ -124,17 +125,16 @@ def _rectax(function: str, fn: Callable[[Array], Array]) -> Impl:
     return Impl(RECTAX, function, fn)
 
 
-def _same_as_jax(name: str) -> Activation:
-    """An activation whose jax.nn namesake (from the catalog) is its baseline, at the defaults."""
-    info = _catalog.by_name(name)
+def _activation(
+    name: str, rectax: Impl | None = None, *baselines: Impl, catalog: str | None = None
+) -> Activation:
+    """``name`` with its catalog's facts (those of ``catalog``, if given); by default rectax's
+    function against its jax.nn namesake, at the defaults."""
+    info = _catalog.by_name(catalog or name)
     assert info is not None, name
-    return Activation(
-        name,
-        _rectax(name, info.fn),
-        (_jax(name, info.jax_nn[0]),),
-        info.piecewise_linear,
-        info.width,
-    )
+    if rectax is None:
+        rectax, baselines = _rectax(name, info.fn), (_jax(name, info.jax_nn[0]),)
+    return Activation(name, rectax, baselines, info.piecewise_linear, info.width)
 
 
 def _crelu_jax(x: Array) -> Array:
@@ -142,77 +142,54 @@ def _crelu_jax(x: Array) -> Array:
     return jnp.concatenate([jax.nn.relu(x), jax.nn.relu(-x)], axis=-1)
 
 
-def _width(name: str) -> int:
-    info = _catalog.by_name(name)
-    assert info is not None, name
-    return info.width
-
-
-def _piecewise(name: str) -> bool:
-    info = _catalog.by_name(name)
-    assert info is not None, name
-    return info.piecewise_linear
-
-
 def _registry() -> dict[str, Activation]:
     """Every catalogued activation: jax.nn's namesake as the baseline where jax.nn has one (at
     the defaults), the closest plain-JAX equivalent otherwise; gelu in both forms."""
     special = [
-        Activation(
+        _activation(
             "leaky_relu",
             _rectax(f"leaky_relu(x, {LEAKY_SLOPE})", lambda x: rx.leaky_relu(x, LEAKY_SLOPE)),
-            (_jax(f"leaky_relu(x, {LEAKY_SLOPE})", lambda x: jax.nn.leaky_relu(x, LEAKY_SLOPE)),),
-            _piecewise("leaky_relu"),
+            _jax(f"leaky_relu(x, {LEAKY_SLOPE})", lambda x: jax.nn.leaky_relu(x, LEAKY_SLOPE)),
         ),
-        Activation(
+        _activation(
             "necro_relu",
             _rectax(f"necro_relu(x, {NECRO_SLOPE})", lambda x: rx.necro_relu(x, NECRO_SLOPE)),
-            (
-                _jax("relu", jax.nn.relu),
-                _jax(f"leaky_relu straight-through ({NECRO_SLOPE})", _necro_ste),
-            ),
-            _piecewise("necro_relu"),
+            _jax("relu", jax.nn.relu),
+            _jax(f"leaky_relu straight-through ({NECRO_SLOPE})", _necro_ste),
         ),
-        Activation(
+        _activation(
             "prelu",
             _rectax(f"prelu(x, {PRELU_SLOPE})", lambda x: rx.prelu(x, PRELU_SLOPE)),
-            (
-                _jax(f"leaky_relu(x, {PRELU_SLOPE})", lambda x: jax.nn.leaky_relu(x, PRELU_SLOPE)),
-                Impl("flax.linen", f"PReLU({PRELU_SLOPE})", _flax_linen_prelu),
-                Impl("flax.nnx", f"PReLU({PRELU_SLOPE})", _flax_nnx_prelu),
-            ),
-            _piecewise("prelu"),
+            _jax(f"leaky_relu(x, {PRELU_SLOPE})", lambda x: jax.nn.leaky_relu(x, PRELU_SLOPE)),
+            Impl("flax.linen", f"PReLU({PRELU_SLOPE})", _flax_linen_prelu),
+            Impl("flax.nnx", f"PReLU({PRELU_SLOPE})", _flax_nnx_prelu),
         ),
-        Activation(
+        _activation(
             "rrelu",
             _rectax("rrelu(x, key)", _rrelu_rectax),
-            (_jax("leaky_relu(x, uniform(key))", _rrelu_jax),),
-            _piecewise("rrelu"),
+            _jax("leaky_relu(x, uniform(key))", _rrelu_jax),
         ),
-        Activation(
+        _activation(
             "gelu_tanh",
             _rectax("gelu(approximate='tanh')", lambda x: rx.gelu(x, approximate="tanh")),
-            (_jax("gelu(approximate=True)", lambda x: jax.nn.gelu(x, approximate=True)),),
-            _piecewise("gelu"),
+            _jax("gelu(approximate=True)", lambda x: jax.nn.gelu(x, approximate=True)),
+            catalog="gelu",
         ),
-        Activation(
+        _activation(
             "gelu_exact",
             _rectax("gelu(approximate='none')", lambda x: rx.gelu(x, approximate="none")),
-            (_jax("gelu(approximate=False)", lambda x: jax.nn.gelu(x, approximate=False)),),
-            _piecewise("gelu"),
+            _jax("gelu(approximate=False)", lambda x: jax.nn.gelu(x, approximate=False)),
+            catalog="gelu",
         ),
-        Activation(
+        _activation(
             "squared_relu",
             _rectax("squared_relu", rx.squared_relu),
-            (Impl("jax.numpy", "square(jax.nn.relu(x))", lambda x: jnp.square(jax.nn.relu(x))),),
-            _piecewise("squared_relu"),
+            Impl("jax.numpy", "square(jax.nn.relu(x))", lambda x: jnp.square(jax.nn.relu(x))),
         ),
-        Activation(
+        _activation(
             "crelu",
             _rectax("crelu", rx.crelu),
-            (Impl("jax.numpy", "concatenate([relu(x), relu(-x)])", _crelu_jax),),
-            _piecewise("crelu"),
-            _width("crelu"),
+            Impl("jax.numpy", "concatenate([relu(x), relu(-x)])", _crelu_jax),
         ),
     ]
     by_name = {a.name: a for a in special}
@@ -221,7 +198,7 @@ def _registry() -> dict[str, Activation]:
         if info.name == "gelu":
             acts += [by_name["gelu_tanh"], by_name["gelu_exact"]]
         else:
-            acts.append(by_name.get(info.name) or _same_as_jax(info.name))
+            acts.append(by_name.get(info.name) or _activation(info.name))
     return {a.name: a for a in acts}
 
 
@@ -230,21 +207,6 @@ PIECEWISE_LINEAR = tuple(name for name, a in ACTIVATIONS.items() if a.piecewise_
 
 
 # --------------------------------------------------------------------------- configurations
-@dataclass(frozen=True)
-class MlpSpec:
-    depth: int
-    width: int
-    batch: int
-
-
-@dataclass(frozen=True)
-class CnnSpec:
-    batch: int
-    image: int
-    channels: tuple[int, ...]
-    classes: int = 10
-
-
 @dataclass(frozen=True)
 class Config:
     """Everything a run measures.
@@ -270,10 +232,6 @@ class Config:
     mlp: MlpSpec
     cnn: CnnSpec
     mlp_memory: MlpSpec
-    init_shapes: tuple[tuple[int, ...], ...]
-    initializers: tuple[str, ...]
-    multidevice_size: int
-    multidevice_activations: tuple[str, ...]
     cnn_activations: tuple[str, ...] | None = None
     zoo_models: tuple[str, ...] = ()
     zoo_remats: tuple[str, ...] = ("none", "remat", "remat-bits")
@@ -301,20 +259,9 @@ ZOO_MODELS = (
 )
 """The names of :data:`benchmarks.zoo.MODELS` (kept here: this module does not import the zoo)."""
 
-INITIALIZERS = ("he_normal", "glorot_normal", "lecun_normal", "orthogonal", "variance_scaling")
-
 # The reference MLP (8 dense layers of 2048 units, batch 4096): compiled, never run, for the
 # temp-memory figures.
 REFERENCE_MLP = MlpSpec(depth=8, width=2048, batch=4096)
-
-
-def _dense_shapes(blocks: int, d: int) -> tuple[tuple[int, ...], ...]:
-    """A transformer-like stack of (in, out) kernels: attention qkv and output, MLP in and out.
-
-    Dense only: rectax's initializers want ``layout='conv'`` for HWIO kernels (they refuse to
-    guess a receptive field), which jax.nn.initializers' signature cannot express.
-    """
-    return ((d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)) * blocks
 
 
 def quick_config(platform: str) -> Config:
@@ -332,10 +279,6 @@ def quick_config(platform: str) -> Config:
         mlp=MlpSpec(depth=4, width=512, batch=256),
         cnn=CnnSpec(batch=8, image=16, channels=(16, 32)),
         mlp_memory=REFERENCE_MLP,
-        init_shapes=_dense_shapes(1, 512),
-        initializers=("he_normal", "glorot_normal"),
-        multidevice_size=2**22,
-        multidevice_activations=("relu", "gelu_tanh"),
         cnn_activations=("relu", "leaky_relu", "necro_relu", "gelu_tanh", "silu"),
         zoo_models=ZOO_MODELS,
         zoo_remats=("none", "remat-bits"),
@@ -362,10 +305,6 @@ def full_config(platform: str) -> Config:
         mlp=REFERENCE_MLP,
         cnn=CnnSpec(batch=128, image=64, channels=(64, 128, 128)),
         mlp_memory=REFERENCE_MLP,
-        init_shapes=_dense_shapes(12, 1024),
-        initializers=INITIALIZERS,
-        multidevice_size=2**26 if platform == "cpu" else 2**28,
-        multidevice_activations=("relu", "necro_relu", "gelu_tanh", "silu"),
         zoo_models=ZOO_MODELS,
     )
 
@@ -440,11 +379,4 @@ def generate_cases(config: Config) -> list[Case]:
             cases += [Case("train", mode, a, 0, dtype) for a in acts]
     if "memory" in config.modes:
         cases += [Case("memory", "memory", a, 0, first) for a in config.activations]
-    if "init" in config.modes:
-        cases += [Case("init", "init", name, 0, first) for name in config.initializers]
-    if "multidevice" in config.modes:
-        acts = [a for a in config.multidevice_activations if a in config.activations]
-        cases += [Case("multidevice", "forward", a, config.multidevice_size, first) for a in acts]
-        if acts:
-            cases.append(Case("multidevice", "mlp", acts[0], 0, first))
     return cases

@@ -1,8 +1,7 @@
 """Command line: ``python -m benchmarks`` runs the cases, writes the results, prints a summary.
 
-The environment (``--backend``, ``--host-devices``) must reach JAX before it initialises, so JAX
-and everything that imports it are imported inside :func:`run`, after
-:func:`configure_environment`.
+``--backend`` must reach JAX before it initialises, so JAX and everything that imports it are
+imported inside :func:`run` and :func:`run_target`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
-_FORCE = "--xla_force_host_platform_device_count"
 
 
 def parse_sizes(tokens: Sequence[str]) -> tuple[int, ...]:
@@ -65,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--modes",
         nargs="+",
         metavar="MODE",
-        help="zoo forward fwd+bwd mlp cnn memory init multidevice (default all)",
+        help="zoo forward fwd+bwd mlp cnn memory (default all)",
     )
     p.add_argument(
         "--zoo",
@@ -79,14 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, help="untimed rounds before timing")
     p.add_argument("--backend", help="JAX platform to use: cpu, cuda, rocm, tpu (JAX_PLATFORMS)")
     p.add_argument("--device", type=int, default=0, help="index of the device to run on")
-    p.add_argument(
-        "--host-devices",
-        type=int,
-        help="CPU only: forced host devices for the multidevice mode "
-        "(default 2 with --quick, else the CPU count; 0 leaves XLA_FLAGS alone)",
-    )
     p.add_argument("--no-torch", action="store_true", help="skip the optional PyTorch baseline")
-    p.add_argument("--no-plots", action="store_true", help="do not write PNG figures")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed for inputs and parameters")
     p.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON path (default {DEFAULT_OUTPUT})"
@@ -110,34 +101,21 @@ def run_target(args: argparse.Namespace) -> int:
     """``--target``: the zoo compiled for a target (never run); 1 if rectax is ever over."""
     from benchmarks import targets
     from benchmarks.cases import ZOO_MODELS
+    from benchmarks.models import REMATS
 
     reason = targets.missing(args.target)
     if reason:
         print(reason, file=sys.stderr)
         return 2
-    dtypes = args.dtypes or ("f32", "bf16")
-    remats = ("none", "remat", "remat-bits")
     rows = targets.run_table(
         args.target,
         args.target_sizes or "quick",
         args.zoo or ZOO_MODELS,
-        dtypes,
-        remats,
+        args.dtypes or ("f32", "bf16"),
+        REMATS,
         write=lambda line: print(line, flush=True),
     )
     return 1 if any(r.rectax.peak > r.jax_nn.peak for r in rows if r.model in ZOO_MODELS) else 0
-
-
-def configure_environment(args: argparse.Namespace) -> None:
-    """Sets JAX_PLATFORMS and the forced host-device count; effective only before JAX starts."""
-    if args.backend:
-        os.environ["JAX_PLATFORMS"] = args.backend
-    count = args.host_devices
-    if count is None:
-        count = 2 if args.quick else os.cpu_count() or 1
-    flags = os.environ.get("XLA_FLAGS", "")
-    if count > 0 and _FORCE not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {_FORCE}={count}".strip()
 
 
 def make_config(args: argparse.Namespace, platform: str) -> Any:
@@ -154,7 +132,6 @@ def make_config(args: argparse.Namespace, platform: str) -> Any:
     if args.dtypes:
         overrides["secondary_activations"] = None
     if args.activations:
-        overrides["multidevice_activations"] = args.activations[:2]
         overrides["cnn_activations"] = None
     if args.zoo:
         overrides["zoo_models"] = args.zoo
@@ -164,13 +141,13 @@ def make_config(args: argparse.Namespace, platform: str) -> Any:
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    """Runs the cases; writes the JSON, the Markdown and the plots; prints the summary.
+    """Runs the cases; writes the JSON and the Markdown; prints the summary.
 
     Returns 1 when a rectax case raised, else 0 (a missed goal is a finding, not a failure).
     """
     import jax  # only now: see the module docstring
 
-    from benchmarks import goals, plots, report, runner, torch_baseline
+    from benchmarks import goals, report, runner, torch_baseline
     from benchmarks.cases import RECTAX, generate_cases
 
     console = report.make_console()
@@ -212,10 +189,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     md = args.output.with_suffix(".md")
     args.output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     md.write_text(report.markdown(result, rows, heads, results), encoding="utf-8")
-    written = [args.output, md]
-    if not args.no_plots:
-        written += plots.write_all(rows, args.output.with_suffix(""))
-    report.print_summary(console, result, heads, results, written)
+    report.print_summary(console, result, heads, results, [args.output, md])
     failed = [r for r in rows if r.status == "error" and r.library == RECTAX]
     for r in failed:  # a baseline (torch, flax) may fail alone; rectax failing fails the run
         console.print(f"[red]rectax error[/red] {r.kind} {r.mode} {r.activation}: {r.note}")
@@ -240,5 +214,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         targets.configure_environment()
         return run_target(args)
-    configure_environment(args)
+    if args.backend:
+        os.environ["JAX_PLATFORMS"] = args.backend
     return run(args, argv)

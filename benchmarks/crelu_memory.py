@@ -16,8 +16,7 @@ import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
 import rectax as rx
-from benchmarks import memory, steps
-from benchmarks.cases import MlpSpec
+from benchmarks import memory, models
 from rectax import _gradients
 
 Array = jax.Array
@@ -52,11 +51,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--batch", type=int, default=256)
     args = parser.parse_args()
-    spec = MlpSpec(depth=args.depth, width=args.width, batch=args.batch)
-    x = jax.ShapeDtypeStruct((spec.batch, spec.width), jnp.float32)
-    params = jax.eval_shape(
-        lambda k: steps.mlp_init(k, spec, jnp.float32, width=2), jax.random.key(0)
-    )
+    spec = models.MlpSpec(depth=args.depth, width=args.width, batch=args.batch)
+    params, x = models.mlp_shapes(spec, jnp.float32, width=2)
     variants = {
         "rx.crelu": rx.crelu,
         "jnp.concatenate(jax.nn.relu)": plain,
@@ -64,9 +60,8 @@ def main() -> None:
         "one mask, tangent multiplied": multiplied,
     }
     for name, fn in variants.items():
-        compiled = jax.jit(jax.grad(steps.mlp_loss(fn))).lower(params, x).compile()
-        temp = memory.temp_bytes(compiled)
-        print(f"{name:30s} {'n/a' if temp is None else f'{temp / 2**20:8.2f} MiB'}")
+        temp = memory.temp_bytes(jax.grad(models.mlp_loss(fn, linear_head=True)), params, x)
+        print(f"{name:30s} {temp / 2**20:8.2f} MiB")
 
 
 if __name__ == "__main__":

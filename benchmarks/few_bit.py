@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import math
 import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import rectax as rx
-from benchmarks.memory import temp_bytes
+from benchmarks import memory, models
+from benchmarks.models import mlp_loss, transformer_init, transformer_loss
 from benchmarks.timing import interleave, ratio_stats
 from rectax import _few_bit
 from tools import few_bit_generate as _few_bit_generate
@@ -60,75 +60,16 @@ def variant(name: str, bits: int | None) -> Act:
     return functools.partial(fn, **kwargs, bits=bits)
 
 
-# --------------------------------------------------------------------------- models
-def mlp_loss(act: Act) -> Callable[[list[Array], Array], Array]:
-    def loss(weights: list[Array], x: Array) -> Array:
-        h = x
-        for w in weights:
-            h = act(h @ w)
-        return jnp.mean(jnp.square(h.astype(jnp.float32)))
-
-    return loss
-
-
-def mlp_shapes(batch: int, width: int, layers: int, dtype: Any) -> tuple[Any, Any]:
-    w = [jax.ShapeDtypeStruct((width, width), dtype)] * layers
-    return w, jax.ShapeDtypeStruct((batch, width), dtype)
-
-
-def mlp_init(key: Array, batch: int, width: int, layers: int, dtype: Any) -> tuple[Any, Any]:
-    keys = jax.random.split(key, layers + 1)
-    w = [jax.random.normal(k, (width, width), dtype) / math.sqrt(width) for k in keys[:-1]]
-    return w, jax.random.normal(keys[-1], (batch, width), dtype)
-
-
-def _layer_norm(x: Array) -> Array:
-    mean = jnp.mean(x, -1, keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), -1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(var + 1e-5)
-
-
-def transformer_loss(act: Act, heads: int) -> Callable[[list[dict[str, Array]], Array], Array]:
-    """Pre-LayerNorm blocks: causal multi-head attention, then ``act`` in a 4x-wide FFN."""
-
-    def block(p: dict[str, Array], x: Array) -> Array:
-        b, t, d = x.shape
-        qkv = (_layer_norm(x) @ p["qkv"]).reshape(b, t, 3, heads, d // heads)
-        q, k, v = (qkv[:, :, i] for i in range(3))
-        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(d // heads)
-        causal = jnp.tril(jnp.ones((t, t), bool))
-        att = jax.nn.softmax(jnp.where(causal, logits, -1e9), axis=-1)
-        x = x + jnp.einsum("bhqk,bkhd->bqhd", att, v).reshape(b, t, d) @ p["out"]
-        return x + act(_layer_norm(x) @ p["up"]) @ p["down"]
-
-    def loss(params: list[dict[str, Array]], x: Array) -> Array:
-        for p in params:
-            x = block(p, x)
-        return jnp.mean(jnp.square(x))
-
-    return loss
-
-
-def transformer_init(
-    key: Array, layers: int, batch: int, seq: int, width: int
-) -> tuple[list[dict[str, Array]], Array]:
-    shapes = {"qkv": (width, 3 * width), "out": (width, width)}
-    shapes |= {"up": (width, 4 * width), "down": (4 * width, width)}
-    params = []
-    for k in jax.random.split(key, layers):
-        ks = jax.random.split(k, len(shapes))
-        params.append(
-            {
-                n: jax.random.normal(kk, s) / math.sqrt(s[0])
-                for kk, (n, s) in zip(ks, shapes.items(), strict=True)
-            }
-        )
-    return params, jax.random.normal(jax.random.fold_in(key, 1), (batch, seq, width))
-
-
 def temp_mib(loss: Callable[..., Array], *args: Any) -> float:
-    compiled = jax.jit(jax.grad(loss)).lower(*args).compile()
-    return (temp_bytes(compiled) or 0) / 2**20
+    return memory.temp_bytes(jax.grad(loss), *args) / 2**20
+
+
+def mlp_data(key: Array, batch: int, width: int, layers: int) -> tuple[Any, Array]:
+    """1/sqrt(fan_in) kernels (no biases) and a standard-normal batch, float32."""
+    spec = models.MlpSpec(layers, width, batch)
+    k_w, k_x = jax.random.split(key)
+    w = models.mlp_init(k_w, spec, jnp.float32, bias=False, gain=1.0)
+    return w, models.mlp_batch(k_x, spec, jnp.float32)
 
 
 def cosine(a: Any, b: Any) -> float:
@@ -144,7 +85,7 @@ def memory_section(batch: int, width: int, layers: int, tf: dict[str, int]) -> N
     print(f"{'activation':<10} {'dtype':<9} {'jax.nn MiB':>10} {'exact':>6}", end="")
     print("".join(f" {f'bits={b}':>7}" for b in BITS), f" {'rx.relu':>7}")
     for dtype in (jnp.float32, jnp.bfloat16):
-        shapes = mlp_shapes(batch, width, layers, dtype)
+        shapes = models.mlp_shapes(models.MlpSpec(layers, width, batch), dtype, bias=False)
         relu = temp_mib(mlp_loss(rx.relu), *shapes)
         for name, (base, _, _) in PAIRS.items():
             ref = temp_mib(mlp_loss(base), *shapes)
@@ -178,7 +119,7 @@ def speed_section(batch: int, width: int, layers: int, repeats: int, bits: int) 
     print(f"\n## Time ratio few-bit (bits={bits}) / jax.nn, f32: {repeats} interleaved pairs")
     print(f"of MLP steps ({batch}x{width}, {layers} layers), {5 * repeats} of the lone activation")
     print("median [min, max] of per-pair ratios")
-    w, x = mlp_init(jax.random.key(0), batch, width, layers, jnp.float32)
+    w, x = mlp_data(jax.random.key(0), batch, width, layers)
     g = jax.random.normal(jax.random.key(1), x.shape)
 
     def sgd_step(act: Act) -> Callable[..., Any]:
@@ -190,19 +131,14 @@ def speed_section(batch: int, width: int, layers: int, repeats: int, bits: int) 
 
         return step
 
-    def lone(act: Act) -> Callable[..., Any]:
-        @jax.jit
-        def fwd_bwd(x: Array, g: Array) -> tuple[Array, Array]:
-            y, vjp = jax.vjp(act, x)
-            return y, vjp(g)[0]
-
-        return fwd_bwd
-
     for name, (base, _, _) in PAIRS.items():
         ours = variant(name, bits)
         cells = []
         # The lone kernel takes milliseconds: 5x the pairs, for the same wall time budget.
-        for make, args, n in ((sgd_step, (w, x), repeats), (lone, (x, g), 5 * repeats)):
+        for make, args, n in (
+            (sgd_step, (w, x), repeats),
+            (lambda f: jax.jit(models.forward_backward(f)), (x, g), 5 * repeats),
+        ):
             fa, fb = make(base), make(ours)
             fns = {"jax.nn": functools.partial(fa, *args), "few": functools.partial(fb, *args)}
             t = interleave(fns, n, warmup=2)
@@ -214,7 +150,7 @@ def speed_section(batch: int, width: int, layers: int, repeats: int, bits: int) 
 def cosine_section(mlp: tuple[int, int, int], tf: dict[str, int]) -> None:
     print("\n## Cosine similarity of exact and few-bit parameter gradients at init, f32")
     batch, width, layers = mlp
-    w, x = mlp_init(jax.random.key(2), batch, width, layers, jnp.float32)
+    w, x = mlp_data(jax.random.key(2), batch, width, layers)
     params, xt = transformer_init(
         jax.random.key(3), tf["layers"], tf["batch"], tf["seq"], tf["width"]
     )

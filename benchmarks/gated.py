@@ -16,17 +16,17 @@ from __future__ import annotations
 import argparse
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 import rectax as rx
+from benchmarks import memory, models
 
 Array = jax.Array
 Unit = Callable[[Array, Array], Array]
 
-REMATS = ("none", "remat", "remat-bits")
+REMATS = models.REMATS
 PLAIN: dict[str, Unit] = {
     "swiglu": lambda g, u: jax.nn.silu(g) * u,
     "geglu": lambda g, u: jax.nn.gelu(g) * u,
@@ -49,39 +49,11 @@ SQUARED: dict[str, Callable[[Array], Array]] = {
 """Squared ReLU (rectax's and the plain expression) in an FFN: ``x + f(x @ W_up) @ W_down``."""
 
 
-def _step(
-    unit: Unit, remat: str, dtype: jnp.dtype, rows: int, model: int, hidden: int, layers: int
-) -> tuple[Callable[..., Any], list[Any], Any]:
-    """``grad(loss)`` of ``layers`` residual gated-FFN blocks, and its abstract arguments."""
-
-    def block(x: Array, w: tuple[Array, Array, Array]) -> Array:
-        return x + unit(x @ w[0], x @ w[1]) @ w[2]
-
-    if remat == "remat":
-        block = jax.checkpoint(block)
-    elif remat == "remat-bits":
-        policy = jax.checkpoint_policies.save_only_these_names(rx.RESIDUAL_NAME)
-        block = jax.checkpoint(block, policy=policy)
-
-    def loss(weights: Sequence[tuple[Array, Array, Array]], x: Array) -> Array:
-        for w in weights:
-            x = block(x, w)
-        return jnp.mean(jnp.square(x.astype(jnp.float32)))
-
-    spec = functools.partial(jax.ShapeDtypeStruct, dtype=dtype)
-    weights = [(spec((model, hidden)), spec((model, hidden)), spec((hidden, model)))] * layers
-    return jax.grad(loss), weights, spec((rows, model))
-
-
 def temp_bytes(
     unit: Unit, remat: str, dtype: jnp.dtype, rows: int, model: int, hidden: int, layers: int
 ) -> int:
     """Compiled temp bytes of ``jit(grad)`` of ``layers`` residual gated-FFN blocks."""
-    grad, weights, x = _step(unit, remat, dtype, rows, model, hidden, layers)
-    compiled = jax.jit(grad).lower(weights, x).compile()
-    analysis = compiled.memory_analysis()
-    assert analysis is not None, "this backend reports no memory analysis"
-    return int(analysis.temp_size_in_bytes)
+    return memory.temp_bytes(*models.ffn_stack(unit, remat, dtype, rows, model, hidden, layers))
 
 
 def peak_bytes(
@@ -95,10 +67,8 @@ def peak_bytes(
     layers: int,
 ) -> int:
     """Compiled peak bytes of the gated-FFN step for compile target ``target`` (never run)."""
-    from benchmarks import targets
-
-    grad, weights, x = _step(unit, remat, dtype, rows, model, hidden, layers)
-    return targets.memory(target, grad, weights, x).peak
+    step = models.ffn_stack(unit, remat, dtype, rows, model, hidden, layers)
+    return memory.compiled(*step, target=target).peak
 
 
 def squared_unit(act: Callable[[Array], Array]) -> Unit:

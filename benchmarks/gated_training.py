@@ -21,7 +21,6 @@ import inspect
 import math
 import statistics
 import textwrap
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,8 +30,9 @@ import numpy as np
 import optax
 
 import rectax as rx
-
-from .gated import PLAIN
+from benchmarks import models
+from benchmarks.gated import PLAIN
+from benchmarks.timing import interleave, ratio_stats
 
 Array = jax.Array
 Unit = Callable[[Array, Array], Array]
@@ -44,11 +44,6 @@ UNITS: dict[str, Unit] = {
     "rx.swiglu bits=3": functools.partial(rx.swiglu, bits=3),
 }
 CTX, BATCH, WIDTH, HEADS, LAYERS, HIDDEN = 32, 16, 64, 4, 2, 192
-
-
-def _layer_norm(x: Array) -> Array:
-    mean = x.mean(-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(((x - mean) ** 2).mean(-1, keepdims=True) + 1e-5)
 
 
 def _init(key: Array) -> dict[str, Any]:
@@ -79,13 +74,13 @@ def _apply(unit: Unit, params: dict[str, Any], tokens: Array) -> Array:
     x = params["emb"][tokens] + params["pos"][:t]
     causal = jnp.tril(jnp.ones((t, t), bool))
     for p in params["blocks"]:
-        q, k, v = jnp.split((_layer_norm(x) @ p["qkv"]).reshape(b, t, HEADS, -1), 3, -1)
+        q, k, v = jnp.split((models.layer_norm(x) @ p["qkv"]).reshape(b, t, HEADS, -1), 3, -1)
         s = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])
         a = jax.nn.softmax(jnp.where(causal, s, -1e9), -1)
         x = x + jnp.einsum("bhqk,bkhd->bqhd", a, v).reshape(b, t, WIDTH) @ p["proj"]
-        h = _layer_norm(x)
+        h = models.layer_norm(x)
         x = x + unit(h @ p["gate"], h @ p["up"]) @ p["down"]
-    return _layer_norm(x) @ params["out"]
+    return models.layer_norm(x) @ params["out"]
 
 
 def _loss(unit: Unit, params: dict[str, Any], tokens: Array) -> Array:
@@ -135,22 +130,6 @@ def training(seeds: int, steps: int) -> None:
         print(f"| {name} | {mean:.4f} ± {std:.4f} | {runs} | within spread: {within} |", flush=True)
 
 
-def _step(unit: Unit, remat: bool) -> Callable[..., Any]:
-    def block(x: Array, w: tuple[Array, Array, Array]) -> Array:
-        return x + unit(x @ w[0], x @ w[1]) @ w[2]
-
-    if remat:
-        policy = jax.checkpoint_policies.save_only_these_names(rx.RESIDUAL_NAME)
-        block = jax.checkpoint(block, policy=policy)
-
-    def loss(weights: Sequence[tuple[Array, Array, Array]], x: Array) -> Array:
-        for w in weights:
-            x = block(x, w)
-        return jnp.mean(jnp.square(x))
-
-    return jax.jit(jax.grad(loss))
-
-
 def timing(pairs: int) -> None:
     print(f"## step time: {pairs} interleaved pairs, rectax / plain, median [min, max]")
     keys = jax.random.split(jax.random.key(0), 13)
@@ -164,23 +143,17 @@ def timing(pairs: int) -> None:
         for i in range(4)
     ]
     x = jax.random.normal(keys[12], (rows, model))
-    for remat in (False, True):
-        plain = _step(PLAIN["swiglu"], remat)
+
+    def step(unit: Unit, remat: str) -> Callable[[], Any]:
+        grad = models.ffn_stack(unit, remat, jnp.float32, rows, model, hidden, 4)[0]
+        return functools.partial(jax.jit(grad), weights, x)
+
+    for remat in ("none", "remat-bits"):
         for name in ("rx.swiglu", "rx.swiglu bits=4"):
-            ours = _step(UNITS[name], remat)
-            for f in (plain, ours):
-                jax.block_until_ready(f(weights, x))
-            ratios = []
-            for _ in range(pairs):
-                times = []
-                for f in (ours, plain):
-                    t0 = time.perf_counter()
-                    jax.block_until_ready(f(weights, x))
-                    times.append(time.perf_counter() - t0)
-                ratios.append(times[0] / times[1])
-            mode = "remat-bits" if remat else "none"
-            med = statistics.median(ratios)
-            print(f"| {name} | {mode} | {med:.3f} [{min(ratios):.3f}, {max(ratios):.3f}] |")
+            fns = {"ours": step(UNITS[name], remat), "plain": step(PLAIN["swiglu"], remat)}
+            t = interleave(fns, pairs, warmup=1)
+            s = ratio_stats(t.times["ours"], t.times["plain"])
+            print(f"| {name} | {remat} | {s.median:.3f} [{s.min:.3f}, {s.max:.3f}] |")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

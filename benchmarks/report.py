@@ -132,8 +132,6 @@ def _summary(
         )
     here = [p.relative_to(Path.cwd()) if p.is_relative_to(Path.cwd()) else p for p in written]
     console.print(f"Every table: {here[1]}\nEvery figure: {here[0]}")
-    if written[2:]:
-        console.print(f"Plots: {', '.join(p.name for p in written[2:])}")
 
 
 def _describe(result: dict[str, Any]) -> str:
@@ -247,26 +245,6 @@ def memory_rows(rows: Sequence[Row]) -> list[list[str]]:
     return out
 
 
-def init_rows(rows: Sequence[Row]) -> list[list[str]]:
-    return [
-        [
-            mine.activation, fmt_time(mine.median_s), fmt_time(base.median_s if base else None),
-            _ratio(mine), _flags(group),
-        ]
-        for mine, base, group in _cases(rows, "init")
-    ]  # fmt: skip
-
-
-def multidevice_rows(rows: Sequence[Row]) -> list[list[str]]:
-    return [
-        [
-            mine.activation, mine.mode, str(mine.devices), fmt_time(mine.median_s), _ratio(mine),
-            fmt_ratio(mine.scaling), fmt_ratio(base.scaling if base else None),
-        ]
-        for mine, base, _ in _cases(rows, "multidevice")
-    ]  # fmt: skip
-
-
 def goal_rows(results: Sequence[GoalResult]) -> list[list[str]]:
     return [
         [g.verdict, g.goal.name, g.goal.target, *(str(g.count(v)) for v in VERDICTS), _worst(g)]
@@ -348,17 +326,6 @@ def markdown(
             "activation | residual bytes per element | MLP-ref MiB | MLP-ref ratio | flags",
             memory_rows(rows),
             "residual: bytes jax.vjp keeps per input element; MLP-ref MiB: rectax / baselines.",
-        ),
-        *_table(
-            "Initializers: rectax.initializers vs jax.nn.initializers",
-            "initializer | rectax | jax.nn | ratio | flags",
-            init_rows(rows),
-        ),
-        *_table(
-            "Multi-device: the batch split over 1..N devices",
-            "activation | mode | devices | rectax | ratio | scaling rectax | scaling jax.nn",
-            multidevice_rows(rows),
-            "scaling: median per-round t(1 device) / t(N devices).",
         ),
         *_table(
             "Retraced, failed and skipped", "case | library | status | note", problem_rows(rows)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import os
 import platform
@@ -16,11 +15,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
 
 import rectax as rx
-from benchmarks import memory, steps, torch_baseline, zoo
+from benchmarks import memory, models, torch_baseline, zoo
 from benchmarks.cases import (
     ACTIVATIONS,
     DTYPES,
@@ -40,6 +37,8 @@ from benchmarks.timing import (
 
 COPY = "xla:x * one"
 RESIDUAL_SHAPE = (256, 1024)
+LANES = 1024
+"""Elementwise inputs are (size // LANES, LANES): a last axis that packs to whole bytes."""
 
 
 @dataclass
@@ -85,8 +84,6 @@ class Row:
     peak_bytes: int | None = None
     residual_bytes_per_element: float | None = None
     residual_bytes: int | None = None
-    scaling: float | None = None
-    efficiency: float | None = None
     compiles_during_timing: int = 0
     retraced: bool = False
 
@@ -222,10 +219,15 @@ def _compile_into(
     try:
         jitted = jax.jit(fn)
         compiled, row.compile_s = compile_timed(jitted, *args, clock=ctx.clock)
-        row.temp_bytes = memory.temp_bytes(compiled)
+        row.temp_bytes = _temp(compiled)
         fns[label] = partial(jitted, *args)
     except Exception as exc:  # one failing variant must not end the run
         row.status, row.note = "error", _error_note(exc)
+
+
+def _temp(compiled: Any) -> int | None:
+    found = memory.of(compiled)
+    return None if found is None else found.temp
 
 
 def _base_row(case: Case, library: str, function: str, **fields: Any) -> Row:
@@ -242,6 +244,23 @@ def _base_row(case: Case, library: str, function: str, **fields: Any) -> Row:
 
 
 # --------------------------------------------------------------------------- elementwise
+def elementwise_shape(size: int) -> tuple[int, int]:
+    return (1, size) if size < LANES else (size // LANES, LANES)
+
+
+def copy_kernel(x: jax.Array, one: jax.Array) -> jax.Array:
+    """The roofline kernel: reads and writes every element once; ``one`` is traced so XLA
+    cannot simplify ``x * one`` away."""
+    return x * one
+
+
+def bytes_moved(mode: str, size: int, itemsize: int, width: int = 1) -> int:
+    """Compulsory traffic: forward reads x, writes y; fwd+bwd reads x, g, writes y, dx (y and g
+    are ``width`` times x's size: CReLU's 2)."""
+    arrays = {"forward": 1 + width, "fwd+bwd": 2 + 2 * width, "copy": 2}[mode]
+    return arrays * size * itemsize
+
+
 @lru_cache(maxsize=1)
 def _elementwise_inputs(
     shape: tuple[int, int], dtype_name: str, seed: int, device: jax.Device, width: int = 1
@@ -260,14 +279,14 @@ def _elementwise_inputs(
 def run_elementwise(case: Case, ctx: Context) -> list[Row]:
     act = ACTIVATIONS[case.activation]
     dtype = DTYPES[case.dtype]
-    shape = steps.elementwise_shape(case.size)
+    shape = elementwise_shape(case.size)
     x_host, x, g, one = _elementwise_inputs(
         shape, case.dtype, ctx.config.seed, ctx.device, act.width
     )
     forward = case.mode == "forward"
     args = (x,) if forward else (x, g)
-    make = steps.forward if forward else steps.forward_backward
-    nbytes = steps.bytes_moved(case.mode, case.size, dtype.itemsize, act.width)
+    make = (lambda f: f) if forward else models.forward_backward
+    nbytes = bytes_moved(case.mode, case.size, dtype.itemsize, act.width)
 
     rows: dict[str, Row] = {}
     fns: dict[str, Callable[[], Any]] = {}
@@ -297,9 +316,9 @@ def run_elementwise(case: Case, ctx: Context) -> list[Row]:
         "x * one",
         kind="roofline",
         shape=list(shape),
-        bytes=steps.bytes_moved("copy", case.size, dtype.itemsize),
+        bytes=bytes_moved("copy", case.size, dtype.itemsize),
     )
-    _compile_into(ctx, copy_row, fns, COPY, steps.copy_kernel, (x, one))
+    _compile_into(ctx, copy_row, fns, COPY, copy_kernel, (x, one))
 
     timings = _time_group(ctx, fns, rows)
     if timings is None:
@@ -328,15 +347,15 @@ def _model(case: Case, ctx: Context) -> tuple[Any, Callable[..., Any], Any, str]
     width = ACTIVATIONS[case.activation].width  # CReLU's next layers read twice the features
     if case.mode == "mlp":
         spec = ctx.config.mlp
-        params = steps.mlp_init(key_p, spec, dtype, width=width)
-        x = steps.mlp_batch(key_x, spec, dtype)
+        params = models.mlp_init(key_p, spec, dtype, width=width)
+        x = models.mlp_batch(key_x, spec, dtype)
         note = f"MLP depth {spec.depth}, width {spec.width}, batch {spec.batch}"
-        return params, steps.mlp_loss, x, note
+        return params, partial(models.mlp_loss, linear_head=True), x, note
     cnn = ctx.config.cnn
-    params = steps.cnn_init(key_p, cnn, dtype, width)
-    x = steps.cnn_batch(key_x, cnn, dtype)
+    params = models.cnn_init(key_p, cnn, dtype, width)
+    x = models.cnn_batch(key_x, cnn, dtype)
     note = f"CNN 3x3 convs {list(cnn.channels)}, batch {cnn.batch}, {cnn.image}x{cnn.image}"
-    return params, steps.cnn_loss, x, note
+    return params, models.cnn_loss, x, note
 
 
 def run_train(case: Case, ctx: Context) -> list[Row]:
@@ -379,9 +398,7 @@ def run_memory(case: Case, ctx: Context) -> list[Row]:
             row.status, row.note = "error", _error_note(exc)
         out.append(row)
 
-    key = jax.random.key(ctx.config.seed)
-    params = jax.eval_shape(lambda k: steps.mlp_init(k, spec, dtype, width=act.width), key)
-    x = jax.ShapeDtypeStruct((spec.batch, spec.width), dtype)
+    params, x = models.mlp_shapes(spec, dtype, width=act.width)
     rows: dict[str, Row] = {}
     for impl in act.impls:
         row = rows[impl.label] = _base_row(
@@ -392,119 +409,10 @@ def run_memory(case: Case, ctx: Context) -> list[Row]:
             note=f"compiled only: MLP depth {spec.depth}, width {spec.width}, batch {spec.batch}",
         )
         row.mode = "mlp-ref"
-        try:
-            jitted = jax.jit(jax.grad(steps.mlp_loss(impl.fn)))
-            compiled, row.compile_s = compile_timed(jitted, params, x, clock=ctx.clock)
-            row.temp_bytes = memory.temp_bytes(compiled)
-        except Exception as exc:
-            row.status, row.note = "error", _error_note(exc)
+        loss = models.mlp_loss(impl.fn, linear_head=True)
+        _compile_into(ctx, row, {}, impl.label, jax.grad(loss), (params, x))  # compiled only
     _fill_temp_ratios(rows, act.rectax.label, act.primary.label)
     return out + list(rows.values())
-
-
-# --------------------------------------------------------------------------- initializers
-def run_init(case: Case, ctx: Context) -> list[Row]:
-    """Time to initialise a model's kernels: rectax.initializers vs jax.nn.initializers."""
-    name = case.activation
-    dtype = DTYPES[case.dtype]
-    shapes = ctx.config.init_shapes
-    count = sum(int(np.prod(s)) for s in shapes)
-    mine = Row("init", "init", name, RECTAX, f"initializers.{name}", case.dtype)
-    try:
-        ours = importlib.import_module("rectax.initializers")
-        getattr(ours, name)
-    except (ImportError, AttributeError) as exc:
-        mine.status, mine.note = "skipped", f"rectax.initializers.{name} unavailable: {exc}"
-        return [mine]
-    theirs = Row("init", "init", name, "jax.nn", f"initializers.{name}", case.dtype)
-    key = _put(jax.random.key(ctx.config.seed), ctx.device)
-    rows = {mine.label: mine, theirs.label: theirs}
-    fns: dict[str, Callable[[], Any]] = {}
-    for row, namespace in ((mine, ours), (theirs, jax.nn.initializers)):
-        row.size, row.bytes = count, count * dtype.itemsize
-        row.note = f"{len(shapes)} kernels, {count / 1e6:.1f}M parameters"
-        try:
-            init = steps.init_model(steps.make_initializer(namespace, name), shapes, dtype)
-        except Exception as exc:
-            row.status, row.note = "error", _error_note(exc)
-            continue
-        _compile_into(ctx, row, fns, row.label, init, (key,))
-    timings = _time_group(ctx, fns, rows)
-    for row in rows.values():
-        if row.median_s and row.bytes:
-            row.gbps = row.bytes / row.median_s / 1e9
-    if timings is not None:
-        _fill_ratios(rows, timings, mine.label, [theirs.label])
-    return list(rows.values())
-
-
-# --------------------------------------------------------------------------- multi-device
-def device_counts(available: int) -> list[int]:
-    """1, 2, 4, … up to ``available``, and ``available`` itself."""
-    counts = [1]
-    while counts[-1] * 2 <= available:
-        counts.append(counts[-1] * 2)
-    if counts[-1] != available:
-        counts.append(available)
-    return counts
-
-
-def run_multidevice(case: Case, ctx: Context) -> list[Row]:
-    """The same case with the batch split over 1..N devices (Mesh + NamedSharding)."""
-    act = ACTIVATIONS[case.activation]
-    dtype = DTYPES[case.dtype]
-    devices = jax.devices(ctx.device.platform)
-    impls = (act.rectax, act.primary)
-    if case.mode == "forward":
-        shape = steps.elementwise_shape(case.size)
-        host: Any = jax.random.normal(jax.random.key(ctx.config.seed), shape, jnp.float32)
-        host = host.astype(dtype)
-        batch = shape[0]
-    else:
-        params_host, loss, host, note = _model(
-            Case("train", "mlp", case.activation, 0, case.dtype), ctx
-        )
-        batch = host.shape[0]
-    counts = [k for k in device_counts(len(devices)) if batch % k == 0]
-    rows: dict[str, Row] = {}
-    fns: dict[str, Callable[[], Any]] = {}
-    for k in counts:
-        mesh = Mesh(np.array(devices[:k]), ("batch",))
-        split = NamedSharding(mesh, P("batch"))
-        for impl in impls:
-            label = f"{impl.label}@{k}"
-            row = rows[label] = _base_row(
-                case, impl.library, impl.function, devices=k, shape=list(host.shape)
-            )
-            if case.mode == "forward":
-                x = _put(host, split)
-                row.bytes = steps.bytes_moved("forward", case.size, dtype.itemsize, act.width)
-                _compile_into(ctx, row, fns, label, impl.fn, (x,))
-            else:
-                row.note = note
-                params = _put(params_host, NamedSharding(mesh, P()))
-                x = _put(host, split)
-                _compile_into(ctx, row, fns, label, jax.grad(loss(impl.fn)), (params, x))
-    timings = _time_group(ctx, fns, rows)
-    if timings is None:
-        return list(rows.values())
-    for impl in impls:
-        one = f"{impl.label}@1"
-        for k in counts:
-            label = f"{impl.label}@{k}"
-            row = rows[label]
-            if row.median_s is None or one not in timings.times or label not in timings.times:
-                continue
-            if row.bytes:
-                row.gbps = row.bytes / row.median_s / 1e9
-            row.scaling = ratio_stats(timings.times[one], timings.times[label]).median
-            row.efficiency = row.scaling / k
-    for k in counts:
-        mine, base = f"{act.rectax.label}@{k}", f"{act.primary.label}@{k}"
-        if mine in timings.times and base in timings.times:
-            rows[mine].baseline = act.primary.label
-            rows[mine].set_ratio(ratio_stats(timings.times[mine], timings.times[base]))
-    return list(rows.values())
 
 
 # --------------------------------------------------------------------------- zoo
@@ -527,7 +435,7 @@ def run_zoo(case: Case, ctx: Context) -> list[Row]:
         )
         try:
             step = zoo.setup(case.activation, library, case.mode, case.dtype, size)
-            row.temp_bytes = zoo.temp_bytes(step, ctx.config.seed)
+            row.temp_bytes = zoo.memory(step, ctx.config.seed).temp
             row.residual_bytes = zoo.residual_bytes(step, ctx.config.seed)
         except Exception as exc:  # one failing variant must not end the run
             row.status, row.note = "error", _error_note(exc)
@@ -543,7 +451,7 @@ def run_zoo(case: Case, ctx: Context) -> list[Row]:
             step = zoo.setup(case.activation, library, case.mode, case.dtype, model.time_size)
             if args is None:  # one set of parameters and data: the variants differ in act only
                 args = _put(zoo.concrete_args(step, ctx.config.seed), ctx.device)
-            jitted = zoo.grad_step(step)
+            jitted = jax.jit(step.gradient)
             _, row.compile_s = compile_timed(jitted, *args, clock=ctx.clock)
             fns[library] = partial(jitted, *args)
         except Exception as exc:
@@ -561,8 +469,6 @@ RUNNERS: dict[str, Callable[[Case, Context], list[Row]]] = {
     "elementwise": run_elementwise,
     "train": run_train,
     "memory": run_memory,
-    "init": run_init,
-    "multidevice": run_multidevice,
 }
 
 

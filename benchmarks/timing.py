@@ -16,6 +16,7 @@ Every function takes an injectable ``clock`` so that the arithmetic is testable 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
@@ -86,15 +87,13 @@ class CompileCounter:
     def __init__(self) -> None:
         self.traces = 0
         self.compiles = 0
-        self.compile_s = 0.0
 
     def _listen(self, event: str, duration_secs: float, **kwargs: str | int) -> None:
-        del kwargs
+        del duration_secs, kwargs
         if event == _TRACE_EVENT:
             self.traces += 1
         elif event == _COMPILE_EVENT:
             self.compiles += 1
-            self.compile_s += duration_secs
 
     @property
     def events(self) -> int:
@@ -183,17 +182,12 @@ def interleave(
 
     def one_round(r: int) -> None:
         for label in labels if r % 2 == 0 else reversed(labels):
-            if count_compiles:
-                with CompileCounter() as counter:
-                    start = clock()
-                    sync(fns[label]())
-                    elapsed = clock() - start
-                compiles[label] += counter.events
-            else:
+            counter = CompileCounter()
+            with counter if count_compiles else contextlib.nullcontext():
                 start = clock()
                 sync(fns[label]())
-                elapsed = clock() - start
-            times[label].append(elapsed)
+                times[label].append(clock() - start)
+            compiles[label] += counter.events
 
     for r in range(repeats):
         one_round(r)

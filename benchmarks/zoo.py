@@ -30,18 +30,18 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 from jax._src.ad_checkpoint import (
     saved_residuals as _saved_residuals,
 )  # print_saved_residuals' list
 
 import rectax as rx
+from benchmarks import memory as mem
+from benchmarks import models
 
 Array = jax.Array
 Act = Callable[[Array], Array]
 
-REMATS = ("none", "remat", "remat-bits")
 DTYPES: dict[str, Any] = {"f32": jnp.float32, "bf16": jnp.bfloat16}
 LIBRARIES = ("jax.nn", "rectax")
 
@@ -60,15 +60,9 @@ FAMILIES: dict[str, dict[str, Act]] = {
 """Activation family -> library -> function (jax.nn's defaults: tanh-approximate GELU)."""
 
 
-def _policy(remat: str) -> Any:
-    if remat == "remat-bits":
-        return jax.checkpoint_policies.save_only_these_names(rx.RESIDUAL_NAME)
-    return None
-
-
 def _linen_block(cls: Any, remat: str) -> Any:
     """``cls``, or ``cls`` under ``jax.checkpoint`` (``nn.remat``) with the setting's policy."""
-    return cls if remat == "none" else nn.remat(cls, policy=_policy(remat))
+    return cls if remat == "none" else nn.remat(cls, policy=models.policy(remat))
 
 
 def _cross_entropy(logits: Array, labels: Array) -> Array:
@@ -245,13 +239,13 @@ class MnistNNX(nnx.Module):
         rngs = nnx.Rngs(dropout=key)
         stages = [MnistNNX._stage1, MnistNNX._stage2]
         if self.remat != "none":
-            stages = [nnx.remat(s, policy=_policy(self.remat)) for s in stages]
+            stages = [nnx.remat(s, policy=models.policy(self.remat)) for s in stages]
         for stage in stages:
             x = stage(self, x, rngs)
         x = x.reshape(x.shape[0], -1)
         third = MnistNNX._stage3
         if self.remat != "none":
-            third = nnx.remat(third, policy=_policy(self.remat))
+            third = nnx.remat(third, policy=models.policy(self.remat))
         return self.linear2(third(self, x, rngs))
 
 
@@ -265,6 +259,11 @@ class Setup:
     init: Callable[[Array], Any]
     batch: Callable[[Array], Any]
     grad: Callable[[Any, Any], Any] | None = None
+
+    @property
+    def gradient(self) -> Callable[[Any, Any], Any]:
+        """The step that is measured: ``grad``, or ``jax.grad(loss)``."""
+        return self.grad or jax.grad(self.loss)
 
 
 def _linen_setup(module: nn.Module, x_shape: tuple[int, ...], dtype: Any, tokens: int = 0) -> Setup:
@@ -426,15 +425,9 @@ def concrete_args(step: Setup, seed: int = 0) -> tuple[Any, Any]:
     return jax.jit(step.init)(kp), jax.jit(step.batch)(kb)
 
 
-def grad_step(step: Setup) -> Any:
-    """``jax.jit`` of the step's gradient (a jitted function: ``.lower`` works on it)."""
-    return jax.jit(step.grad or jax.grad(step.loss))
-
-
-def temp_bytes(step: Setup, seed: int = 0) -> int:
-    """Compiled temp memory of ``jit(grad(loss))`` (compiled, not run)."""
-    compiled = grad_step(step).lower(*abstract_args(step, seed)).compile()
-    return int(compiled.memory_analysis().temp_size_in_bytes)
+def memory(step: Setup, seed: int = 0, target: str | None = None) -> mem.Memory:
+    """Compiled memory of the step's gradient, never run (:func:`benchmarks.memory.compiled`)."""
+    return mem.compiled(step.gradient, *abstract_args(step, seed), target=target)
 
 
 def residual_bytes(step: Setup, seed: int = 0) -> int | None:
@@ -448,9 +441,5 @@ def residual_bytes(step: Setup, seed: int = 0) -> int | None:
     params, data = abstract_args(step, seed)
     saved = _saved_residuals(step.loss, params, data)
     return sum(
-        _nbytes(aval) for aval, source in saved if not source.startswith("from the argument")
+        mem.nbytes(aval) for aval, source in saved if not source.startswith("from the argument")
     )
-
-
-def _nbytes(leaf: Any) -> int:
-    return int(np.prod(leaf.shape, dtype=np.int64)) * jnp.dtype(leaf.dtype).itemsize

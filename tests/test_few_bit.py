@@ -19,6 +19,7 @@ from jax.sharding import PartitionSpec as P
 from scipy import integrate
 
 import rectax as rx
+from benchmarks import memory, models
 from rectax import _few_bit, _few_bit_tables
 from rectax import linen as rxl
 from rectax import nnx as rxn
@@ -448,15 +449,8 @@ BATCH, WIDTH, LAYERS = 256, 128, 8  # same ratios as batch 2048, width 1024 (mea
 
 @functools.cache
 def mlp_temp(act, dtype=jnp.float32) -> int:
-    def loss(weights, x):
-        h = x
-        for w in weights:
-            h = act(h @ w)
-        return jnp.mean(jnp.square(h.astype(jnp.float32)))
-
-    weights = [jax.ShapeDtypeStruct((WIDTH, WIDTH), dtype)] * LAYERS
-    x = jax.ShapeDtypeStruct((BATCH, WIDTH), dtype)
-    return jax.jit(jax.grad(loss)).lower(weights, x).compile().memory_analysis().temp_size_in_bytes
+    shapes = models.mlp_shapes(models.MlpSpec(LAYERS, WIDTH, BATCH), dtype, bias=False)
+    return memory.temp_bytes(jax.grad(models.mlp_loss(act)), *shapes)
 
 
 JAX_NN = {
@@ -490,22 +484,10 @@ def test_mlp_memory_bfloat16(name):
 def test_transformer_block_memory():
     """LayerNorm, causal attention, GELU FFN 4x: 3 bits cost what 1 bit costs (measured 0.78x
     of jax.nn.gelu's temp memory at batch 8, seq 256, width 256 with 4 blocks)."""
-    b, t, d, heads = 2, 32, 32, 2
+    args = jax.eval_shape(lambda k: models.transformer_init(k, 1, 2, 32, 32), jax.random.key(0))
 
     def temp(act) -> int:
-        def loss(p, x):
-            h = (x - x.mean(-1, keepdims=True)) * lax.rsqrt(x.var(-1, keepdims=True) + 1e-5)
-            q, k, v = jnp.split((h @ p["qkv"]).reshape(b, t, heads, 3 * d // heads), 3, -1)
-            s = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(d // heads)
-            s = jnp.where(jnp.tril(jnp.ones((t, t), bool)), s, -1e9)
-            a = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(s, -1), v).reshape(b, t, d)
-            x = x + a @ p["out"]
-            return jnp.mean(jnp.square(x + act(x @ p["up"]) @ p["down"]))
-
-        shapes = {"qkv": (d, 3 * d), "out": (d, d), "up": (d, 4 * d), "down": (4 * d, d)}
-        p = {k: jax.ShapeDtypeStruct(s, jnp.float32) for k, s in shapes.items()}
-        x = jax.ShapeDtypeStruct((b, t, d), jnp.float32)
-        return jax.jit(jax.grad(loss)).lower(p, x).compile().memory_analysis().temp_size_in_bytes
+        return memory.temp_bytes(jax.grad(models.transformer_loss(act, heads=2)), *args)
 
     exact = temp(jax.nn.gelu)
     few = {bits: temp(functools.partial(rx.gelu, bits=bits)) for bits in (1, 3)}

@@ -15,6 +15,7 @@ from jax.test_util import check_grads
 from scipy import special
 
 import rectax as rx
+from benchmarks import gated as gated_ffn
 from rectax import linen as rxl
 from rectax import nnx as rxn
 
@@ -244,25 +245,7 @@ REMATS = ("none", "remat", "remat-bits")
 @functools.cache
 def ffn_temp_bytes(unit, remat: str, dtype) -> int:
     """Compiled temp bytes of jit(grad) of 4 residual FFN blocks ``x + unit(x Wg, x Wu) Wd``."""
-
-    def block(x, w):
-        return x + unit(x @ w[0], x @ w[1]) @ w[2]
-
-    if remat == "remat":
-        block = jax.checkpoint(block)
-    elif remat == "remat-bits":
-        policy = jax.checkpoint_policies.save_only_these_names(rx.RESIDUAL_NAME)
-        block = jax.checkpoint(block, policy=policy)
-
-    def loss(weights, x):
-        for w in weights:
-            x = block(x, w)
-        return jnp.mean(jnp.square(x.astype(jnp.float32)))
-
-    spec = functools.partial(jax.ShapeDtypeStruct, dtype=dtype)
-    weights = [(spec((MODEL, HIDDEN)), spec((MODEL, HIDDEN)), spec((HIDDEN, MODEL)))] * LAYERS
-    compiled = jax.jit(jax.grad(loss)).lower(weights, spec((ROWS, MODEL))).compile()
-    return compiled.memory_analysis().temp_size_in_bytes
+    return gated_ffn.temp_bytes(unit, remat, dtype, ROWS, MODEL, HIDDEN, LAYERS)
 
 
 MEMORY_CASES = {

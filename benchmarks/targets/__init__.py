@@ -24,7 +24,10 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # benchmarks.memory imports JAX, which configure_environment must precede
+    from benchmarks.memory import Memory
 
 SPECS = Path(__file__).resolve().parent
 
@@ -119,16 +122,6 @@ def abstract(tree: Any, dev: Any) -> Any:
     )
 
 
-@dataclass(frozen=True)
-class Memory:
-    """A compiled step's memory on a target, in bytes (temp is 0 on TPU, which reports none)."""
-
-    peak: int
-    temp: int
-    argument: int
-    output: int
-
-
 def compile_for(name: str, fn: Callable[..., Any], *args: Any) -> Any:
     """``jax.jit(fn)`` compiled for target ``name`` on abstract ``args``; traced under
     :func:`rectax.residual_target` set to that target."""
@@ -143,14 +136,11 @@ def compile_for(name: str, fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def memory(name: str, fn: Callable[..., Any], *args: Any) -> Memory:
-    """Compiled memory of ``jax.jit(fn)(*args)`` on target ``name`` (never run)."""
-    m = compile_for(name, fn, *args).memory_analysis()
-    return Memory(
-        int(m.peak_memory_in_bytes),
-        int(m.temp_size_in_bytes),
-        int(m.argument_size_in_bytes),
-        int(m.output_size_in_bytes),
-    )
+    """Compiled memory of ``jax.jit(fn)(*args)`` on target ``name``, never run
+    (:func:`benchmarks.memory.compiled` with ``target=name``)."""
+    from benchmarks import memory as measure
+
+    return measure.compiled(fn, *args, target=name)
 
 
 # --------------------------------------------------------------------------- the zoo's table
@@ -197,16 +187,13 @@ def zoo_size(model: str, preset: str) -> Any:
 
 def zoo_row(target: str, model: str, dtype: str, remat: str, preset: str = "quick") -> ZooRow:
     """Compiles the zoo model's training step with each library's activation for ``target``."""
-    import jax
-
     from benchmarks import zoo
 
     size = zoo_size(model, preset)
     figures = {}
     for library in zoo.LIBRARIES:
         step = zoo.setup(model, library, remat, dtype, size)
-        params, data = zoo.abstract_args(step)
-        figures[library] = memory(target, step.grad or jax.grad(step.loss), params, data)
+        figures[library] = zoo.memory(step, target=target)
     return ZooRow(target, model, dtype, remat, figures["jax.nn"], figures["rectax"])
 
 
@@ -238,9 +225,9 @@ def reference_row(target: str, name: str, dtype: str, preset: str = "quick") -> 
     }
     figures = {}
     for library, act in acts.items():
-        step = zoo.setup(model, library, "none", dtype, size, act=act)
-        params, data = zoo.abstract_args(step)
-        figures[library] = memory(target, jax.grad(step.loss), params, data)
+        figures[library] = zoo.memory(
+            zoo.setup(model, library, "none", dtype, size, act=act), target=target
+        )
     return ZooRow(target, name, dtype, "none", figures["jax.nn"], figures["rectax"])
 
 

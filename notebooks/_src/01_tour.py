@@ -7,12 +7,15 @@
 # `jax.nn` and torch? How much memory does reverse mode keep per activation in a compiled
 # training step, compared with `jax.nn`?
 #
-# Everything below uses only `rectax`'s public API plus jax/numpy/matplotlib, runs on a CPU in
-# well under a minute, and is deterministic.
+# Everything below uses only `rectax`'s public API plus jax/numpy/matplotlib (and, to measure
+# memory, the repository's `benchmarks.memory` and `benchmarks.models`), runs on a CPU in well
+# under a minute, and is deterministic.
 
 # %%
 import functools
 import math
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +23,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import rectax as rx
+
+sys.path.insert(
+    0, str(next(p for p in (Path.cwd(), Path.cwd().parent) if (p / "benchmarks").is_dir()))
+)
+from benchmarks import models  # the repository root, on the path above
+from benchmarks.memory import temp_bytes as compiled_temp_bytes
 
 plt.rcParams.update({"figure.dpi": 80, "axes.grid": True, "grid.alpha": 0.3})
 print("rectax", rx.__version__, "| jax", jax.__version__, "| backend", jax.default_backend())
@@ -168,23 +177,17 @@ print("gelu′(+inf): rectax", g_inf[0], "| jax.nn", g_inf[1])
 # **1 bit per element** for activations whose derivative takes two values (relu, leaky, necro,
 # relu6, hard_tanh, prelu, rrelu) and exactly one array for the smooth ones. We compile
 # `jit(grad(loss))` of an 8-layer MLP and read XLA's own temporary-buffer size from
-# `memory_analysis()` (nothing is executed, so this is cheap). Batch 1024, width 512, float32.
+# `memory_analysis()` (nothing is executed, so this is cheap) with the benchmark harness's
+# `memory.temp_bytes` and `models.mlp_loss`. Batch 1024, width 512, float32.
 
 # %%
 BATCH, WIDTH, DEPTH = 1024, 512, 8
+SHAPES = models.mlp_shapes(models.MlpSpec(DEPTH, WIDTH, BATCH), jnp.float32, bias=False)
 
 
 def temp_bytes(act):
-    def loss(ws, x):
-        h = x
-        for w in ws:
-            h = act(h @ w)
-        return jnp.sum(h)
-
-    ws = [jax.ShapeDtypeStruct((WIDTH, WIDTH), jnp.float32)] * DEPTH
-    xs = jax.ShapeDtypeStruct((BATCH, WIDTH), jnp.float32)
-    compiled = jax.jit(jax.grad(loss)).lower(ws, xs).compile()
-    return compiled.memory_analysis().temp_size_in_bytes
+    """Compiled temp bytes of jit(grad) of the MLP's mean squared output (never run)."""
+    return compiled_temp_bytes(jax.grad(models.mlp_loss(act)), *SHAPES)
 
 
 PAIRS = {

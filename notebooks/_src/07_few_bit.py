@@ -13,8 +13,10 @@
 # %%
 import inspect
 import math
+import sys
 import textwrap
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +26,11 @@ import optax
 from sklearn.datasets import load_digits
 
 import rectax as rx
+
+sys.path.insert(
+    0, str(next(p for p in (Path.cwd(), Path.cwd().parent) if (p / "benchmarks").is_dir()))
+)
+from benchmarks import memory  # the repository root, on the path above
 
 plt.rcParams.update({"figure.dpi": 80, "axes.grid": True, "grid.alpha": 0.3})
 T0 = time.perf_counter()
@@ -136,8 +143,7 @@ def train_mlp():
 
 def step_temp_mib(loss, *args):
     """Compiled temp memory of jit(grad(loss)) with respect to the first argument."""
-    compiled = jax.jit(jax.grad(loss)).lower(*args).compile()
-    return compiled.memory_analysis().temp_size_in_bytes / 2**20
+    return memory.temp_bytes(jax.grad(loss), *args) / 2**20
 
 
 mlp_runs = train_mlp()
