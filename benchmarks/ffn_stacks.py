@@ -26,9 +26,9 @@ The step is ``jax.grad`` of ``mean(square(stack(x)))`` in the parameters, the bl
 (:mod:`benchmarks.targets`) and read with ``memory_analysis()``: peak bytes, rectax / the plain
 expression.
 
-``--explain`` prints, for one configuration, the buffers live at the compiled step's peak as
-XLA's buffer assignment reports them (``--xla_dump_to``'s ``memory-usage-report``): the
-evidence of what XLA keeps across the forward and backward passes for each unit. ``--time``
+``--explain`` prints, per configuration, what the compiled step keeps from its forward pass for
+its backward pass and which activation-sized buffers its backward pass writes, read from the
+optimized HLO (``compiled.as_text()``, :func:`kept_buffers`). ``--time``
 times the CPU step of each unit against the plain expression in interleaved rounds
 (:func:`benchmarks.timing.interleave`): median of per-round ratios and its 95% interval.
 """
@@ -37,10 +37,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import re
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
@@ -173,12 +172,29 @@ class GemmaFFNBlock(nn.Module):
 
 
 # --------------------------------------------------------------------------- the stacks
+@jax.custom_jvp
+def swiglu_logistic(gate: Array, up: Array) -> Array:
+    """A probe, not rectax: SwiGLU whose rule computes silu's derivative from ``lax.logistic``
+    (as jax.nn.silu's own autodiff graph does), with no checkpoint; XLA:TPU then keeps and
+    writes what it does for the plain expression (``docs/memory.md``)."""
+    return jax.nn.silu(gate) * up
+
+
+@swiglu_logistic.defjvp
+def _swiglu_logistic_rule(primals: Any, tangents: Any) -> tuple[Array, Array]:
+    (gate, up), (t_gate, t_up) = primals, tangents
+    s = jax.lax.logistic(gate)
+    a = gate * s
+    return a * up, t_gate * (s * (1 + gate * (1 - s)) * up) + t_up * a
+
+
 MODELS: dict[str, tuple[type[nn.Module], dict[str, tuple[Unit, Unit]]]] = {
     "llama3": (
         LlamaFFNBlock,
         {
             "swiglu": (rx.swiglu, LlamaFeedForward.unit),
             "swiglu bits=4": (functools.partial(rx.swiglu, bits=4), LlamaFeedForward.unit),
+            "probe: logistic rule": (swiglu_logistic, LlamaFeedForward.unit),
         },
     ),
     "gemma": (
@@ -194,6 +210,7 @@ MODELS: dict[str, tuple[type[nn.Module], dict[str, tuple[Unit, Unit]]]] = {
 SIZES: dict[str, dict[str, int]] = {
     "small": {"batch": 4, "seq": 64, "dim": 128, "layers": 2},
     "quick": {"batch": 8, "seq": 256, "dim": 256, "layers": 4},
+    "time": {"batch": 8, "seq": 128, "dim": 256, "layers": 2},
 }
 
 
@@ -245,9 +262,10 @@ def memory(target: str, model: str, unit: Unit, remat: str, dtype: Any, size: di
     return targets.memory(target, grad, params, x)
 
 
-def _figure(m: Any) -> int:
-    """The figure compared: the peak, or the temp size where the peak counts no temporaries."""
-    return int(m.temp) if m.temp and m.peak <= m.argument + m.output else int(m.peak)
+def figure(target: str, m: Any) -> int:
+    """The figure compared: the peak; on XLA:CPU the temp size (its peak is the arguments and
+    outputs only)."""
+    return int(m.temp) if target == "cpu" else int(m.peak)
 
 
 def table(
@@ -270,20 +288,20 @@ def table(
             for name, (ours, plain) in MODELS[model][1].items():
                 cells = []
                 for remat in remats:
-                    a = _figure(memory(target, model, ours, remat, dtype, size))
-                    b = _figure(memory(target, model, plain, remat, dtype, size))
+                    a = figure(target, memory(target, model, ours, remat, dtype, size))
+                    b = figure(target, memory(target, model, plain, remat, dtype, size))
                     rows.append((model, name, dtype, remat, a, b))
-                    flag = " **over**" if a > b else ""
+                    flag = f" **over** (+{a - b} B)" if a > b else ""
                     cells.append(f"{a / b:.3f}{flag} ({a / 2**20:.2f} / {b / 2**20:.2f})")
                 write(f"| {model} | {name} | {dtype} | " + " | ".join(cells) + " |")
     return rows
 
 
 # --------------------------------------------------------------------------- what XLA keeps
-_PEAK = re.compile(r"Live ranges at (\d+) \(peak\):\n((?:\s+\S+: \d+ bytes.*\n)+)")
-_LIVE = re.compile(r"\s+(\S+?)\{(\d*)\}: (\d+) bytes")
-_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%([\w.\-]+) = (.*)$", re.M)
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%([\w.\-]+) = (.*)$")
 _OP_NAME = re.compile(r'op_name="([^"]*)"')
+_BYTES = {"pred": 1, "s8": 1, "u8": 1, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "f32": 4}
+_ALIASES = ("bitcast", "get-tuple-element", "copy", "copy-start", "copy-done", "tuple")
 
 
 def _shapes(text: str) -> list[str]:
@@ -298,45 +316,65 @@ def _shapes(text: str) -> list[str]:
             parts.append(re.sub(r"\{.*", "", text[start:i].strip()))
             start = i + 1
         if depth == 0:
-            return parts
+            break
     return parts
 
 
-def peak_buffers(target: str, fn: Callable[..., Any], *args: Any) -> tuple[int, int, list[Any]]:
-    """The buffers live at the peak of ``jit(fn)`` compiled for ``target``, by XLA's own live
-    ranges (``xla_dump_to``'s ``*live-range.txt``, the compiled schedule): the peak's position,
-    the schedule's length, and ``(bytes, shape, op_name)`` per buffer, op_name being the JAX
-    operation that made it (``jvp(...)``: the forward pass; ``transpose(jvp(...))``: the
-    backward pass; a parameter's name otherwise)."""
-    from benchmarks import targets
-
-    dev = targets.device(target)
-    with rx.residual_target(targets.TARGETS[target].residual_target):
-        lowered = jax.jit(fn).lower(*targets.abstract(args, dev))
-    with tempfile.TemporaryDirectory() as tmp:
-        lowered.compile({"xla_dump_to": tmp, "xla_dump_hlo_as_text": True})
-        live = next(Path(tmp).glob("*jit_loss*live-range.txt")).read_text()
-        hlo = next(Path(tmp).glob("*jit_loss*after_optimizations.txt")).read_text()
-    length = int(re.search(r"HloLiveRange \(max (\d+)\)", live).group(1))  # type: ignore[union-attr]
-    match = _PEAK.search(live)
-    assert match is not None, "no peak in XLA's live ranges"
-    instructions = {m.group(1): m.group(2) for m in _INSTRUCTION.finditer(hlo)}
-    buffers = []
-    for name, index, size in _LIVE.findall(match.group(2)):
-        rest = instructions.get(name, "")
-        shapes = _shapes(rest) if rest else ["?"]
-        shape = shapes[int(index)] if index and int(index) < len(shapes) else shapes[0]
-        op = _OP_NAME.search(rest)
-        buffers.append((int(size), shape, op.group(1) if op else name))
-    return int(match.group(1)), length, buffers
+def _nbytes(shape: str) -> int:
+    match = re.fullmatch(r"(\w+)\[([\d,]*)\]", shape)
+    if match is None or match.group(1) not in _BYTES:
+        return 0
+    n = _BYTES[match.group(1)]
+    for d in filter(None, match.group(2).split(",")):
+        n *= int(d)
+    return n
 
 
-def _role(op_name: str) -> str:
-    if "transpose(" in op_name:
-        return "backward"
-    if "jvp(" in op_name:
-        return "forward, kept"
-    return "argument"
+def kept_buffers(hlo: str) -> tuple[list[Any], list[Any]]:
+    """What a compiled ``jit(grad)`` keeps, from its optimized HLO (``compiled.as_text()``).
+
+    The entry computation's values made by the forward pass (``op_name`` ``jvp(...)``) and read
+    by the backward pass (``transpose(jvp(...))``, rematerialised forward ops included) are the
+    residuals XLA chose; bitcasts, copies and tuple elements are followed to their producer.
+    Returns ``(kept, backward)``: ``(bytes, shape, op_name)`` of each kept value, and of each
+    value the backward pass materialises, the largest first.
+    """
+    entry = hlo[hlo.index("\nENTRY") :].split("\n}", 1)[0].splitlines()[1:]
+    role: dict[str, str] = {}
+    root: dict[str, str] = {}
+    info: dict[str, tuple[int, str, str]] = {}
+    readers: dict[str, set[str]] = {}
+    for line in entry:
+        match = _INSTRUCTION.match(line)
+        if match is None:
+            continue
+        name, rest = match.groups()
+        shape_text = rest if rest.startswith("(") else rest.split(" ", 1)[0]
+        opcode = re.match(r"(?:\(.*?\)|\S+) ([\w\-]+)\(", rest)
+        op = opcode.group(1) if opcode else ""
+        operands = re.findall(r"%([\w.\-]+)", rest.split("metadata=")[0])
+        op_name = _OP_NAME.search(rest)
+        where = op_name.group(1) if op_name else ""
+        if op in _ALIASES and operands:
+            root[name] = root.get(operands[0], operands[0])
+            role[name] = role.get(root[name], "argument")
+        else:
+            root[name] = name
+            is_backward = "transpose(" in where
+            forward = where and op != "parameter"
+            role[name] = "backward" if is_backward else "forward" if forward else "argument"
+            shapes = _shapes(shape_text)
+            shape = shapes[0] if len(shapes) == 1 else " ".join(shapes)
+            info[name] = (sum(_nbytes(s) for s in shapes), shape, where.removeprefix("jit(loss)/"))
+        for operand in operands:
+            readers.setdefault(root.get(operand, operand), set()).add(role[name])
+    kept = [
+        info[n]
+        for n, r in role.items()
+        if r == "forward" and root[n] == n and "backward" in readers.get(n, ())
+    ]
+    backward = [info[n] for n, r in role.items() if r == "backward" and root[n] == n]
+    return sorted(kept, reverse=True), sorted(backward, reverse=True)
 
 
 def explain(
@@ -348,27 +386,39 @@ def explain(
     units: Sequence[str] | None = None,
     write: Callable[[str], None] = print,
 ) -> None:
-    """Prints, for the plain expression and each rectax unit, the buffers live at the peak."""
+    """Prints, for the plain expression and each rectax unit, what the compiled step keeps from
+    its forward pass for its backward pass (:func:`kept_buffers`) and its compiled peak."""
     from benchmarks import targets
 
     named = MODELS[model][1]
     plain = next(iter(named.values()))[1]
     choices = {"plain": plain} | {n: named[n][0] for n in (units or named)}
+    rows = size["batch"] * size["seq"]
+
+    def activation(shapes: str, width: int) -> bool:
+        for shape in shapes.split(" "):
+            dims = [int(d) for d in re.findall(r"\d+", shape.split("[", 1)[-1])]
+            if dims and dims[0] in (size["batch"], rows) and math.prod(dims) >= rows * width:
+                return True
+        return False
+
     write(f"## {targets.TARGETS[target].description}: {model} {dtype} {remat} {size}\n")
     for name, unit in choices.items():
         grad, params, x = step(model, unit, remat, dtype, size)
-        at, length, buffers = peak_buffers(target, grad, params, x)
-        total = sum(b[0] for b in buffers)
-        write(f"{name}: peak {total / 2**20:.2f} MiB at {at} of {length} (XLA's schedule)")
-        by_role: dict[str, int] = {}
-        for size_, shape, op in buffers:
-            role = _role(op)
-            by_role[role] = by_role.get(role, 0) + size_
-            if role != "argument" and size_ >= total // 64:
-                where = op.removeprefix("jit(loss)/")
-                write(f"  {role:13s} {size_ / 2**20:6.3f} MiB {shape:18s} {where}")
-        summary = ", ".join(f"{r} {b / 2**20:.2f}" for r, b in sorted(by_role.items()))
-        write(f"  MiB by role: {summary}\n")
+        compiled = targets.compile_for(target, grad, params, x)
+        peak = figure(target, targets.memory(target, grad, params, x))
+        kept, backward = kept_buffers(compiled.as_text())
+        write(
+            f"{name}: {'temp' if target == 'cpu' else 'peak'} {peak / 2**20:.2f} MiB; kept "
+            f"{sum(k[0] for k in kept) / 2**20:.2f} MiB in {len(kept)} buffers"
+        )
+        for nbytes, shape, where in kept:
+            if activation(shape, size["dim"]):
+                write(f"  kept {nbytes / 2**20:6.3f} MiB  {shape:28s} {where}")
+        wide = [b for b in backward if activation(b[1], 2 * size["dim"])]
+        shapes = ", ".join(sorted({b[1] for b in wide}))
+        total = sum(b[0] for b in wide) / 2**20
+        write(f"  backward writes {len(wide)} hidden-sized buffers ({total:.2f} MiB): {shapes}\n")
 
 
 # --------------------------------------------------------------------------- CPU step time
@@ -388,7 +438,7 @@ def timing(
     write("| model | unit | remat | median | 95% interval | [min, max] | rounds |")
     write("|---|---|---|---|---|---|---|")
     for model in models:
-        named = MODELS[model][1]
+        named = {n: u for n, u in MODELS[model][1].items() if not n.startswith("probe")}
         plain = next(iter(named.values()))[1]
         for remat in remats:
             grad, params, x = step(model, plain, remat, "float32", size)
@@ -415,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     targets.configure_environment()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="cpu", help="cpu, h100, tpu-v5e, ...")
-    parser.add_argument("--size", default="small", choices=list(SIZES))
+    parser.add_argument("--size", default=None, choices=list(SIZES), help="small; time: --time")
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--dtypes", nargs="*", default=["float32", "bfloat16"])
     parser.add_argument("--remats", nargs="*", default=list(REMATS))
@@ -424,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per comparison")
     args = parser.parse_args(argv)
-    size = SIZES[args.size]
+    size = SIZES[args.size or ("time" if args.time else "small")]
     if args.time:
         timing(args.models, args.remats, size, args.repeats, args.budget)
     elif args.explain:
