@@ -26,11 +26,13 @@ The step is ``jax.grad`` of ``mean(square(stack(x)))`` in the parameters, the bl
 (:mod:`benchmarks.targets`) and read with ``memory_analysis()``: peak bytes, rectax / the plain
 expression.
 
-``--explain`` prints, per configuration, what the compiled step keeps from its forward pass for
-its backward pass and which activation-sized buffers its backward pass writes, read from the
-optimized HLO (``compiled.as_text()``, :func:`kept_buffers`). ``--time``
-times the CPU step of each unit against the plain expression in interleaved rounds
-(:func:`benchmarks.timing.interleave`): median of per-round ratios and its 95% interval.
+``--squared-relu`` compares squared-ReLU backward rules on ``--target``
+(:func:`squared_relu_table`). ``--explain`` prints, per configuration, what the compiled step
+keeps from its forward pass for its backward pass and which activation-sized buffers its
+backward pass writes, read from the optimized HLO (``compiled.as_text()``,
+:func:`kept_buffers`). ``--time`` times the CPU step of each unit against the plain
+expression in interleaved rounds (:func:`benchmarks.timing.interleave`): median of per-round
+ratios and its 95% interval.
 """
 
 from __future__ import annotations
@@ -459,6 +461,67 @@ def timing(
                 )
 
 
+# --------------------------------------------------------------------------- squared ReLU
+def _squared_relu_rule(derivative: Callable[[Array, Array], Array]) -> Callable[[Array], Array]:
+    """``relu(x)²`` with a plain custom rule ``t * derivative(x, y)`` (no checkpoint)."""
+
+    @jax.custom_jvp
+    def f(x: Array) -> Array:
+        return jnp.square(jnp.maximum(x, 0))
+
+    @f.defjvp
+    def rule(primals: Any, tangents: Any) -> tuple[Array, Array]:
+        (x,), (t,) = primals, tangents
+        y = jnp.square(jnp.maximum(x, 0))
+        return y, t * derivative(x, y).astype(t.dtype)
+
+    return f
+
+
+def squared_relu_variants() -> dict[str, Callable[[Array], Array]]:
+    """Squared-ReLU backward rules compared on a target (``--squared-relu``)."""
+    from rectax import _activations
+
+    return {
+        "rx.squared_relu": rx.squared_relu,
+        "output-only, checkpointed": _activations._squared_relu_from_output,
+        "output-only, plain rule": _squared_relu_rule(lambda x, y: 2 * jnp.sqrt(y)),
+        "2 max(x, 0), plain rule": _squared_relu_rule(lambda x, y: 2 * jnp.maximum(x, 0)),
+    }
+
+
+def squared_relu_table(target: str, write: Callable[[str], None] = print) -> None:
+    """Compiled peak over ``jnp.square(jax.nn.relu(h))`` of each squared-ReLU rule: the zoo's
+    ``gpt-sqrelu`` (small sizes) and ``benchmarks.gated``'s 4-block FFN stack."""
+    from benchmarks import targets, zoo
+
+    variants = squared_relu_variants()
+    write(f"## {targets.TARGETS[target].description}: squared ReLU, peak / plain")
+    write(f"| step | dtype | {' | '.join(variants)} |\n|---|---|{'---|' * len(variants)}")
+    for what in ("gpt-sqrelu", "FFN stack"):
+        for dtype in ("f32", "bf16"):
+            peak = functools.partial(_squared_relu_peak, target, what, dtype)
+            base = {r: peak(zoo.FAMILIES["squared_relu"]["jax.nn"], r) for r in REMATS}
+            cells = [
+                " / ".join(f"{peak(act, r) / base[r]:.3f}" for r in REMATS)
+                for act in variants.values()
+            ]
+            write(f"| {what} | {dtype} | " + " | ".join(cells) + " |")
+
+
+def _squared_relu_peak(
+    target: str, what: str, dtype: str, act: Callable[[Array], Array], remat: str
+) -> int:
+    from benchmarks import gated, targets, zoo
+
+    if what == "FFN stack":
+        unit = gated.squared_unit(act)
+        return gated.peak_bytes(target, unit, remat, zoo.DTYPES[dtype], 512, 128, 512, 4)
+    step = zoo.setup("gpt-sqrelu", "rectax", remat, dtype, targets.SMALL_SIZES["gpt-sqrelu"], act)
+    params, data = zoo.abstract_args(step)
+    return targets.memory(target, jax.grad(step.loss), params, data).peak
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     from benchmarks import targets
 
@@ -471,11 +534,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--remats", nargs="*", default=list(REMATS))
     parser.add_argument("--explain", action="store_true", help="the buffers live at the peak")
     parser.add_argument("--time", action="store_true", help="CPU step time, interleaved")
+    parser.add_argument("--squared-relu", action="store_true", help="squared-ReLU rules' peak")
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per comparison")
     args = parser.parse_args(argv)
     size = SIZES[args.size or ("time" if args.time else "small")]
-    if args.time:
+    if args.squared_relu:
+        squared_relu_table(args.target)
+    elif args.time:
         timing(args.models, args.remats, size, args.repeats, args.budget)
     elif args.explain:
         for model in args.models:
