@@ -430,13 +430,17 @@ def timing(
     size: dict[str, int],
     repeats: int,
     budget_s: float,
+    trace_as: str | None = None,
     write: Callable[[str], None] = print,
 ) -> None:
     """Step time of each rectax unit over the plain expression's, float32, this machine:
-    interleaved rounds, median of the per-round ratios and its 95% interval."""
+    interleaved rounds, median of the per-round ratios and its 95% interval. ``trace_as``
+    (``"tpu"``, ...) traces rectax's steps under :func:`rectax.residual_target` of that platform,
+    so this machine runs the rule chosen there."""
     from benchmarks import timing as bt
 
-    write(f"## {jax.default_backend()} step time, float32, {size}: rectax / plain")
+    rules = f", rules of {trace_as}" if trace_as else ""
+    write(f"## {jax.default_backend()} step time, float32, {size}{rules}: rectax / plain")
     write("| model | unit | remat | median | 95% interval | [min, max] | rounds |")
     write("|---|---|---|---|---|---|---|")
     for model in models:
@@ -448,9 +452,11 @@ def timing(
                 lambda s: jax.random.normal(jax.random.key(1), s.shape, s.dtype) * 0.05,
                 (params, x),
             )
-            steps = {"plain": jax.jit(grad)} | {
-                n: jax.jit(step(model, u, remat, "float32", size)[0]) for n, (u, _) in named.items()
-            }
+            steps = {"plain": jax.jit(grad).lower(*arrays).compile()}
+            with rx.residual_target(trace_as):
+                for n, (u, _) in named.items():
+                    g = step(model, u, remat, "float32", size)[0]
+                    steps[n] = jax.jit(g).lower(*arrays).compile()
             fns = {n: functools.partial(f, *arrays) for n, f in steps.items()}
             got = bt.interleave(fns, repeats, warmup=2, budget_s=budget_s)
             for name in named:
@@ -537,12 +543,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--squared-relu", action="store_true", help="squared-ReLU rules' peak")
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per comparison")
+    parser.add_argument("--trace-as", default=None, help="--time with the rules of cpu/gpu/tpu")
     args = parser.parse_args(argv)
     size = SIZES[args.size or ("time" if args.time else "small")]
     if args.squared_relu:
         squared_relu_table(args.target)
     elif args.time:
-        timing(args.models, args.remats, size, args.repeats, args.budget)
+        timing(args.models, args.remats, size, args.repeats, args.budget, args.trace_as)
     elif args.explain:
         for model in args.models:
             for dtype in args.dtypes:
