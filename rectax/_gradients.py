@@ -311,9 +311,13 @@ def _build(
     see the graph they already fuse well.
     """
 
-    def make_rule(
-        tangent: Callable[[Array, Array, Sequence[Any], Array], tuple[Array, Array]],
-    ) -> Callable[..., tuple[Array, Array]]:
+    Tangent = Callable[[Array, Array, Sequence[Any], Array], tuple[Array, Array]]
+
+    def make_rule(tangent: Tangent, with_params: Tangent | None = None) -> Callable[..., Any]:
+        """The JVP rule; ``with_params`` (if given) replaces ``tangent`` when a hyperparameter
+        is differentiated too: that derivative keeps ``x`` itself (PReLU's ``min(x, 0)``), so
+        the mask is read off ``x`` rather than also kept as bits."""
+
         def rule(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Array, Array]:
             x, *params = primals
             t_x, *t_params = tangents
@@ -321,7 +325,8 @@ def _build(
             y = forward(x, *narrow)
             t_out = _param_tangent(forward, x, params, t_params)
             if not _is_zero(t_x):
-                y, t_dx = tangent(x, y, narrow, t_x)
+                use = tangent if t_out is None or with_params is None else with_params
+                y, t_dx = use(x, y, narrow, t_x)
                 t_out = t_dx if t_out is None else t_out + t_dx
             if t_out is None:  # pragma: no cover - custom_jvp never calls a rule with zero tangents
                 t_out = jnp.zeros_like(y)
@@ -339,16 +344,18 @@ def _build(
     def fn(x: Array, *params: Any) -> Array:
         return forward(x, *_narrow(x, params))
 
-    fn.defjvp(make_rule(lean), symbolic_zeros=True)
-    saved = jax.checkpoint(fn, policy=_SAVE_BITS)
     fn_plain: Callable[..., Array] | None = None
+    unpacked: Tangent | None = None
     if plain is not None:
         as_plain = plain
+
+        def unpacked(x: Array, y: Array, params: Sequence[Any], t_x: Array) -> tuple[Array, Array]:
+            return y, as_plain(x, y, params, t_x)
+
         fn_plain = jax.custom_jvp(lambda x, *params: forward(x, *_narrow(x, params)))
-        fn_plain.defjvp(
-            make_rule(lambda x, y, params, t_x: (y, as_plain(x, y, params, t_x))),
-            symbolic_zeros=True,
-        )
+        fn_plain.defjvp(make_rule(unpacked), symbolic_zeros=True)
+    fn.defjvp(make_rule(lean, unpacked), symbolic_zeros=True)
+    saved = jax.checkpoint(fn, policy=_SAVE_BITS)
 
     def variant(target: str) -> Callable[..., Array]:
         def activation(x: Array, *params: Any) -> Array:
