@@ -27,8 +27,8 @@ Lean residuals. Every function is wrapped in ``jax.checkpoint`` with a policy th
 values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pass needs them).
 
 * :func:`two_valued` packs the mask to 1 bit per element (into ``uint32`` words,
-  :mod:`rectax._packing`; along the last axis, or the merged trailing axes when the last one does
-  not fill whole words, never across the leading axis: :func:`_packed_view`) and tags it, so
+  :mod:`rectax._packing`; along the last axis, every other axis indexing rows, so that their
+  shardings split no word: :func:`_packed_view`) and tags it, so
   reverse mode keeps 1 bit per element instead of an array of the input's dtype; the factor is
   recomputed from the bits and the (small) hyperparameters.
   Convolutional feature maps (rank >= 4) are the exception where the mask can be read off the
@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -173,19 +172,22 @@ def _is_zero(t: Any) -> bool:
 
 
 def _packed_view(shape: Sequence[int], bits: int = 1) -> tuple[int, ...]:
-    """The shape ``bits``-bit codes are packed in: one row per index of the leading axis.
+    """The shape ``bits``-bit codes are packed in: along its last axis, one row per index of the
+    others.
 
-    Its own shape when the last axis fills whole words; otherwise the trailing axes are merged, so
-    that a row wastes at most one partly filled word. The leading axis is always kept: merging
-    rows would mix a batch-sharded array's shards and make XLA move codes between devices
-    (collective-permutes and all-gathers that jax.nn's rules do not need). A row whose codes fit
-    in 8 or 16 bits takes one ``uint8`` or ``uint16`` word (:func:`rectax._packing.word_bits`).
+    Its own shape, except on feature maps (rank 4 or more) whose channels do not fill whole
+    words: there the last two axes (width and channels) are merged, so that a row of 3 channels
+    does not take a byte. Rows are never merged otherwise: a sharding of the batch, a sequence or
+    an image's height then splits no word, and XLA moves no codes between devices
+    (collective-permutes and all-gathers that jax.nn's rules do not need;
+    ``tests/test_sharding.py``). A row whose codes fit in 8 or 16 bits takes one ``uint8`` or
+    ``uint16`` word (:func:`rectax._packing.word_bits`).
     """
     shape = tuple(shape)
     per_word = _packing.WORD_BITS // _packing.slot_bits(bits)
-    if len(shape) <= 2 or shape[-1] % per_word == 0:
+    if len(shape) < FEATURE_MAP_RANK or shape[-1] % per_word == 0:
         return shape
-    return (shape[0], math.prod(shape[1:]))
+    return (*shape[:-2], shape[-2] * shape[-1])
 
 
 def pack_mask(mask: Array, bits: int = 1) -> Array:
