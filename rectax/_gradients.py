@@ -27,8 +27,8 @@ Lean residuals. Every function is wrapped in ``jax.checkpoint`` with a policy th
 values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pass needs them).
 
 * :func:`two_valued` packs the mask to 1 bit per element (into ``uint32`` words,
-  :mod:`rectax._packing`; along the last axis, or the merged trailing axes when the last one does
-  not fill whole words, never across the leading axis: :func:`_packed_view`) and tags it, so
+  :mod:`rectax._packing`; along the last axis, every other axis indexing rows, so that their
+  shardings split no word: :func:`_packed_view`) and tags it, so
   reverse mode keeps 1 bit per element instead of an array of the input's dtype; the factor is
   recomputed from the bits and the (small) hyperparameters.
   Convolutional feature maps (rank >= 4) are the exception where the mask can be read off the
@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -173,19 +172,22 @@ def _is_zero(t: Any) -> bool:
 
 
 def _packed_view(shape: Sequence[int], bits: int = 1) -> tuple[int, ...]:
-    """The shape ``bits``-bit codes are packed in: one row per index of the leading axis.
+    """The shape ``bits``-bit codes are packed in: along its last axis, one row per index of the
+    others.
 
-    Its own shape when the last axis fills whole words; otherwise the trailing axes are merged, so
-    that a row wastes at most one partly filled word. The leading axis is always kept: merging
-    rows would mix a batch-sharded array's shards and make XLA move codes between devices
-    (collective-permutes and all-gathers that jax.nn's rules do not need). A row whose codes fit
-    in 8 or 16 bits takes one ``uint8`` or ``uint16`` word (:func:`rectax._packing.word_bits`).
+    Its own shape, except on feature maps (rank 4 or more) whose channels do not fill whole
+    words: there the last two axes (width and channels) are merged, so that a row of 3 channels
+    does not take a byte. Rows are never merged otherwise: a sharding of the batch, a sequence or
+    an image's height then splits no word, and XLA moves no codes between devices
+    (collective-permutes and all-gathers that jax.nn's rules do not need;
+    ``tests/test_sharding.py``). A row whose codes fit in 8 or 16 bits takes one ``uint8`` or
+    ``uint16`` word (:func:`rectax._packing.word_bits`).
     """
     shape = tuple(shape)
     per_word = _packing.WORD_BITS // _packing.slot_bits(bits)
-    if len(shape) <= 2 or shape[-1] % per_word == 0:
+    if len(shape) < FEATURE_MAP_RANK or shape[-1] % per_word == 0:
         return shape
-    return (shape[0], math.prod(shape[1:]))
+    return (*shape[:-2], shape[-2] * shape[-1])
 
 
 def pack_mask(mask: Array, bits: int = 1) -> Array:
@@ -311,9 +313,13 @@ def _build(
     see the graph they already fuse well.
     """
 
-    def make_rule(
-        tangent: Callable[[Array, Array, Sequence[Any], Array], tuple[Array, Array]],
-    ) -> Callable[..., tuple[Array, Array]]:
+    Tangent = Callable[[Array, Array, Sequence[Any], Array], tuple[Array, Array]]
+
+    def make_rule(tangent: Tangent, with_params: Tangent | None = None) -> Callable[..., Any]:
+        """The JVP rule; ``with_params`` (if given) replaces ``tangent`` when a hyperparameter
+        is differentiated too: that derivative keeps ``x`` itself (PReLU's ``min(x, 0)``), so
+        the mask is read off ``x`` rather than also kept as bits."""
+
         def rule(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Array, Array]:
             x, *params = primals
             t_x, *t_params = tangents
@@ -321,7 +327,8 @@ def _build(
             y = forward(x, *narrow)
             t_out = _param_tangent(forward, x, params, t_params)
             if not _is_zero(t_x):
-                y, t_dx = tangent(x, y, narrow, t_x)
+                use = tangent if t_out is None or with_params is None else with_params
+                y, t_dx = use(x, y, narrow, t_x)
                 t_out = t_dx if t_out is None else t_out + t_dx
             if t_out is None:  # pragma: no cover - custom_jvp never calls a rule with zero tangents
                 t_out = jnp.zeros_like(y)
@@ -339,16 +346,18 @@ def _build(
     def fn(x: Array, *params: Any) -> Array:
         return forward(x, *_narrow(x, params))
 
-    fn.defjvp(make_rule(lean), symbolic_zeros=True)
-    saved = jax.checkpoint(fn, policy=_SAVE_BITS)
     fn_plain: Callable[..., Array] | None = None
+    unpacked: Tangent | None = None
     if plain is not None:
         as_plain = plain
+
+        def unpacked(x: Array, y: Array, params: Sequence[Any], t_x: Array) -> tuple[Array, Array]:
+            return y, as_plain(x, y, params, t_x)
+
         fn_plain = jax.custom_jvp(lambda x, *params: forward(x, *_narrow(x, params)))
-        fn_plain.defjvp(
-            make_rule(lambda x, y, params, t_x: (y, as_plain(x, y, params, t_x))),
-            symbolic_zeros=True,
-        )
+        fn_plain.defjvp(make_rule(unpacked), symbolic_zeros=True)
+    fn.defjvp(make_rule(lean, unpacked), symbolic_zeros=True)
+    saved = jax.checkpoint(fn, policy=_SAVE_BITS)
 
     def variant(target: str) -> Callable[..., Array]:
         def activation(x: Array, *params: Any) -> Array:

@@ -472,3 +472,23 @@ def test_zoo_case_measures_memory_residuals_and_time(monkeypatch: pytest.MonkeyP
     table = report.zoo_rows(list(rows.values()))
     assert table[0][:3] == ["mlp", "none", "f32"]
     assert table[0][5] == f"{mine.temp_ratio:.3f}"
+
+
+def test_on_device_dry_run_writes_results_named_after_the_device(tmp_path: Path) -> None:
+    """``python -m benchmarks.on_device --dry-run``: the real-device script's whole path on the
+    CPU (the small MLP, both libraries, one timed round), its files named after the device."""
+    from benchmarks import on_device
+
+    assert on_device.device_name("NVIDIA H200") == "nvidia-h200"
+    assert on_device.main(["--dry-run", "--out", str(tmp_path)]) == 0
+    kind = on_device.device_name(jax.devices()[0].device_kind)
+    [written] = tmp_path.glob(f"{kind}-*-on-device.json")
+    result = json.loads(written.read_text())
+    [row] = result["rows"]
+    assert (row["model"], row["dtype"]) == ("mlp", "f32")
+    for library in ("jax.nn", "rectax"):
+        assert row[library]["compiled_peak"] >= row[library]["compiled_temp"] > 0
+    assert row["time"]["time_ratio"] > 0
+    assert row["time"]["rounds"] >= 1
+    table = written.with_suffix(".md").read_text()
+    assert "| mlp | f32 |" in table

@@ -117,19 +117,21 @@ def test_baseline_is_two_float32_arrays_per_layer():
 @pytest.mark.parametrize("shape", [(4096, 4), (4096, 20), (64, 49, 12), (1000,)])
 def test_short_last_axis_still_packs_one_bit(name, shape):
     """A short last axis must not cost a 32-bit word per row (a last axis of 4 would take 8 bits
-    each). Codes are packed per index of the leading axis, never across it (a batch-sharded array
-    would then move codes between devices, tests/test_sharding.py), the trailing axes merged: at
-    most one partly filled word per row, and a row of at most 8 codes takes one byte.
+    each). Codes are packed along the last axis only, one row per index of the other axes, never
+    across them (a batch-, sequence- or spatially-sharded array would then move codes between
+    devices, tests/test_sharding.py): at most one partly filled word per row, and a row of at
+    most 8 codes takes one byte.
 
     The contract changed when rows stopped being merged: (4096, 4) at 1 bit keeps 4096 bytes
     (0.25 bytes per element; 0.125 when the rows were flattened), and an 8-layer (4096, 4) relu
     MLP's compiled step needs 618496 bytes of temp instead of 604160 (jax.nn.relu: 1048576;
-    ``jax.jit(jax.grad(loss)).lower(...).compile().memory_analysis()`` on XLA:CPU).
+    ``jax.jit(jax.grad(loss)).lower(...).compile().memory_analysis()`` on XLA:CPU). Since the
+    trailing axes stopped being merged too, (64, 49, 12) keeps a 16-bit word per 12 codes.
     """
     res = memory.residual_bytes_per_element(PIECEWISE[name], shape, jnp.float32)
     elements = math.prod(shape)
-    rows = shape[0] if len(shape) >= 2 else 1
-    row = elements // rows
+    rows = elements // shape[-1]
+    row = shape[-1]
     word = 1 if row <= 8 else 2 if row <= 16 else 4
     slack = word * rows + SCALARS  # a partly filled word per row, and a scalar slope
     assert res <= (elements / 8 + slack) / elements, f"{name} {shape}: {res} bytes per element"
