@@ -20,8 +20,10 @@ machine's load hit all of them alike):
   on this healthy network is rare).
 
 Reported: median and minimum time per step (the minimum is the least disturbed by other load on
-a shared machine) and, per variant, the ratio to its baseline (``idle`` and the firing variants
-to ``stats``; ``stats`` to ``plain``) with a 95% t-interval over rounds of the per-round ratio;
+a shared machine), the median process CPU time per step (all threads; it does not count time
+spent waiting for a core, so it is steadier on a shared machine) and, per variant, the ratio to
+its baseline (``idle`` and the firing variants to ``stats``; ``stats`` to ``plain``) with a 95%
+t-interval over rounds of the per-round ratio, of wall time and of CPU time;
 and ``memory_analysis()`` of each compiled step (temporaries, arguments, outputs; for
 ``firing_call`` those of the ``fire`` call). JSON to ``examples/recycle_overhead_latest.json``.
 """
@@ -127,20 +129,23 @@ def main() -> None:
             carry[k] = v["fn"](*carry[k])[:2]
         jax.block_until_ready(carry[k])
     times: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
     rng = random.Random(0)
     for _ in range(args.rounds):
         order = list(variants)
         rng.shuffle(order)
         for k in order:
             fn = variants[k]["fn"]
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             c = carry[k]
             for _ in range(args.steps):
                 c = fn(*c)[:2]
             jax.block_until_ready(c)
             times[k].append((time.perf_counter() - start) / args.steps)
+            cpu[k].append((time.process_time() - start_cpu) / args.steps)
             carry[k] = c
     t = {k: np.asarray(v) for k, v in times.items()}
+    u = {k: np.asarray(v) for k, v in cpu.items()}
     baseline = {k: "stats" for k in variants} | {"stats": "plain"}
     baseline.pop("plain")
     result: dict[str, Any] = {
@@ -154,20 +159,23 @@ def main() -> None:
         entry: dict[str, Any] = {
             "median_step_us": float(np.median(t[k]) * 1e6),
             "min_step_us": float(np.min(t[k]) * 1e6),
+            "median_cpu_us": float(np.median(u[k]) * 1e6),
             "memory": variants[k]["memory"],
         }
         if k in baseline:
             entry["ratio_to"] = baseline[k]
             entry["ratio"] = interval(t[k] / t[baseline[k]])
             entry["min_ratio"] = float(np.min(t[k]) / np.min(t[baseline[k]]))
+            entry["cpu_ratio"] = interval(u[k] / u[baseline[k]])
         result["variants"][k] = entry
         ratio = entry.get("ratio")
-        shown = (
-            f"  x{ratio[0]:.3f} [{ratio[1]:.3f}, {ratio[2]:.3f}] (min x{entry['min_ratio']:.3f}) "
-            f"vs {baseline[k]}"
-            if ratio
-            else ""
-        )
+        shown = ""
+        if ratio:
+            cr = entry["cpu_ratio"]
+            shown = (
+                f"  x{ratio[0]:.3f} [{ratio[1]:.3f}, {ratio[2]:.3f}] (min x{entry['min_ratio']:.3f}"
+                f"; cpu x{cr[0]:.3f} [{cr[1]:.3f}, {cr[2]:.3f}]) vs {baseline[k]}"
+            )
         print(
             f"{k:11s} median {entry['median_step_us']:7.1f} min {entry['min_step_us']:7.1f} us/step"
             f"{shown}  memory {entry['memory']}"

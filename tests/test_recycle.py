@@ -512,7 +512,10 @@ def test_idle_step_compiles_to_the_plain_optimizers_memory(score: str) -> None:
     a, b = plain.memory_analysis(), idle.memory_analysis()
     assert a is not None
     assert b is not None
-    assert b.temp_size_in_bytes == a.temp_size_in_bytes
+    # equal for the statistics-reading scores; grama's column sums save XLA 64 bytes
+    assert b.temp_size_in_bytes <= a.temp_size_in_bytes
+    if reads_stats:
+        assert b.temp_size_in_bytes == a.temp_size_in_bytes
     books = sum(v.nbytes for v in jax.tree.leaves(idle_state)) - sum(
         v.nbytes for v in jax.tree.leaves(plain_state)
     )
