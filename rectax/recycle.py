@@ -543,24 +543,27 @@ class RecycleState(NamedTuple):
     """State of :func:`recycle`.
 
     The per-unit books are packed into two arrays per link, because every array of a jitted
-    step's state costs a few microseconds of dispatch on CPU (23 separate ones were 4% of the
-    overhead benchmark's step); the properties unpack them.
+    step's state costs a few microseconds of dispatch on CPU (23 separate ones made the overhead
+    benchmark's idle step 3.5% slower); the properties unpack them.
 
     Attributes:
-      step: int32 number of updates so far.
       inner: the wrapped optimizer's state.
       books: per link, float32 ``(3, units)``: the pre-activation mean and variance accumulated
         since the last firing, and the summed mean gradient magnitude of each unit's incoming
         weights.
-      counts: per link, uint32 ``(3, units + 5)``: the units' fire counts (low and high words),
-        their ages, and in row 0's last 5 entries the period's sample count and zero count
-        (low, high) and the number of units recycled so far.
+      counts: per link, uint32 ``(3, units + 6)``: the units' fire counts (low and high words)
+        and ages; row 0's last 6 entries hold the period's sample and zero counts (low words,
+        then high words), the number of units recycled so far and the step.
     """
 
-    step: Array
     inner: Any
     books: tuple[Array, ...]
     counts: tuple[Array, ...]
+
+    @property
+    def step(self) -> Array:
+        """int32 number of updates so far."""
+        return self.counts[0][0, -1].astype(jnp.int32)
 
     @property
     def stats(self) -> tuple[UnitStats, ...]:
@@ -576,23 +579,32 @@ class RecycleState(NamedTuple):
     @property
     def age(self) -> tuple[Array, ...]:
         """Per link, int32 steps since each unit was (re)initialised."""
-        return tuple(c[2, : c.shape[1] - 5].astype(jnp.int32) for c in self.counts)
+        return tuple(_unpack(b, c)[2] for b, c in zip(self.books, self.counts, strict=True))
 
     @property
     def recycled(self) -> tuple[Array, ...]:
         """Per link, int32 number of units recycled so far (a counter for monitoring)."""
-        return tuple(c[0, -1].astype(jnp.int32) for c in self.counts)
+        return tuple(_unpack(b, c)[3] for b, c in zip(self.books, self.counts, strict=True))
 
 
-def _pack(stats: UnitStats, grad: Array, age: Array, recycled: Array) -> tuple[Array, Array]:
+def _pack(
+    stats: UnitStats, grad: Array, age: Array, recycled: Array, step: Array
+) -> tuple[Array, Array]:
     books = jnp.stack([stats.mean, stats.var, grad]).astype(jnp.float32)
-    scalars = jnp.stack(
-        [stats.seen, stats.zeros, stats.seen_high, stats.zeros_high, recycled.astype(jnp.uint32)]
+    tail = jnp.stack(
+        [
+            stats.seen,
+            stats.zeros,
+            stats.seen_high,
+            stats.zeros_high,
+            recycled.astype(jnp.uint32),
+            step.astype(jnp.uint32),
+        ]
     )
-    zeros = jnp.zeros((5,), jnp.uint32)
+    zeros = jnp.zeros((6,), jnp.uint32)
     counts = jnp.stack(
         [
-            jnp.concatenate([stats.fires, scalars]),
+            jnp.concatenate([stats.fires, tail]),
             jnp.concatenate([stats.fires_high, zeros]),
             jnp.concatenate([age.astype(jnp.uint32), zeros]),
         ]
@@ -601,18 +613,20 @@ def _pack(stats: UnitStats, grad: Array, age: Array, recycled: Array) -> tuple[A
 
 
 def _unpack(books: Array, counts: Array) -> tuple[UnitStats, Array, Array, Array]:
+    """(accumulated statistics, gradient magnitudes, int32 ages, int32 recycled count)."""
     units = books.shape[-1]
+    tail = counts[0, units:]
     stats = UnitStats(
-        seen=counts[0, units],
+        seen=tail[0],
         fires=counts[0, :units],
-        zeros=counts[0, units + 1],
+        zeros=tail[1],
         mean=books[0],
         var=books[1],
-        seen_high=counts[0, units + 2],
+        seen_high=tail[2],
         fires_high=counts[1, :units],
-        zeros_high=counts[0, units + 3],
+        zeros_high=tail[3],
     )
-    return stats, books[2], counts[2, :units].astype(jnp.int32), counts[0, -1].astype(jnp.int32)
+    return stats, books[2], counts[2, :units].astype(jnp.int32), tail[4].astype(jnp.int32)
 
 
 class Recycler(optax.GradientTransformationExtraArgs):
@@ -732,19 +746,18 @@ def recycle(
                     f"rectax.recycle.continual_backprop: fraction {score.fraction} of "
                     f"{w.units} units of {'/'.join(w.incoming)!r} rounds to 0 units."
                 )
-        books, counts = zip(
-            *(
-                _pack(
-                    diagnostics.init_stats(w.units),
-                    jnp.zeros((w.units,), jnp.float32),
-                    jnp.zeros((w.units,), jnp.int32),
-                    jnp.zeros((), jnp.int32),
-                )
-                for w in ws
-            ),
-            strict=True,
-        )
-        return RecycleState(jnp.zeros((), jnp.int32), inner.init(params), books, counts)
+        zero = jnp.zeros((), jnp.int32)
+        packed = [
+            _pack(
+                diagnostics.init_stats(w.units),
+                jnp.zeros((w.units,), jnp.float32),
+                jnp.zeros((w.units,), jnp.int32),
+                zero,
+                zero,
+            )
+            for w in ws
+        ]
+        return RecycleState(inner.init(params), *_split(packed))
 
     def update_fn(
         updates: Any, state: RecycleState, params: Any = None, stats: Any = None, **extra: Any
@@ -775,9 +788,12 @@ def recycle(
                 for g, w in zip(grad, ws, strict=True)
             ]
         new_updates, inner_state = inner.update(updates, state.inner, params, **extra)
-        packed = [_pack(*x) for x in zip(acc, grad, [a + 1 for a in age], recycled, strict=True)]
-        new_books, new_counts = (tuple(x) for x in zip(*packed, strict=True))
-        return new_updates, RecycleState(state.step + 1, inner_state, new_books, new_counts)
+        step = state.step + 1
+        packed = [
+            _pack(a, g, ag + 1, r, step)
+            for a, g, ag, r in zip(acc, grad, age, recycled, strict=True)
+        ]
+        return new_updates, RecycleState(inner_state, *_split(packed))
 
     def fire_fn(params: Any, state: RecycleState) -> tuple[Any, RecycleState]:
         ws = wired(params, "fire")
@@ -793,13 +809,17 @@ def recycle(
                 jnp.zeros((w.units,), jnp.float32),
                 jnp.where(m, 0, age),
                 recycled + jnp.sum(m, dtype=jnp.int32),
+                state.step,
             )
             for w, m, age, recycled in zip(ws, masks, state.age, state.recycled, strict=True)
         ]
-        books, counts = (tuple(x) for x in zip(*packed, strict=True))
-        return params, RecycleState(state.step, inner_state, books, counts)
+        return params, RecycleState(inner_state, *_split(packed))
 
     return Recycler(init_fn, update_fn, fire_fn)
+
+
+def _split(packed: list[tuple[Array, Array]]) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
+    return tuple(p[0] for p in packed), tuple(p[1] for p in packed)
 
 
 def _is_stats(x: Any) -> bool:
