@@ -110,7 +110,8 @@ def make_run(method: Method, cfg: Config) -> Callable[[Array], dict[str, Array]]
     recycling = method.score is not None
     if recycling:
         assert method.score is not None
-        tx = recycle.recycle(tx, recycle.links(model), period=cfg.period, score=method.score(cfg))
+        tx = recycle.recycle(tx, recycle.links(model), score=method.score(cfg))
+    assert cfg.steps % cfg.period == 0, "tasks are whole periods"
 
     def forward(params: Any, x: Array) -> tuple[Array, Any]:
         logits, inter = model.apply({"params": params}, x, mutable=["intermediates"])
@@ -131,11 +132,18 @@ def make_run(method: Method, cfg: Config) -> Callable[[Array], dict[str, Array]]
             updates, state = tx.update(grads, state, params)
         return (optax.apply_updates(params, updates), state), None
 
+    def period(carry: Any, inputs: tuple[Array, Array]) -> tuple[Any, None]:
+        carry, _ = jax.lax.scan(step, carry, inputs)
+        if recycling:  # the recycler fires after every period of steps
+            carry = tx.fire(*carry)
+        return carry, None
+
     def task(carry: Any, key: Array) -> tuple[Any, Array]:
         k_perm, k_batch = jax.random.split(key)
         perm = jax.random.permutation(k_perm, 10)
-        idx = jax.random.randint(k_batch, (cfg.steps, cfg.batch), 0, x_tr.shape[0])
-        carry, _ = jax.lax.scan(step, carry, (x_tr[idx], perm[y_tr[idx]]))
+        shape = (cfg.steps // cfg.period, cfg.period, cfg.batch)
+        idx = jax.random.randint(k_batch, shape, 0, x_tr.shape[0])
+        carry, _ = jax.lax.scan(period, carry, (x_tr[idx], perm[y_tr[idx]]))
         logits, _ = forward(carry[0], x_te)
         return carry, jnp.mean(jnp.argmax(logits, -1) == perm[y_te])
 

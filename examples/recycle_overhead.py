@@ -2,21 +2,30 @@
 
 ``python examples/recycle_overhead.py`` (about a minute on CPU)
 
-Four jitted train steps of an MLP 64-256-256-10 (batch 128, Adam), timed interleaved (each round
+Five jitted train steps of an MLP 64-256-256-10 (batch 128, Adam), timed interleaved (each round
 runs every variant once, in a fresh random order, ``--steps`` steps each, so drifts in the
 machine's load hit all of them alike):
 
 * ``plain``: Adam, the model without statistics;
 * ``stats``: Adam, the model sowing its :class:`~rectax.diagnostics.UnitStats`
   (``record_stats=True``) and the step returning them, which ReDo and continual backprop read;
-* ``idle``: ``recycle(adam, ..., score=redo(0.1))`` on a step where it does not fire;
-* ``firing``: the same transform firing on every step (``period=1``).
+* ``idle``: ``recycle(adam, ..., score=redo(0.1))``'s ``update``, a step that does not fire;
+* ``firing``: the same step compiled with ``tx.fire`` after the update (one program, what a
+  loop runs on its firing steps), here on every step;
+* ``firing_call``: the ``idle`` step followed by a separate ``jax.jit(tx.fire,
+  donate_argnums=(0, 1))`` call, on every step;
+* ``firing_draw``: as ``firing``, with ``continual_backprop(fraction=1/64, maturity=0)``, which
+  selects units in every layer at every firing, so every firing redraws both hidden layers'
+  incoming kernels (``redo``'s firings redraw a layer only when it has a dormant unit, which
+  on this healthy network is rare).
 
 Reported: median and minimum time per step (the minimum is the least disturbed by other load on
-a shared machine) and, per variant, the ratio to its baseline (``idle`` and
-``firing`` to ``stats``; ``stats`` to ``plain``) with a 95% t-interval over rounds of the
-per-round ratio; and ``memory_analysis()`` of each compiled step (temporaries, arguments,
-outputs). JSON to ``examples/recycle_overhead_latest.json``.
+a shared machine), the median process CPU time per step (all threads; it does not count time
+spent waiting for a core, so it is steadier on a shared machine) and, per variant, the ratio to
+its baseline (``idle`` and the firing variants to ``stats``; ``stats`` to ``plain``) with a 95%
+t-interval over rounds of the per-round ratio, of wall time and of CPU time;
+and ``memory_analysis()`` of each compiled step (temporaries, arguments, outputs; for
+``firing_call`` those of the ``fire`` call). JSON to ``examples/recycle_overhead_latest.json``.
 """
 
 from __future__ import annotations
@@ -45,13 +54,16 @@ def steps(width: int, batch: int) -> tuple[dict[str, Any], Any, Any]:
     x = jax.random.normal(jax.random.key(0), (batch, 64))
     y = jax.random.randint(jax.random.key(1), (batch,), 0, 10)
     out: dict[str, Any] = {}
-    for name in ("plain", "stats", "idle", "firing"):
+    for name in ("plain", "stats", "idle", "firing", "firing_call", "firing_draw"):
         model = rxl.MLP((width, width, 10), record_stats=name != "plain")
         params = model.init(jax.random.key(2), x)["params"]
         tx: Any = optax.adam(1e-3)
-        if name in ("idle", "firing"):
-            period = 1 if name == "firing" else 10**9
-            tx = recycle.recycle(tx, recycle.links(model), period=period, score=recycle.redo(0.1))
+        recycling = name not in ("plain", "stats")
+        if recycling:
+            score = recycle.redo(0.1)
+            if name == "firing_draw":
+                score = recycle.continual_backprop(1 / 64, maturity=0)
+            tx = recycle.recycle(tx, recycle.links(model), score=score)
 
         def step(params: Any, state: Any, model: Any = model, tx: Any = tx, name: str = name):
             def loss(p: Any) -> tuple[Any, Any]:
@@ -60,16 +72,27 @@ def steps(width: int, batch: int) -> tuple[dict[str, Any], Any, Any]:
                 return ce, inter.get("intermediates")
 
             grads, stats = jax.grad(loss, has_aux=True)(params)
-            if name in ("idle", "firing"):
-                updates, state = tx.update(grads, state, params, stats=stats)
-            else:
+            if name in ("plain", "stats"):
                 updates, state = tx.update(grads, state, params)
+            else:
+                updates, state = tx.update(grads, state, params, stats=stats)
+            params = optax.apply_updates(params, updates)
+            if name in ("firing", "firing_draw"):
+                params, state = tx.fire(params, state)
             # "stats" returns its statistics, so that XLA computes them as the recyclers do
-            return optax.apply_updates(params, updates), state, stats if name == "stats" else None
+            return params, state, stats if name == "stats" else None
 
-        fn = jax.jit(step)
+        fn: Any = jax.jit(step)
         state = tx.init(params)
         compiled = fn.lower(params, state).compile()
+        if name == "firing_call":
+            fire = jax.jit(tx.fire, donate_argnums=(0, 1))
+            compiled = fire.lower(params, state).compile()
+
+            def fn(params: Any, state: Any, step: Any = fn, fire: Any = fire) -> tuple:
+                params, state, _ = step(params, state)
+                return (*fire(params, state), None)
+
         mem = compiled.memory_analysis()
         assert mem is not None
         out[name] = {
@@ -106,21 +129,25 @@ def main() -> None:
             carry[k] = v["fn"](*carry[k])[:2]
         jax.block_until_ready(carry[k])
     times: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
     rng = random.Random(0)
     for _ in range(args.rounds):
         order = list(variants)
         rng.shuffle(order)
         for k in order:
             fn = variants[k]["fn"]
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             c = carry[k]
             for _ in range(args.steps):
                 c = fn(*c)[:2]
             jax.block_until_ready(c)
             times[k].append((time.perf_counter() - start) / args.steps)
+            cpu[k].append((time.process_time() - start_cpu) / args.steps)
             carry[k] = c
     t = {k: np.asarray(v) for k, v in times.items()}
-    baseline = {"stats": "plain", "idle": "stats", "firing": "stats"}
+    u = {k: np.asarray(v) for k, v in cpu.items()}
+    baseline = {k: "stats" for k in variants} | {"stats": "plain"}
+    baseline.pop("plain")
     result: dict[str, Any] = {
         "command": "python examples/recycle_overhead.py",
         "config": vars(args) | {"out": str(args.out)},
@@ -132,22 +159,25 @@ def main() -> None:
         entry: dict[str, Any] = {
             "median_step_us": float(np.median(t[k]) * 1e6),
             "min_step_us": float(np.min(t[k]) * 1e6),
+            "median_cpu_us": float(np.median(u[k]) * 1e6),
             "memory": variants[k]["memory"],
         }
         if k in baseline:
             entry["ratio_to"] = baseline[k]
             entry["ratio"] = interval(t[k] / t[baseline[k]])
             entry["min_ratio"] = float(np.min(t[k]) / np.min(t[baseline[k]]))
+            entry["cpu_ratio"] = interval(u[k] / u[baseline[k]])
         result["variants"][k] = entry
         ratio = entry.get("ratio")
-        shown = (
-            f"  x{ratio[0]:.3f} [{ratio[1]:.3f}, {ratio[2]:.3f}] (min x{entry['min_ratio']:.3f}) "
-            f"vs {baseline[k]}"
-            if ratio
-            else ""
-        )
+        shown = ""
+        if ratio:
+            cr = entry["cpu_ratio"]
+            shown = (
+                f"  x{ratio[0]:.3f} [{ratio[1]:.3f}, {ratio[2]:.3f}] (min x{entry['min_ratio']:.3f}"
+                f"; cpu x{cr[0]:.3f} [{cr[1]:.3f}, {cr[2]:.3f}]) vs {baseline[k]}"
+            )
         print(
-            f"{k:7s} median {entry['median_step_us']:7.1f} min {entry['min_step_us']:7.1f} us/step"
+            f"{k:11s} median {entry['median_step_us']:7.1f} min {entry['min_step_us']:7.1f} us/step"
             f"{shown}  memory {entry['memory']}"
         )
     args.out.write_text(json.dumps(result, indent=1))

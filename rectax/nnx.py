@@ -425,8 +425,8 @@ class MLP(nnx.Module):
         self.layers = nnx.List(
             [layer(a, b, rngs=rngs) for a, b in zip(sizes_in, features, strict=True)]
         )
-        # the layers' own initializers, for rectax.recycle.links
-        self.kernel_init, self.bias_init = init, bias_init
+        # the layers' own initializers and activation, for rectax.recycle.links
+        self.kernel_init, self.bias_init, self.activation = init, bias_init, activation
         make_act = resolve.make_activation(activation, record_stats, Activation, rngs=rngs)
         self.activations = nnx.List([make_act() for _ in features[:-1]])
 
@@ -506,7 +506,8 @@ class CNN(nnx.Module):
         self.convs = nnx.List(
             [conv(a, b, rngs=rngs) for a, b in zip(channels_in, features, strict=True)]
         )
-        self.conv_kernel_init, self.bias_init = init, bias_init  # for rectax.recycle.links
+        # for rectax.recycle.links
+        self.conv_kernel_init, self.bias_init, self.activation = init, bias_init, activation
         make_act = resolve.make_activation(activation, record_stats, Activation, rngs=rngs)
         self.conv_activations = nnx.List([make_act() for _ in features])
         self.head = MLP(

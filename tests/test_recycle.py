@@ -1,12 +1,13 @@
 """rectax.recycle: what recycling changes (and what it must leave alone), for many optimizers.
 
 The set-up kills chosen units with a bias of -1e3, so which units ReDo (tau = 0) must recycle is
-known in advance. Each firing step is compared with the plain optimizer run on the same params and
-gradients: recycled units' incoming columns must have their initializer's distribution (z-tests
-on the std and mean and a Kolmogorov-Smirnov test at two-sided alpha = 1e-6, as
-tests/test_init_stats.py), their outgoing rows must be zero, the optimizer state's entries of
-those weights must equal their initial value (zero for every optimizer here), and every other
-entry of the updates and of the state must be bit-identical to the plain optimizer's.
+known in advance. A firing step (the update, then ``tx.fire``) is compared with the plain
+optimizer run on the same params and gradients: recycled units' incoming columns must have their
+initializer's distribution (z-tests on the std and mean and a Kolmogorov-Smirnov test at
+two-sided alpha = 1e-6, as tests/test_init_stats.py), their outgoing rows must be zero, the
+optimizer state's entries of those weights must equal their initial value (zero for every
+optimizer here), and every other entry of the parameters and of the state must be bit-identical
+to the plain optimizer's.
 """
 
 from __future__ import annotations
@@ -91,23 +92,26 @@ def _changed_masks() -> dict[tuple[str, str], np.ndarray]:
 
 @functools.cache
 def _history(name: str) -> tuple[dict, ...]:
-    """``PERIOD`` steps of the recycled optimizer (it fires on the last), each step also with the
-    plain one from the same params and state: what each step saw and produced."""
+    """``PERIOD`` steps of the recycled optimizer (it fires after the last), each step also with
+    the plain one from the same params and state: what each step saw and produced."""
     tx_inner = _optimizers()[name]
     model, params, x = _setup()
-    tx = recycle.recycle(tx_inner, recycle.links(model), period=PERIOD, score=recycle.redo(0.0))
+    tx = recycle.recycle(tx_inner, recycle.links(model), score=recycle.redo(0.0))
     # Moments start away from their init value everywhere (dead units get no gradient, so
     # their moments would otherwise stay at zero and a reset could not be seen).
     plain_state = jax.tree.map(_away_from_init, tx_inner.init(params))
     state = tx.init(params)._replace(inner=plain_state)
     update = jax.jit(tx.update)
     plain_update = jax.jit(tx_inner.update)
+    fire = jax.jit(tx.fire)
     history = []
-    for _ in range(PERIOD):
+    for i in range(PERIOD):
         grads, stats = _grads(model, params, x)
         updates, state_new = update(grads, state, params, stats=stats)
         plain_updates, plain_state = plain_update(grads, plain_state, params)
         prev, params, state = params, optax.apply_updates(params, updates), state_new
+        if i == PERIOD - 1:
+            params, state = fire(params, state)
         history.append(
             {
                 "prev": prev,
@@ -230,25 +234,35 @@ def test_redo_keeps_the_function_of_the_network() -> None:
     np.testing.assert_allclose(y, y_plain, rtol=1e-5, atol=1e-6)
 
 
+@nnx.jit
+def _nnx_step(model: rxn.MLP, optimizer: nnx.Optimizer, x: jax.Array) -> None:
+    def loss(m: rxn.MLP) -> tuple[jax.Array, nnx.State]:
+        y, inter = nnx.capture(m, nnx.Intermediate)(x)
+        return jnp.mean(jnp.square(y - 1.0)), inter
+
+    grads, stats = nnx.grad(loss, has_aux=True)(model)
+    optimizer.update(model, grads, stats=stats)
+
+
+@nnx.jit
+def _nnx_fire(model: rxn.MLP, optimizer: nnx.Optimizer) -> None:
+    """docs/recycle.md's NNX firing step."""
+    params = nnx.as_pure(nnx.state(model, nnx.Param))
+    params, state = optimizer.tx.fire(params, nnx.as_pure(optimizer.opt_state))
+    nnx.update(model, params)
+    nnx.update(optimizer.opt_state, nnx.state(state))
+
+
 def test_nnx_optimizer_and_builder_wiring() -> None:
     model = rxn.MLP(16, (32, 32, 2), record_stats=True, rngs=nnx.Rngs(0))
     dead = jnp.arange(32) < 10
     model.layers[0].bias[...] = jnp.where(dead, -1e3, 0.0)
-    tx = recycle.recycle(optax.adam(1e-2), recycle.links(model), period=2, score=recycle.redo(0.0))
+    tx = recycle.recycle(optax.adam(1e-2), recycle.links(model), score=recycle.redo(0.0))
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     x = jax.random.normal(jax.random.key(2), (16, 16))
-
-    @nnx.jit
-    def step(model: rxn.MLP, optimizer: nnx.Optimizer, x: jax.Array) -> None:
-        def loss(m: rxn.MLP) -> tuple[jax.Array, nnx.State]:
-            y, inter = nnx.capture(m, nnx.Intermediate)(x)
-            return jnp.mean(jnp.square(y - 1.0)), inter
-
-        grads, stats = nnx.grad(loss, has_aux=True)(model)
-        optimizer.update(model, grads, stats=stats)
-
     for _ in range(2):
-        step(model, optimizer, x)
+        _nnx_step(model, optimizer, x)
+    _nnx_fire(model, optimizer)
     state = optimizer.opt_state
     assert int(state.recycled[0][...]) == 10
     np.testing.assert_array_equal(np.asarray(model.layers[1].kernel[...])[:10], 0.0)
@@ -260,32 +274,32 @@ def test_nnx_optimizer_and_builder_wiring() -> None:
 
 
 def test_builder_wiring_with_crelu_clears_both_halves_rows() -> None:
-    """rx.crelu doubles the next kernel's rows: unit i feeds rows i and i + units, both zeroed."""
+    """rx.crelu doubles the next kernel's rows: unit i feeds rows i and i + units, both zeroed.
+
+    ReDo's activity follows CReLU: units whose pre-activation is exactly 0 are dormant (both
+    halves 0), units that never fire (bias -1e3) are not (their relu(-z) half is live), although
+    ReLU's activity would call them dead.
+    """
     model = rxn.MLP(16, (32, 32, 2), activation=rx.crelu, record_stats=True, rngs=nnx.Rngs(0))
     assert model.layers[1].kernel.shape == (64, 32)
     chosen = jnp.arange(32) < 10
-    model.layers[0].bias[...] = jnp.where(chosen, -1e3, 0.0)  # never positive: activity 0
+    negative = (jnp.arange(32) >= 10) & (jnp.arange(32) < 20)
+    layer = model.layers[0]
+    layer.kernel[...] = jnp.where(chosen, 0.0, layer.kernel[...])
+    layer.bias[...] = jnp.where(negative, -1e3, 0.0)
     links = recycle.links(model)[:1]
-    tx = recycle.recycle(optax.sgd(0.0), links, period=1, score=recycle.redo(0.0))
+    tx = recycle.recycle(optax.sgd(0.0), links, score=recycle.redo(0.0))
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     x = jax.random.normal(jax.random.key(2), (16, 16))
-
-    @nnx.jit
-    def step(model: rxn.MLP, optimizer: nnx.Optimizer, x: jax.Array) -> None:
-        def loss(m: rxn.MLP) -> tuple[jax.Array, nnx.State]:
-            y, inter = nnx.capture(m, nnx.Intermediate)(x)
-            return jnp.mean(jnp.square(y - 1.0)), inter
-
-        grads, stats = nnx.grad(loss, has_aux=True)(model)
-        optimizer.update(model, grads, stats=stats)
-
     before = np.asarray(model.layers[1].kernel[...])
-    step(model, optimizer, x)
+    _nnx_step(model, optimizer, x)
+    _nnx_fire(model, optimizer)
     after = np.asarray(model.layers[1].kernel[...])
     rows = np.concatenate([np.arange(10), 32 + np.arange(10)])
     np.testing.assert_array_equal(after[rows], 0.0)
     rest = np.setdiff1d(np.arange(64), rows)
     np.testing.assert_array_equal(after[rest], before[rest])  # sgd(0): untouched
+    assert int(optimizer.opt_state.recycled[0][...]) == 10
 
 
 def test_linen_cnn_wiring_conv_to_conv_to_head() -> None:
@@ -300,7 +314,7 @@ def test_linen_cnn_wiring_conv_to_conv_to_head() -> None:
     params = model.init(jax.random.key(0), x)["params"]
     params["Conv_1"]["bias"] = jnp.where(jnp.arange(6) == 2, -1e3, 0.0)
     # the conv links only: the head's own dead units would redraw head/Dense_0's columns
-    tx = recycle.recycle(optax.sgd(0.0), links[:2], period=1, score=recycle.redo(0.0))
+    tx = recycle.recycle(optax.sgd(0.0), links[:2], score=recycle.redo(0.0))
 
     def loss(p: dict) -> tuple[jax.Array, dict]:
         y, inter = model.apply({"params": p}, x, mutable=["intermediates"])
@@ -308,7 +322,7 @@ def test_linen_cnn_wiring_conv_to_conv_to_head() -> None:
 
     grads, stats = jax.grad(loss, has_aux=True)(params)
     updates, state = jax.jit(tx.update)(grads, tx.init(params), params, stats=stats)
-    new = optax.apply_updates(params, updates)
+    new, state = jax.jit(tx.fire)(optax.apply_updates(params, updates), state)
     head = np.asarray(new["head"]["Dense_0"]["kernel"])  # rows: (h, w, c) flattened, 2*2*6
     rows = np.arange(head.shape[0]) % 6 == 2
     np.testing.assert_array_equal(head[rows], 0.0)
@@ -342,11 +356,10 @@ def test_continual_backprop_replaces_the_lowest_utility_mature_units() -> None:
         )
     }
     link = recycle.Link("a/kernel", "b/kernel", stats="act")
-    tx = recycle.recycle(
-        optax.sgd(0.0), [link], period=1, score=recycle.continual_backprop(0.3, maturity=0)
-    )
+    tx = recycle.recycle(optax.sgd(0.0), [link], score=recycle.continual_backprop(0.3, maturity=0))
     grads = jax.tree.map(jnp.zeros_like, params)
     _, state = tx.update(grads, tx.init(params), params, stats=stats)
+    _, state = tx.fire(params, state)
     # independent utility: relu(mean) (no variance) times sum |w_out| of the unit's row
     utility = np.maximum(mean, 0) * np.abs(np.asarray(params["b"]["kernel"])).sum(axis=1)
     expected = np.zeros(units, bool)
@@ -357,9 +370,10 @@ def test_continual_backprop_replaces_the_lowest_utility_mature_units() -> None:
 
 def test_grama_selects_units_without_gradient() -> None:
     model, params, x = _setup()
-    tx = recycle.recycle(optax.sgd(1e-2), recycle.links(model), period=1, score=recycle.grama(0.0))
+    tx = recycle.recycle(optax.sgd(1e-2), recycle.links(model), score=recycle.grama(0.0))
     grads, _ = _grads(model, params, x)
-    _, state = tx.update(grads, tx.init(params), params)  # needs no stats
+    _, state = tx.update(grads, tx.init(params))  # needs no stats, nor params
+    _, state = tx.fire(params, state)
     np.testing.assert_array_equal(np.asarray(state.age[0]) == 0, DEAD0)
     np.testing.assert_array_equal(np.asarray(state.age[1]) == 0, DEAD1)
 
@@ -367,13 +381,14 @@ def test_grama_selects_units_without_gradient() -> None:
 def test_sharded_batch_matches_single_device() -> None:
     assert jax.device_count() >= 4, "tests/conftest.py forces 4 host devices"
     model, params, x = _setup()
-    tx = recycle.recycle(optax.adam(1e-2), recycle.links(model), period=2, score=recycle.redo(0.0))
+    tx = recycle.recycle(optax.adam(1e-2), recycle.links(model), score=recycle.redo(0.0))
 
-    @jax.jit
-    def step(params: dict, state: recycle.RecycleState, x: jax.Array) -> tuple:
+    @functools.partial(jax.jit, static_argnames="fire")
+    def step(params: dict, state: recycle.RecycleState, x: jax.Array, fire: bool) -> tuple:
         grads, stats = _grads(model, params, x)
         updates, state = tx.update(grads, state, params, stats=stats)
-        return optax.apply_updates(params, updates), state
+        params = optax.apply_updates(params, updates)
+        return tx.fire(params, state) if fire else (params, state)
 
     mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
     sharded = jax.device_put(
@@ -382,8 +397,8 @@ def test_sharded_batch_matches_single_device() -> None:
     results = []
     for batch in (x, sharded):
         p, s = params, tx.init(params)
-        for _ in range(2):
-            p, s = step(p, s, batch)
+        for i in range(2):
+            p, s = step(p, s, batch, fire=i == 1)
         results.append((p, s))
     (p1, s1), (p4, s4) = results
     assert [int(r) for r in s4.recycled] == [DEAD0.sum(), DEAD1.sum()]
@@ -396,21 +411,17 @@ def test_sharded_batch_matches_single_device() -> None:
 
 def test_errors_name_what_could_not_be_wired() -> None:
     _, params, _ = _setup()
-    bad = recycle.recycle(
-        optax.sgd(1.0), [recycle.Link("Dense_9/kernel", "Dense_1/kernel")], period=1
-    )
+    bad = recycle.recycle(optax.sgd(1.0), [recycle.Link("Dense_9/kernel", "Dense_1/kernel")])
     with pytest.raises(ValueError, match="incoming kernel 'Dense_9/kernel' found nothing"):
         bad.init(params)
-    wrong = recycle.recycle(
-        optax.sgd(1.0), [recycle.Link("Dense_0/kernel", "Dense_2/kernel")], period=1
-    )
+    wrong = recycle.recycle(optax.sgd(1.0), [recycle.Link("Dense_0/kernel", "Dense_2/kernel")])
     with pytest.raises(ValueError, match=r"cannot wire 'Dense_0/kernel'.*multiple of 64"):
         wrong.init(params)
     with pytest.raises(TypeError, match=r"rectax.recycle.links: cannot wire a Linear"):
         recycle.links(nnx.Linear(2, 2, rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match=r"rectax\.recycle\.redo: tau"):
         recycle.redo(-1.0)
-    tx = recycle.recycle(optax.sgd(1.0), recycle.links(rxl.MLP((H1, H2, OUT))), period=1)
+    tx = recycle.recycle(optax.sgd(1.0), recycle.links(rxl.MLP((H1, H2, OUT))))
     with pytest.raises(ValueError, match=r"pass update\(\.\.\., stats=\.\.\.\)"):
         tx.update(params, tx.init(params), params)
 
@@ -437,7 +448,7 @@ def test_declared_link_in_a_residual_block_with_crelu_width() -> None:
     params["fc1"]["kernel"] = jnp.where(jnp.asarray(dead), 0.0, params["fc1"]["kernel"])
     params["fc1"]["bias"] = jnp.zeros(16)
     link = recycle.Link("fc1/kernel", "fc2/kernel", stats="fc1_stats/0")
-    tx = recycle.recycle(optax.sgd(0.0), [link], period=1, score=recycle.grama(0.0))
+    tx = recycle.recycle(optax.sgd(0.0), [link], score=recycle.grama(0.0))
 
     def loss(p: dict) -> tuple[jax.Array, dict]:
         y, inter = model.apply({"params": p}, x, mutable=["intermediates"])
@@ -445,7 +456,7 @@ def test_declared_link_in_a_residual_block_with_crelu_width() -> None:
 
     grads, stats = jax.grad(loss, has_aux=True)(params)
     updates, state = tx.update(grads, tx.init(params), params, stats=stats)
-    new = optax.apply_updates(params, updates)
+    new, state = tx.fire(optax.apply_updates(params, updates), state)
     rows = np.concatenate([dead, dead])  # unit i feeds rows i and i + 16
     fc2 = np.asarray(new["fc2"]["kernel"])
     np.testing.assert_array_equal(fc2[rows], 0.0)
@@ -455,3 +466,137 @@ def test_declared_link_in_a_residual_block_with_crelu_width() -> None:
     np.testing.assert_array_equal(fc1[:, ~dead], np.asarray(params["fc1"]["kernel"])[:, ~dead])
     np.testing.assert_array_equal(new["out"]["kernel"], params["out"]["kernel"])  # the stream
     assert int(state.recycled[0]) == 4
+
+
+@pytest.mark.parametrize("score", ["redo", "continual_backprop", "grama"])
+def test_idle_step_compiles_to_the_plain_optimizers_memory(score: str) -> None:
+    """``update`` only keeps per-unit books: the compiled step's temporaries are those of the
+    same step with the plain optimizer (which, for the statistics-reading scores, returns the
+    statistics so that XLA computes them as the recycler does), and its arguments and outputs
+    grow by the recycler's per-unit state only."""
+    model = rxl.MLP((64, 64, 10), record_stats=True)
+    x = jax.random.normal(jax.random.key(0), (32, 16))
+    y = jnp.arange(32) % 10
+    params = model.init(jax.random.key(1), x)["params"]
+    chosen = {
+        "redo": recycle.redo(0.1),
+        "continual_backprop": recycle.continual_backprop(0.1, 10),
+        "grama": recycle.grama(0.1),
+    }[score]
+    adam = optax.adam(1e-3)
+    tx = recycle.recycle(adam, recycle.links(model), score=chosen)
+    reads_stats = chosen.needs_stats
+
+    def compiled(recycling: bool) -> tuple[jax.stages.Compiled, object]:
+        opt = tx if recycling else adam
+
+        def step(params: dict, state: object) -> tuple:
+            def loss(p: dict) -> tuple[jax.Array, dict]:
+                logits, inter = model.apply({"params": p}, x, mutable=["intermediates"])
+                ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+                return ce, inter["intermediates"]
+
+            grads, stats = jax.grad(loss, has_aux=True)(params)
+            if recycling:
+                updates, state = opt.update(grads, state, params, stats=stats)
+                returned = None
+            else:
+                updates, state = opt.update(grads, state, params)
+                returned = stats if reads_stats else None
+            return optax.apply_updates(params, updates), state, returned
+
+        state = opt.init(params)
+        return jax.jit(step).lower(params, state).compile(), state
+
+    (plain, plain_state), (idle, idle_state) = compiled(False), compiled(True)
+    a, b = plain.memory_analysis(), idle.memory_analysis()
+    assert a is not None
+    assert b is not None
+    assert b.temp_size_in_bytes == a.temp_size_in_bytes
+    books = sum(v.nbytes for v in jax.tree.leaves(idle_state)) - sum(
+        v.nbytes for v in jax.tree.leaves(plain_state)
+    )
+    # six words per unit (statistics, gradient magnitude, age) and a few per layer, no kernel
+    assert books <= 4 * 6 * (64 + 64) + 4 * 6 * 6 * 2
+    assert b.argument_size_in_bytes == a.argument_size_in_bytes + books
+
+
+def _expected_activity(f: object, mu: float, sd: float, fired: bool) -> float:
+    """float64 E|f(z)| summed over f's outputs, z ~ N(mu, sd^2) (conditioned on z <= 0 when the
+    unit never fired), by adaptive quadrature on each side of 0."""
+    import scipy.integrate
+
+    def g(z: float) -> float:
+        return float(np.sum(np.abs(np.asarray(f(np.array([z]))))))  # type: ignore[operator]
+
+    density = lambda z: scipy.stats.norm.pdf(z, mu, sd)
+    neg = scipy.integrate.quad(lambda z: g(z) * density(z), -np.inf, 0.0, limit=200)[0]
+    if not fired:
+        return neg / scipy.stats.norm.cdf(0.0, mu, sd)
+    return neg + scipy.integrate.quad(lambda z: g(z) * density(z), 0.0, np.inf, limit=200)[0]
+
+
+REFERENCE_ACTIVATIONS = {  # numpy definitions, independent of rectax
+    "relu": lambda z: np.maximum(z, 0.0),
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+    "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))),
+    "crelu": lambda z: np.concatenate([np.maximum(z, 0.0), np.maximum(-z, 0.0)]),
+}
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_ACTIVATIONS))
+def test_activity_follows_the_activation(name: str) -> None:
+    mu = np.array([-3.0, -1.0, -0.2, 0.0, 0.5, 2.0, -1.5, 1.0], np.float32)
+    sd = np.array([1.0, 0.5, 2.0, 1.0, 0.1, 3.0, 0.5, 0.0], np.float32)
+    fired = np.array([True, True, True, True, True, True, False, True])
+    stats = diagnostics.UnitStats(
+        seen=jnp.asarray(100, jnp.uint32),
+        fires=jnp.asarray(np.where(fired, 10, 0), jnp.uint32),
+        zeros=jnp.asarray(0, jnp.uint32),
+        mean=jnp.asarray(mu),
+        var=jnp.asarray(sd**2),
+        seen_high=jnp.asarray(0, jnp.uint32),
+        fires_high=jnp.zeros(8, jnp.uint32),
+        zeros_high=jnp.asarray(0, jnp.uint32),
+    )
+    f = REFERENCE_ACTIVATIONS[name]
+    expected = [
+        float(np.sum(np.abs(f(np.array([m]))))) if s == 0 else _expected_activity(f, m, s, fi)
+        for m, s, fi in zip(mu.astype(float), sd.astype(float), fired, strict=True)
+    ]
+    got = recycle.activity(stats, name)
+    assert got.dtype == jnp.float32
+    # 32 Gauss-Legendre nodes per side: within 1e-3 relative (measured 5.6e-4 for ReLU)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-7)
+    if name == "relu":  # the closed form agrees
+        np.testing.assert_allclose(recycle.activity(stats), expected, rtol=1e-5, atol=1e-7)
+        assert float(got[6]) == 0.0  # never fired: exactly 0
+
+
+def test_redo_with_crelu_links_keeps_never_firing_units() -> None:
+    """A unit whose pre-activation never exceeds 0 is dead for ReLU, live for CReLU."""
+    units = 4
+    params = {"a": {"kernel": jnp.ones((3, units))}, "b": {"kernel": jnp.ones((2 * units, 2))}}
+    mean = jnp.asarray([-2.0, 1.0, 1.5, 0.8])
+    stats = {
+        "act": diagnostics.UnitStats(
+            seen=jnp.asarray(8, jnp.uint32),
+            fires=jnp.asarray([0, 8, 8, 8], jnp.uint32),
+            zeros=jnp.asarray(0, jnp.uint32),
+            mean=mean,
+            var=jnp.full(units, 0.25),
+            seen_high=jnp.asarray(0, jnp.uint32),
+            fires_high=jnp.zeros(units, jnp.uint32),
+            zeros_high=jnp.asarray(0, jnp.uint32),
+        )
+    }
+    grads = jax.tree.map(jnp.zeros_like, params)
+    ages = {}
+    for activation in ("relu", rx.crelu):
+        link = recycle.Link("a/kernel", "b/kernel", stats="act", activation=activation)
+        tx = recycle.recycle(optax.sgd(0.0), [link], score=recycle.redo(0.1))
+        _, state = tx.update(grads, tx.init(params), stats=stats)
+        _, state = tx.fire(params, state)
+        ages[str(activation)] = np.asarray(state.age[0])
+    np.testing.assert_array_equal(ages["relu"] == 0, [True, False, False, False])
+    np.testing.assert_array_equal(ages[str(rx.crelu)] == 0, [False] * units)
