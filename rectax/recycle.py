@@ -234,7 +234,7 @@ def _wire(link: Link, params: Any) -> _Wired:
 
 def _activation_function(activation: Any) -> Callable[..., Array]:
     """A builder's or a link's activation (function, name, module class) as a function."""
-    from . import _modules_common as common
+    from . import _resolve as common
 
     target, params = common.init_target(activation)
     fn = common.resolve_function(target)
