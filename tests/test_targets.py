@@ -198,6 +198,7 @@ GATED_CASES = [
     ("tpu-v5e", "reglu", "bfloat16", "none"),  # 1.071
     ("tpu-v5e", "reglu", "float32", "remat-bits"),  # 1.125
     ("tpu-v5e", "squared_relu", "float32", "none"),  # 1.000: the current rule, not output-only
+    ("tpu-v5e", "swiglu_bits4", "float32", "remat"),  # 1.083: codes' select tree, now a chain
 ]
 
 
