@@ -872,11 +872,19 @@ def _gelu_tanh_forward(x: Array) -> Array:
 
 
 def _sigmoid_pair(z: Array) -> tuple[Array, Array]:
-    """``(σ(z), σ(-z))`` from one ``exp(-|z|)``: no overflow, and no ``1 - σ`` cancellation."""
-    t = jnp.exp(-jnp.abs(z))
-    inv = 1 / (1 + t)
-    positive = z >= 0
-    return jnp.where(positive, inv, t * inv), jnp.where(positive, t * inv, inv)
+    """``(σ(z), σ(-z))`` from ``exp(-|z|)``: no overflow, and no ``1 - σ`` cancellation.
+
+    ``a = exp(min(z, 0))`` and ``b = exp(-max(z, 0))`` are ``exp(-|z|)`` and 1 in some order,
+    so ``σ(z) = a / (a + b)`` and ``σ(-z) = b / (a + b)``: bitwise the values of choosing
+    ``1 / (1 + t)`` or ``t / (1 + t)`` by the sign of ``z`` with ``t = exp(-|z|)``, without the
+    ``z >= 0`` predicate. XLA:TPU kept such a predicate, packed to a ``u8`` array, for the
+    backward pass beside the input (the decoder's SwiGLU and GELU FFNs: 1.005-1.03x jax.nn's
+    peak, ``docs/memory.md``).
+    """
+    a = jnp.exp(jnp.minimum(z, 0))
+    b = jnp.exp(-jnp.maximum(z, 0))
+    inv = 1 / (a + b)
+    return a * inv, b * inv
 
 
 def _gelu_tanh_derivative(x: Array) -> Array:

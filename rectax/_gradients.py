@@ -140,11 +140,15 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
 
     * XLA:CPU: lean everywhere (no zoo model above jax.nn).
     * XLA:GPU and XLA:TPU: jax.nn's residuals, except the 1-bit mask of 16-bit rank-2
-      activations on GPU (an MLP's) and few-bit codes (asked for).
+      activations on GPU (an MLP's) and few-bit codes on GPU (asked for).
       The ``jax.checkpoint`` around the rule puts an optimisation barrier between the residual
       and the backward pass: cuDNN can no longer fuse relu into the convolution (it then keeps
       the pre-activation), and XLA:GPU/TPU can no longer recompute the cheap elementwise
       derivative in the backward fusions, which is how they keep one tensor per activation.
+    * Few-bit codes on XLA:TPU: the input, the step function recomputed from it. A TPU matmul
+      fuses an elementwise producer into its operand, so jax.nn's step keeps only the
+      pre-activation and recomputes the activation for the next layer's weight gradient; codes
+      can only add to that (gpt-gelu ``bits=4``: 1.18x f32, 1.40x bf16; the input: 1.00x).
     * Gated units (``python -m benchmarks.gated --target``, 2 blocks): on TPU the plain
       expression's graph (the checkpointed rule measured 1.04x-1.41x there, its jit boundary
       alone one more ``(rows, model)`` buffer); on GPU the checkpointed rule for ReGLU, few-bit
@@ -159,7 +163,7 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
             return False
         return form != "gated" or x.dtype.itemsize == 2
     if form == "coded":
-        return True
+        return target != "tpu"
     return target == "gpu" and form == "two_valued" and x.ndim <= 2 and x.dtype.itemsize == 2
 
 
@@ -539,7 +543,12 @@ def coded(
         words = checkpoint_name(pack_mask(code(x), bits), RESIDUAL_NAME)
         return y, level(unpack_mask(words, x.shape, bits))
 
-    return _build(forward, factor, "coded")
+    def plain(x: Array, y: Array, params: Sequence[Any], t_x: Array) -> Array:
+        """The codes recomputed from ``x`` where :func:`lean_residuals` keeps the input."""
+        del y, params
+        return t_x * lax.convert_element_type(level(code(x)), t_x.dtype)
+
+    return _build(forward, factor, "coded", plain)
 
 
 # --------------------------------------------------------------------------- gated units
@@ -667,6 +676,8 @@ def gated_coded(
     code: Callable[[Array], Array],
     level: Callable[[Array], Array],
     bits: int,
+    *,
+    direct: Callable[[Array], Array] | None = None,
 ) -> Callable[[Array, Array], Array]:
     """``f(gate, up) = forward(gate) * up`` whose gate derivative is ``level(code(gate))``.
 
@@ -679,6 +690,9 @@ def gated_coded(
       code: ``code(gate)``: unsigned codes below ``2**bits`` (bool for 1 bit).
       level: ``level(codes) -> forward'`` for the unpacked codes.
       bits: 1 to 8.
+      direct: optional ``direct(gate)``, bitwise ``level(code(gate))`` computed without
+        codes: the plain graph's (XLA:TPU), where ``level(code(gate))`` measured 1.04x-1.08x
+        the plain expression in float32 and the direct form 1.00x.
 
     Returns:
       A jitted function of ``(gate, up)``.
@@ -692,7 +706,7 @@ def gated_coded(
 
     def plain(gate: Array, up: Array) -> tuple[Array, Array, Array]:
         a = forward(gate)
-        d = level(code(gate))
+        d = direct(gate) if direct is not None else level(code(gate))
         return a * up, lax.convert_element_type(d, up.dtype) * up, a
 
     return _gated_build(forward, factors, plain, "gated_coded")
