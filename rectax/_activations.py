@@ -1432,7 +1432,7 @@ def _gated_call(
     return _output(fn(g, u), weak)
 
 
-_swiglu = gated(_wide(_silu_forward), _wide(_silu_derivative))
+_swiglu = gated(_wide(_silu_forward), _wide(_silu_derivative), reference=jax.nn.silu)
 
 
 def swiglu(gate: ArrayLike, up: ArrayLike, *, bits: int | None = None) -> Array:
@@ -1471,8 +1471,18 @@ def swiglu(gate: ArrayLike, up: ArrayLike, *, bits: int | None = None) -> Array:
     return _gated_call("swiglu", gate, up, _swiglu, bits, "silu", silu)
 
 
-_geglu_tanh = gated(_wide(_gelu_tanh_forward), _wide(_gelu_tanh_derivative))
-_geglu_exact = gated(_wide(_gelu_exact_forward), _wide(_gelu_exact_derivative))
+_geglu_tanh = gated(
+    _wide(_gelu_tanh_forward),
+    _wide(_gelu_tanh_derivative),
+    reference=functools.partial(jax.nn.gelu, approximate=True),
+    form="gated_gelu",
+)
+_geglu_exact = gated(
+    _wide(_gelu_exact_forward),
+    _wide(_gelu_exact_derivative),
+    reference=functools.partial(jax.nn.gelu, approximate=False),
+    form="gated_gelu",
+)
 
 
 def geglu(

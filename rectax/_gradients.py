@@ -133,8 +133,8 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
     """Whether an activation of ``x`` keeps rectax's lean residuals when compiled for ``target``.
 
     ``form`` is the rule's (``"smooth"``, ``"two_valued"``, ``"coded"``, or a gated unit's:
-    ``"gated"``, ``"gated_from_output"``, ``"gated_coded"``). Lean residuals are the
-    packed bits (or, on feature maps, the output) under ``jax.checkpoint``; otherwise the
+    ``"gated"``, ``"gated_gelu"``, ``"gated_from_output"``, ``"gated_coded"``). Lean residuals
+    are the packed bits (or, on feature maps, the output) under ``jax.checkpoint``; otherwise the
     activation keeps what jax.nn's own rule keeps, so the compiler sees jax.nn's graph. Measured
     with ``python -m benchmarks --target`` (``docs/memory.md`` has the tables and the HLO):
 
@@ -149,17 +149,22 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
       fuses an elementwise producer into its operand, so jax.nn's step keeps only the
       pre-activation and recomputes the activation for the next layer's weight gradient; codes
       can only add to that (gpt-gelu ``bits=4``: 1.18x f32, 1.40x bf16; the input: 1.00x).
-    * Gated units (``python -m benchmarks.gated --target``, 2 blocks): on TPU the plain
-      expression's graph (the checkpointed rule measured 1.04x-1.41x there, its jit boundary
-      alone one more ``(rows, model)`` buffer); on GPU the checkpointed rule for ReGLU, few-bit
-      gates and 16-bit SwiGLU/GeGLU (0.95x-1.00x of the plain expression where the plain graph
-      measured 1.00x-1.04x), the plain graph for float32 SwiGLU/GeGLU (the rule 1.02x under a
-      ``RESIDUAL_NAME`` policy, which keeps the tagged product).
+    * Gated units (``python -m benchmarks.gated --target``, 2 blocks, and the Llama 3 / Gemma
+      stacks of ``python -m benchmarks.ffn_stacks --target``): on TPU the plain expression's
+      graph (the checkpointed rule measured 1.04x-1.41x there, its jit boundary alone one more
+      ``(rows, model)`` buffer); on GPU the checkpointed rule for ReGLU, few-bit gates and
+      16-bit SwiGLU (0.96x-1.00x of the plain expression where the plain graph measured
+      1.00x-1.04x), the plain graph for float32 SwiGLU and for GeGLU (``"gated_gelu"``: the
+      rule 1.02x in float32 under a ``RESIDUAL_NAME`` policy, which keeps the tagged product,
+      and 1.04x in bfloat16, 1.01x in Gemma's stack). SwiGLU's and GeGLU's plain graph is
+      jax.nn's expression itself (:func:`gated`'s ``reference``): a rule with rectax's
+      float32-widened derivative measured 1.07x-1.10x in bfloat16 on TPU, rectax's tail-safe
+      GELU forward 1.02x-1.04x (TPU float32 remat, H100 bfloat16 remat-bits).
     """
     if target == "cpu":
         return True
-    if form in ("gated", "gated_from_output", "gated_coded"):
-        if target != "gpu":
+    if form in ("gated", "gated_gelu", "gated_from_output", "gated_coded"):
+        if target != "gpu" or form == "gated_gelu":
             return False
         return form != "gated" or x.dtype.itemsize == 2
     if form == "coded":
@@ -552,10 +557,39 @@ def coded(
 
 
 # --------------------------------------------------------------------------- gated units
+def _gated_jvp(
+    forward: Callable[[Array], Array],
+    parts: Callable[[Array, Array], tuple[Array, Array, Array]],
+) -> Callable[[Array, Array], Array]:
+    """``forward(gate) * up`` as a ``custom_jvp`` whose rule is ``parts(gate, up) -> (y, d_gate,
+    d_up)``: ``t = d_gate * t_gate + d_up * t_up``."""
+
+    @jax.custom_jvp
+    def fn(gate: Array, up: Array) -> Array:
+        return forward(gate) * up
+
+    def rule(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Array, Array]:
+        gate, up = primals
+        t_gate, t_up = tangents
+        y, d_gate, d_up = parts(gate, up)
+        t_out = None
+        if not _is_zero(t_gate):
+            t_out = t_gate * lax.convert_element_type(d_gate, t_gate.dtype)
+        if not _is_zero(t_up):
+            t_dup = t_up * lax.convert_element_type(d_up, t_up.dtype)
+            t_out = t_dup if t_out is None else t_out + t_dup
+        if t_out is None:  # pragma: no cover - custom_jvp never calls it with zero tangents
+            t_out = jnp.zeros_like(y)
+        return y, t_out
+
+    fn.defjvp(rule, symbolic_zeros=True)
+    return fn
+
+
 def _gated_build(
     forward: Callable[[Array], Array],
     factors: Callable[[Array, Array], tuple[Array, Array, Array]],
-    plain: Callable[[Array, Array], tuple[Array, Array, Array]],
+    plain: Callable[[Array, Array], Array],
     form: str,
 ) -> Callable[[Array, Array], Array]:
     """``f(gate, up) = forward(gate) * up`` with ``t = d_gate * t_gate + d_up * t_up``.
@@ -563,41 +597,18 @@ def _gated_build(
     ``factors(gate, up) -> (y, d_gate, d_up)`` computes the output and both partial derivatives
     inside the rule, choosing what reverse mode keeps by tagging it ``RESIDUAL_NAME``, as
     :func:`_build`'s ``tangent_factor``; checkpointed with :data:`_SAVE_BITS`. ``plain`` is the
-    same derivative with nothing tagged or packed and no checkpoint (the plain expression's
-    graph), used where :func:`lean_residuals` says no for ``form`` and the target traced for.
-    Jitted per target, as :func:`_build`'s variants.
+    unit with nothing tagged or packed and no checkpoint (the plain expression's graph, or
+    jax.nn's expression itself), used where :func:`lean_residuals` says no for ``form`` and the
+    target traced for. Jitted per target, as :func:`_build`'s variants.
     """
-
-    def make(parts: Callable[[Array, Array], tuple[Array, Array, Array]]) -> Any:
-        @jax.custom_jvp
-        def fn(gate: Array, up: Array) -> Array:
-            return forward(gate) * up
-
-        def rule(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Array, Array]:
-            gate, up = primals
-            t_gate, t_up = tangents
-            y, d_gate, d_up = parts(gate, up)
-            t_out = None
-            if not _is_zero(t_gate):
-                t_out = t_gate * lax.convert_element_type(d_gate, t_gate.dtype)
-            if not _is_zero(t_up):
-                t_dup = t_up * lax.convert_element_type(d_up, t_up.dtype)
-                t_out = t_dup if t_out is None else t_out + t_dup
-            if t_out is None:  # pragma: no cover - custom_jvp never calls it with zero tangents
-                t_out = jnp.zeros_like(y)
-            return y, t_out
-
-        fn.defjvp(rule, symbolic_zeros=True)
-        return fn
-
-    lean_unit = jax.jit(jax.checkpoint(make(factors), policy=_SAVE_BITS))
-    fn_plain = make(plain)  # not jitted: a jit boundary kept one more (rows, model) buffer
+    lean_unit = jax.jit(jax.checkpoint(_gated_jvp(forward, factors), policy=_SAVE_BITS))
+    # plain is not jitted: a jit boundary kept one more (rows, model) buffer
 
     def variant(target: str) -> Callable[[Array, Array], Array]:
         def unit(gate: Array, up: Array) -> Array:
             if lean_residuals(target, form, gate):
                 return lean_unit(gate, up)
-            return fn_plain(gate, up)
+            return plain(gate, up)
 
         return unit
 
@@ -613,7 +624,11 @@ def _gated_build(
 
 
 def gated(
-    forward: Callable[[Array], Array], derivative: Callable[[Array], Array]
+    forward: Callable[[Array], Array],
+    derivative: Callable[[Array], Array],
+    *,
+    reference: Callable[[Array], Array] | None = None,
+    form: str = "gated",
 ) -> Callable[[Array, Array], Array]:
     """``f(gate, up) = forward(gate) * up`` (GLU, SwiGLU, GeGLU) with ``forward' = derivative``.
 
@@ -626,6 +641,11 @@ def gated(
     Args:
       forward: the gate's activation, elementwise.
       derivative: its derivative, elementwise.
+      reference: optional jax.nn's gate activation (``jax.nn.silu``): where
+        :func:`lean_residuals` says no, the unit is then ``reference(gate) * up`` under JAX's own
+        autodiff, the plain expression's graph itself, with its values (as accurate as jax.nn's
+        in the input's dtype). Without it, the rule above with nothing tagged.
+      form: :func:`lean_residuals`'s form: ``"gated"`` or ``"gated_gelu"``.
 
     Returns:
       A jitted function of ``(gate, up)`` (same shape and dtype).
@@ -636,11 +656,18 @@ def gated(
         y = checkpoint_name(a * up, RESIDUAL_NAME)
         return y, derivative(gate) * up, a
 
-    def plain(gate: Array, up: Array) -> tuple[Array, Array, Array]:
+    def parts(gate: Array, up: Array) -> tuple[Array, Array, Array]:
         a = forward(gate)
         return a * up, derivative(gate) * up, a
 
-    return _gated_build(forward, factors, plain, "gated")
+    if reference is None:
+        plain = _gated_jvp(forward, parts)
+    else:
+
+        def plain(gate: Array, up: Array) -> Array:
+            return reference(gate) * up
+
+    return _gated_build(forward, factors, plain, form)
 
 
 def gated_from_output(
@@ -664,11 +691,11 @@ def gated_from_output(
         a = checkpoint_name(forward(gate), RESIDUAL_NAME)
         return a * up, jnp.where(mask_of_output(a), up, jnp.zeros_like(up)), a
 
-    def plain(gate: Array, up: Array) -> tuple[Array, Array, Array]:
+    def parts(gate: Array, up: Array) -> tuple[Array, Array, Array]:
         a = forward(gate)
         return a * up, jnp.where(mask_of_output(a), up, jnp.zeros_like(up)), a
 
-    return _gated_build(forward, factors, plain, "gated_from_output")
+    return _gated_build(forward, factors, _gated_jvp(forward, parts), "gated_from_output")
 
 
 def gated_coded(
@@ -704,12 +731,12 @@ def gated_coded(
         d = level(unpack_mask(words, gate.shape, bits))
         return a * up, lax.convert_element_type(d, up.dtype) * up, a
 
-    def plain(gate: Array, up: Array) -> tuple[Array, Array, Array]:
+    def parts(gate: Array, up: Array) -> tuple[Array, Array, Array]:
         a = forward(gate)
         d = direct(gate) if direct is not None else level(code(gate))
         return a * up, lax.convert_element_type(d, up.dtype) * up, a
 
-    return _gated_build(forward, factors, plain, "gated_coded")
+    return _gated_build(forward, factors, _gated_jvp(forward, parts), "gated_coded")
 
 
 def from_output(
