@@ -1445,7 +1445,9 @@ def swiglu(gate: ArrayLike, up: ArrayLike, *, bits: int | None = None) -> Array:
     and ``up`` (what XLA keeps for ``jax.nn.silu(gate) * up``) and recomputes ``silu`` and its
     derivative in the backward pass; the product is tagged :data:`rectax.RESIDUAL_NAME`. With
     ``bits``, reverse mode keeps ``silu(gate)``, ``up`` and the gate's ``bits``-bit derivative
-    codes instead, never ``gate``.
+    codes instead, never ``gate``. Traced for XLA:TPU (or XLA:GPU in float32) without ``bits``,
+    it is ``jax.nn.silu(gate) * up`` itself, whose graph is the floor there: jax.nn's values
+    and gradients (:func:`rectax.residual_target`).
 
     Args:
       gate: floating array, the gate's pre-activation.
@@ -1497,7 +1499,8 @@ def geglu(
     .. math:: \mathrm{geglu}(g, u) = \mathrm{gelu}(g) \cdot u
 
     As :func:`swiglu`, with :func:`gelu`'s ``approximate`` (default True, the tanh form, as
-    jax.nn and Gemma; ``'none'`` or False for the exact one).
+    jax.nn and Gemma; ``'none'`` or False for the exact one). Traced for XLA:TPU or XLA:GPU
+    without ``bits``, it is ``jax.nn.gelu(gate, approximate) * up`` itself.
 
     Args:
       gate: floating array, the gate's pre-activation.
