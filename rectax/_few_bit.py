@@ -437,6 +437,14 @@ def builtin(api: str, exact: Callable[..., Array], bits: Any, **params: Any) -> 
 
 _GATED: dict[tuple[Any, ...], Callable[[Array, Array], Array]] = {}
 
+_REFERENCES: dict[tuple[Any, ...], Callable[[Array], Array]] = {
+    ("silu", ()): jax.nn.silu,
+    ("gelu", (("approximate", True),)): functools.partial(jax.nn.gelu, approximate=True),
+    ("gelu", (("approximate", False),)): functools.partial(jax.nn.gelu, approximate=False),
+}
+"""jax.nn's gate activations, keyed as ``_GATED`` without bits: the forward of a few-bit gated
+unit's plain graph (:func:`rectax._gradients.gated_coded`'s ``reference``)."""
+
 
 def gated_builtin(
     api: str, gate_api: str, exact: Callable[..., Array], bits: Any, dtype: np.dtype, **params: Any
@@ -461,5 +469,7 @@ def gated_builtin(
     if key not in _GATED:
         fb = builtin(gate_api, exact, bits, **dict(frozen))
         index, derivative, direct = step_function(fb.table, bits, np.dtype(dtype))
-        _GATED[key] = gated_coded(fb.fn, index, derivative, bits, direct=direct)
+        _GATED[key] = gated_coded(
+            fb.fn, index, derivative, bits, direct=direct, reference=_REFERENCES.get(key[:2])
+        )
     return _GATED[key]

@@ -166,6 +166,7 @@ GATED_UNITS = {
     "swiglu": (rx.swiglu, lambda g, u: jax.nn.silu(g) * u),
     "swiglu_bits4": (lambda g, u: rx.swiglu(g, u, bits=4), lambda g, u: jax.nn.silu(g) * u),
     "geglu": (rx.geglu, lambda g, u: jax.nn.gelu(g) * u),
+    "geglu_bits4": (lambda g, u: rx.geglu(g, u, bits=4), lambda g, u: jax.nn.gelu(g) * u),
     "reglu": (rx.reglu, lambda g, u: jax.nn.relu(g) * u),
     "squared_relu": (
         lambda g, u: rx.squared_relu(u),
@@ -189,6 +190,7 @@ GATED_CASES = [
     ("tpu-v5e", "reglu", "float32", "remat-bits"),  # 1.125
     ("tpu-v5e", "squared_relu", "float32", "none"),  # 1.000: the current rule, not output-only
     ("tpu-v5e", "swiglu_bits4", "float32", "remat"),  # 1.083: codes' select tree, now a chain
+    ("tpu-v5e", "geglu_bits4", "float32", "remat"),  # 1.021 with rectax's gelu forward
 ]
 
 
@@ -209,6 +211,8 @@ def test_gated_ffn_peak_not_above_the_plain_expression(target, unit, dtype, rema
 # Where SwiGLU and GeGLU run jax.nn's expression itself (its graph is the floor there): XLA:TPU,
 # and XLA:GPU for GeGLU and float32 SwiGLU (rectax._gradients.lean_residuals).
 JAX_NN_GRAPH = {("swiglu", "tpu"), ("geglu", "tpu"), ("geglu", "gpu"), ("swiglu", "gpu", "float32")}
+# Few-bit gates whose plain graph (XLA:TPU) takes jax.nn's forward: up's gradient is jax.nn's.
+JAX_NN_FORWARD = {("swiglu_bits4", "tpu")}
 
 
 def _gated_grads(fn, gate, up):
@@ -225,7 +229,8 @@ def test_gated_units_differentiate_the_same_on_every_target(unit, dtype):
     each compiled whole (eagerly, the plain graph runs op by op: XLA:CPU's fused exp then
     differs in the last bit). Where SwiGLU and GeGLU run jax.nn's expression itself
     (``JAX_NN_GRAPH``), their gradients are bitwise jax.nn's and within the dtype's tolerance
-    of the rule's (jax.nn computes in the input's dtype, rectax's rule in float32)."""
+    of the rule's (jax.nn computes in the input's dtype, rectax's rule in float32); where a
+    few-bit gate takes jax.nn's forward (``JAX_NN_FORWARD``), so is ``up``'s gradient."""
     fn, plain = GATED_UNITS[unit]
     gate = jnp.linspace(-5.0, 5.0, 64, dtype=jnp.float32).reshape(4, 16).at[0, 0].set(0.0)
     up = jnp.cos(gate)
@@ -250,6 +255,11 @@ def test_gated_units_differentiate_the_same_on_every_target(unit, dtype):
                 np.testing.assert_allclose(
                     np.asarray(ours, np.float32), rule, rtol=tol, atol=tol * scale
                 )
+        elif (unit, platform) in JAX_NN_FORWARD:
+            assert jnp.array_equal(d_gate, grads["cpu"][0]), (unit, platform)
+            assert jnp.array_equal(d_up, jax_nn[1]), (unit, platform)
+            rule = np.asarray(grads["cpu"][1], np.float32)
+            np.testing.assert_allclose(np.asarray(d_up, np.float32), rule, rtol=tol, atol=tol)
         else:
             assert jnp.array_equal(d_gate, grads["cpu"][0]), (unit, platform)
             assert jnp.array_equal(d_up, grads["cpu"][1]), (unit, platform)
