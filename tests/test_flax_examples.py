@@ -98,11 +98,20 @@ def _skip_if_absent(target: str) -> None:
     [
         ("cpu", "flax-lm1b", "f32", "none"),
         ("h100", "flax-resnet", "bf16", "none"),
+        pytest.param(
+            "cpu",
+            "flax-resnet",
+            "bf16",
+            "remat-bits",
+            marks=pytest.mark.xfail(
+                strict=True, reason="open: 1.001x of jax.nn's temp on XLA:CPU, not yet explained"
+            ),
+        ),
     ],
 )
 def test_flax_examples_memory_not_above_jax_nn(target, model, dtype, remat):
     """Compiled, never run: the H100's peak; XLA:CPU's temp (its peak counts only the arguments
-    and outputs, the same for both)."""
+    and outputs, the same for both). The figures of every cell: docs/memory.md."""
     _skip_if_absent(target)
     row = targets.zoo_row(target, model, dtype, remat, targets.SMALL)
     field = "temp" if target == "cpu" else "peak"
