@@ -81,9 +81,11 @@ def test_rectax_relu_gives_jax_nn_s_loss_and_gradient():
         results[library] = jax.jit(jax.value_and_grad(step.loss))(params, data)
     (loss_nn, grad_nn), (loss_rx, grad_rx) = results["jax.nn"], results["rectax"]
     assert float(loss_nn) > 0.0
+    # f32's tolerance (1e-6); jax 0.10.2 on XLA:CPU gives the same bits
     assert float(loss_rx) == pytest.approx(float(loss_nn), rel=1e-6)
     for g_nn, g_rx in zip(jax.tree.leaves(grad_nn), jax.tree.leaves(grad_rx), strict=True):
-        assert jnp.allclose(g_nn, g_rx, rtol=1e-5, atol=1e-7)
+        assert jnp.any(g_nn != 0)
+        assert jnp.allclose(g_nn, g_rx, rtol=1e-6, atol=0.0)
 
 
 def _skip_if_absent(target: str) -> None:
