@@ -256,6 +256,8 @@ ZOO_MODELS = (
     "gpt-relu",
     "gpt-sqrelu",
     "mlp",
+    "flax-resnet",
+    "flax-lm1b",
 )
 """The names of :data:`benchmarks.zoo.MODELS` (kept here: this module does not import the zoo)."""
 

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="MODEL",
         help="zoo models (default all): mnist mnist-nnx resnet gpt-gelu gpt-swiglu gpt-relu "
-        "gpt-sqrelu mlp",
+        "gpt-sqrelu mlp flax-resnet flax-lm1b",
     )
     p.add_argument("--repeats", type=int, help="the fewest timed interleaved rounds per case")
     p.add_argument("--budget", type=float, help="seconds of timed calls per case, beyond --repeats")

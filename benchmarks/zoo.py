@@ -11,7 +11,11 @@ an argument, so the two variants differ only there:
 * ``gpt-gelu``, ``gpt-swiglu``, ``gpt-relu``, ``gpt-sqrelu``: a stack of pre-LayerNorm decoder
   blocks (causal self-attention, then an FFN with GELU, SwiGLU (Shazeer, 2020), ReLU or squared
   ReLU (So et al., 2021));
-* ``mlp``: a plain deep MLP (the synthetic model rectax's first claim was measured on).
+* ``mlp``: a plain deep MLP (the synthetic model rectax's first claim was measured on);
+* ``flax-resnet``, ``flax-lm1b``: flax's own ``examples/imagenet`` ResNet (v1.5, ``ResNet18``'s
+  stages, the activation by its ``act`` argument) and ``examples/lm1b`` ``TransformerLM``
+  (dropout on, as its ``train.py`` trains; the activation by a config field and the one changed
+  line), vendored in :mod:`benchmarks.vendored.flax_examples` (its NOTICE.md).
 
 Every model is measured under three rematerialisation settings: ``none``; ``remat``, a plain
 ``jax.checkpoint`` around each block (what users write); ``remat-bits``, ``jax.checkpoint`` with
@@ -30,7 +34,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax import nnx
+from flax import nnx, struct
 from jax._src.ad_checkpoint import (
     saved_residuals as _saved_residuals,
 )  # print_saved_residuals' list
@@ -38,6 +42,8 @@ from jax._src.ad_checkpoint import (
 import rectax as rx
 from benchmarks import memory as mem
 from benchmarks import models
+from benchmarks.vendored.flax_examples.imagenet import models as flax_imagenet
+from benchmarks.vendored.flax_examples.lm1b import models as flax_lm1b
 
 Array = jax.Array
 Act = Callable[[Array], Array]
@@ -266,8 +272,19 @@ class Setup:
         return self.grad or jax.grad(self.loss)
 
 
-def _linen_setup(module: nn.Module, x_shape: tuple[int, ...], dtype: Any, tokens: int = 0) -> Setup:
-    """Classification (``tokens == 0``: images/features, 10 classes) or next-token prediction."""
+def _linen_setup(
+    module: nn.Module,
+    x_shape: tuple[int, ...],
+    dtype: Any,
+    tokens: int = 0,
+    axis_name: str | None = None,
+) -> Setup:
+    """Classification (``tokens == 0``: images/features, 10 classes) or next-token prediction.
+
+    With ``axis_name``, the model runs under ``jax.vmap`` over a leading axis of one named so (a
+    ``pmap`` over one device, as flax's imagenet ``train.py`` trains its BatchNorm's
+    ``axis_name='batch'``).
+    """
     mutable = ["batch_stats"]
 
     def init(key: Array) -> Any:
@@ -281,10 +298,47 @@ def _linen_setup(module: nn.Module, x_shape: tuple[int, ...], dtype: Any, tokens
             return seq[:, :-1], seq[:, 1:]
         return jax.random.normal(kx, x_shape, dtype), jax.random.randint(ky, x_shape[:1], 0, 10)
 
+    def forward(params: Any, x: Array) -> Array:
+        logits, _ = module.apply(params, x, mutable=mutable)
+        return logits
+
     def loss(params: Any, data: Any) -> Array:
         x, labels = data
-        logits, _ = module.apply(params, x, mutable=mutable)
+        if axis_name is None:
+            logits = forward(params, x)
+        else:
+            logits = jax.vmap(forward, (None, 0), axis_name=axis_name)(params, x[None])[0]
         return _cross_entropy(logits, labels)
+
+    return Setup(loss, init, batch)
+
+
+@struct.dataclass
+class LM1BConfig(flax_lm1b.TransformerConfig):
+    """flax lm1b's ``TransformerConfig`` with the FFN's activation (its ``MlpBlock`` reads it)."""
+
+    activation: Act = struct.field(pytree_node=False, default=jax.nn.relu)
+
+
+def _lm1b_setup(config: LM1BConfig, remat: str, batch_size: int, seq: int) -> Setup:
+    """flax lm1b ``train.py``'s step: ``TransformerLM`` on tokens with dropout, cross-entropy on
+    the inputs (the model shifts them right); no padding tokens (0), so every weight is 1. Its
+    blocks are not an argument, so remat wraps the whole model (``nn.remat(TransformerLM)``)."""
+    module = _linen_block(flax_lm1b.TransformerLM, remat)(config)
+
+    def init(key: Array) -> Any:
+        tokens = jnp.ones((1, seq), jnp.int32)
+        variables = module.init({"params": key, "dropout": key}, tokens)
+        return _cast(nn.meta.unbox(variables), config.dtype)
+
+    def batch(key: Array) -> Any:
+        kx, kd = jax.random.split(key)
+        return jax.random.randint(kx, (batch_size, seq), 1, config.vocab_size), kd
+
+    def loss(params: Any, data: Any) -> Array:
+        tokens, key = data
+        logits = module.apply(params, tokens, rngs={"dropout": key})
+        return _cross_entropy(logits, tokens)
 
     return Setup(loss, init, batch)
 
@@ -379,6 +433,21 @@ MODELS: dict[str, Model] = {
             {"batch": 2048, "width": 1024, "depth": 8},
             {"batch": 256, "width": 512, "depth": 4},
         ),
+        Model(
+            "flax-resnet",
+            "relu",
+            "flax examples/imagenet ResNet18 (vendored), act=",
+            {"batch": 32, "image": 64, "filters": 32},
+            {"batch": 8, "image": 32, "filters": 16},
+            {"batch": 16, "image": 32, "filters": 32},
+        ),
+        Model(
+            "flax-lm1b",
+            "relu",
+            "flax examples/lm1b TransformerLM (vendored), 2 layers",
+            {"batch": 8, "seq": 128, "vocab": 1024, "d": 256, "layers": 2},
+            {"batch": 4, "seq": 64, "vocab": 256, "d": 128, "layers": 2},
+        ),
     ]
 }
 
@@ -410,6 +479,33 @@ def setup(
     if name == "mlp":
         module = MLP(act, s["width"], s["depth"], remat)
         return _linen_setup(module, (s["batch"], s["width"]), dt)
+    if name == "flax-resnet":
+        module = flax_imagenet.ResNet18(
+            num_classes=10,
+            num_filters=s["filters"],
+            dtype=dt,
+            act=act,
+            block_cls=_linen_block(flax_imagenet.ResNetBlock, remat),
+        )
+        shape = (s["batch"], s["image"], s["image"], 3)
+        return _linen_setup(module, shape, dt, axis_name="batch")
+    if name == "flax-lm1b":
+        config = LM1BConfig(  # lm1b's configs/default.py at 2 layers and the sizes above
+            vocab_size=s["vocab"],
+            output_vocab_size=s["vocab"],
+            dtype=dt,
+            emb_dim=s["d"],
+            num_heads=4,
+            num_layers=s["layers"],
+            qkv_dim=s["d"],
+            mlp_dim=4 * s["d"],
+            max_len=s["seq"],
+            dropout_rate=0.1,
+            attention_dropout_rate=0.1,
+            deterministic=False,
+            activation=act,
+        )
+        return _lm1b_setup(config, remat, s["batch"], s["seq"])
     raise ValueError(f"unknown zoo model {name!r}; known: {sorted(MODELS)}.")
 
 

@@ -156,6 +156,8 @@ SMALL_SIZES: dict[str, dict[str, Any]] = {
     "gpt-relu": {"batch": 4, "seq": 64, "d": 128, "layers": 2, "ffn": "mlp"},
     "gpt-sqrelu": {"batch": 4, "seq": 64, "d": 128, "layers": 2, "ffn": "mlp"},
     "mlp": {"batch": 256, "width": 512, "depth": 4},
+    "flax-resnet": {"batch": 8, "image": 32, "filters": 16},
+    "flax-lm1b": {"batch": 4, "seq": 64, "vocab": 256, "d": 128, "layers": 2},
 }
 
 

@@ -1,0 +1,1 @@
+"""flax ``examples/imagenet/models.py``, unmodified (../NOTICE.md)."""

@@ -1,0 +1,1 @@
+"""flax ``examples/lm1b/models.py``, one line changed (../NOTICE.md)."""
