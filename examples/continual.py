@@ -1,6 +1,6 @@
 """Loss of plasticity on a continual task built from digits, and its remedies side by side.
 
-``python examples/continual.py`` (about 2 minutes on 2 CPU cores; ``--quick``: the notebook's run)
+``python examples/continual.py`` (about 3 minutes on 2 CPU cores; ``--quick``: the notebook's run)
 
 The task (no downloads: scikit-learn's bundled digits): a sequence of label permutations. Task
 ``t`` relabels every image ``y -> perm_t[y]`` with a fresh random permutation; the network keeps

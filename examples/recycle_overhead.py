@@ -2,7 +2,7 @@
 
 ``python examples/recycle_overhead.py`` (about a minute on CPU)
 
-Five jitted train steps of an MLP 64-256-256-10 (batch 128, Adam), timed interleaved (each round
+Six jitted train steps of an MLP 64-256-256-10 (batch 128, Adam), timed interleaved (each round
 runs every variant once, in a fresh random order, ``--steps`` steps each, so drifts in the
 machine's load hit all of them alike):
 
