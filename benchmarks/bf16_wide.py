@@ -15,8 +15,8 @@ import jax.numpy as jnp
 
 import rectax as rx
 from benchmarks import models
-from rectax import _activations as act
-from rectax._gradients import smooth
+from rectax import _functions as act
+from rectax._core._gradients import smooth
 
 Array = jax.Array
 

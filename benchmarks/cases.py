@@ -20,7 +20,7 @@ from jax import lax
 
 import rectax as rx
 from benchmarks.models import CnnSpec, MlpSpec
-from rectax import _catalog
+from rectax._core import _catalog
 
 Array = jax.Array
 

@@ -4,7 +4,7 @@
 ``rx.crelu`` (one 1-bit mask for both halves, the tangent selected by it), ``jnp.concatenate`` of
 ``jax.nn.relu`` (plain JAX), ``rx.relu`` on each half (two masks), and rx.crelu's rule with the
 tangent *multiplied* by a float factor, ``concatenate([t, t]) * factor``, which made XLA keep the
-2x-wide output (why :func:`rectax._gradients.two_valued_pair` selects).
+2x-wide output (why :func:`rectax._core._gradients.two_valued_pair` selects).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from jax.ad_checkpoint import checkpoint_name
 
 import rectax as rx
 from benchmarks import memory, models
-from rectax import _gradients
+from rectax._core import _gradients
 
 Array = jax.Array
 

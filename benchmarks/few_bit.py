@@ -37,7 +37,7 @@ import rectax as rx
 from benchmarks import memory, models
 from benchmarks.models import mlp_loss, transformer_init, transformer_loss
 from benchmarks.timing import interleave, ratio_stats
-from rectax import _few_bit
+from rectax._core import _few_bit
 from tools import few_bit_generate as _few_bit_generate
 
 Array = jax.Array

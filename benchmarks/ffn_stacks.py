@@ -486,11 +486,11 @@ def _squared_relu_rule(derivative: Callable[[Array, Array], Array]) -> Callable[
 
 def squared_relu_variants() -> dict[str, Callable[[Array], Array]]:
     """Squared-ReLU backward rules compared on a target (``--squared-relu``)."""
-    from rectax import _activations
+    from rectax import _functions
 
     return {
         "rx.squared_relu": rx.squared_relu,
-        "output-only, checkpointed": _activations._squared_relu_from_output,
+        "output-only, checkpointed": _functions._squared_relu_from_output,
         "output-only, plain rule": _squared_relu_rule(lambda x, y: 2 * jnp.sqrt(y)),
         "2 max(x, 0), plain rule": _squared_relu_rule(lambda x, y: 2 * jnp.maximum(x, 0)),
     }

@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _catalog, diagnostics
+from . import diagnostics
+from ._core import _catalog
 
 Array = jax.Array
 Sow = Callable[..., Any]
@@ -19,7 +20,7 @@ Sow = Callable[..., Any]
 
 
 def default(activation: str, hyperparameter: str) -> Any:
-    """The default of an activation's hyperparameter (from :mod:`rectax._catalog`)."""
+    """The default of an activation's hyperparameter (from :mod:`rectax._core._catalog`)."""
     info = _catalog.by_name(activation)
     assert info is not None, activation
     return info.hyperparameters[hyperparameter]

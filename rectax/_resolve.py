@@ -15,7 +15,8 @@ from typing import Any, TypeGuard
 
 import jax
 
-from . import _activations, _catalog
+from . import _functions
+from ._core import _catalog
 from .initializers import for_activation
 from .initializers._variance import Initializer
 
@@ -203,14 +204,14 @@ def call_activation(act: Any, x: Array, deterministic: bool | None) -> Array:
 
 # --------------------------------------------------------------------------- gated FFN
 _GATE_ACTIVATIONS: dict[int, str] = {
-    id(_activations.swiglu): "silu",
-    id(_activations.geglu): "gelu",
-    id(_activations.reglu): "relu",
+    id(_functions.swiglu): "silu",
+    id(_functions.geglu): "gelu",
+    id(_functions.reglu): "relu",
 }
 _GATED_UNITS = {
-    "swiglu": _activations.swiglu,
-    "geglu": _activations.geglu,
-    "reglu": _activations.reglu,
+    "swiglu": _functions.swiglu,
+    "geglu": _functions.geglu,
+    "reglu": _functions.reglu,
 }
 
 

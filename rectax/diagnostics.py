@@ -40,8 +40,8 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from ._activations import relu
-from ._dtypes import at_least_float32
+from ._core._dtypes import at_least_float32
+from ._functions import relu
 from .initializers._variance import Initializer
 
 Array = jax.Array

@@ -35,8 +35,8 @@ import rectax
 
 from . import _layer_parts as parts
 from . import _resolve as resolve
-from ._activations import PRELU_INIT, check_rrelu
-from ._extras import missing_extra
+from ._functions import PRELU_INIT, check_rrelu
+from ._optional import missing_extra
 
 try:
     import flax.linen as nn

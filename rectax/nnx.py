@@ -29,8 +29,8 @@ import rectax
 
 from . import _layer_parts as parts
 from . import _resolve as resolve
-from ._activations import PRELU_INIT, check_rrelu
-from ._extras import missing_extra
+from ._functions import PRELU_INIT, check_rrelu
+from ._optional import missing_extra
 from .initializers._variance import Initializer
 
 try:

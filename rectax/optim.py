@@ -14,7 +14,7 @@ from typing import Any
 
 import jax
 
-from ._extras import missing_extra
+from ._optional import missing_extra
 
 try:
     import optax

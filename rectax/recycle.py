@@ -53,7 +53,8 @@ from jax import lax
 from jax.scipy.special import ndtri
 from jax.scipy.stats import norm
 
-from . import _activations, diagnostics
+from . import _functions as _activations
+from . import diagnostics
 from .diagnostics import UnitStats
 from .initializers._variance import Initializer
 

@@ -1,4 +1,4 @@
-"""rectax._catalog: every activation's facts, stated once and read everywhere.
+"""rectax._core._catalog: every activation's facts, stated once and read everywhere.
 
 The oracle here is independent of the catalog: the public API (``rx.__all__``), the functions'
 signatures, jax.nn's functions, and the docs table a reader sees.
@@ -19,10 +19,11 @@ from _registry import PUBLIC_ACTIVATIONS, WIDENING
 from flax import nnx
 
 import rectax as rx
-from rectax import _catalog, _resolve
+from rectax import _resolve
 from rectax import initializers as init
 from rectax import linen as rxl
 from rectax import nnx as rxn
+from rectax._core import _catalog
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "activations.md"
 ALIASES = [(alias, info.name) for info in _catalog.all_activations() for alias in info.aliases]

@@ -20,9 +20,9 @@ from scipy import integrate
 
 import rectax as rx
 from benchmarks import memory, models
-from rectax import _few_bit, _few_bit_tables
 from rectax import linen as rxl
 from rectax import nnx as rxn
+from rectax._core import _few_bit, _few_bit_tables
 from tools import few_bit_generate as _few_bit_generate
 
 pytestmark = pytest.mark.usefixtures("strict_promotion")

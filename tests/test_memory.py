@@ -18,7 +18,7 @@ import pytest
 
 import rectax as rx
 from benchmarks import memory, models, zoo
-from rectax import _catalog
+from rectax._core import _catalog
 
 BATCH, WIDTH, LAYERS = 2048, 1024, 8
 KEY = jax.random.key(0)
@@ -221,7 +221,7 @@ def test_feature_map_derivatives_match_the_one_bit_path(name):
 def test_squared_relu_from_output_keeps_only_the_output():
     """The output-only rule (f' = 2 sqrt(y)): derivative 2 max(x, 0) where x² is normal, only y
     kept, and never more temp memory than the input-keeping rule (XLA:CPU; equal in f32)."""
-    from rectax._activations import _squared_relu_from_output as from_output
+    from rectax._functions import _squared_relu_from_output as from_output
 
     x64 = np.linspace(-5.0, 5.0, 64).reshape(2, 32)
     for dtype, rtol in ((jnp.float32, 1e-6), (jnp.bfloat16, 1e-2)):

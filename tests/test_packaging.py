@@ -148,7 +148,7 @@ def test_flax_modules_without_the_extra_name_it(module: str, missing: str):
 
 
 def test_other_missing_modules_are_not_blamed_on_the_extra():
-    from rectax._extras import missing_extra
+    from rectax._optional import missing_extra
 
     error = ModuleNotFoundError("No module named 'scipy'", name="scipy")
     assert missing_extra("rectax.linen", error) is error

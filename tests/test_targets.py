@@ -209,7 +209,7 @@ def test_gated_ffn_peak_not_above_the_plain_expression(target, unit, dtype, rema
 
 
 # Where SwiGLU and GeGLU run jax.nn's expression itself (its graph is the floor there): XLA:TPU,
-# and XLA:GPU for GeGLU and float32 SwiGLU (rectax._gradients.lean_residuals).
+# and XLA:GPU for GeGLU and float32 SwiGLU (rectax._core._gradients.lean_residuals).
 JAX_NN_GRAPH = {("swiglu", "tpu"), ("geglu", "tpu"), ("geglu", "gpu"), ("swiglu", "gpu", "float32")}
 # Few-bit gates whose plain graph (XLA:TPU) takes jax.nn's forward: up's gradient is jax.nn's.
 JAX_NN_FORWARD = {("swiglu_bits4", "tpu")}

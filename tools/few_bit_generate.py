@@ -1,8 +1,9 @@
-"""Regenerates :mod:`rectax._few_bit_tables`: ``python -m tools.few_bit_generate [PATH]``.
+"""Regenerates :mod:`rectax._core._few_bit_tables`: ``python -m tools.few_bit_generate [PATH]``.
 
 Every built-in with a ``bits`` keyword, at the defaults of its public signature (gelu in both
-forms), at each width in :data:`rectax._few_bit.BITS`, by :func:`rectax._few_bit.optimal_table`
-on ``jax.grad`` of the exact activation in float64. Takes about 30 s.
+forms), at each width in :data:`rectax._core._few_bit.BITS`, by
+:func:`rectax._core._few_bit.optimal_table` on ``jax.grad`` of the exact activation in float64.
+Takes about 30 s.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import rectax
-from rectax import _catalog, _few_bit, _few_bit_tables
+from rectax._core import _catalog, _few_bit, _few_bit_tables
 
 Key = tuple[str, tuple[tuple[str, Any], ...]]
 Table = tuple[tuple[float, ...], tuple[float, ...]]
@@ -53,7 +54,7 @@ def _literal(value: Any) -> str:
 
 
 def render(tables: dict[Key, dict[int, Table]]) -> str:
-    """The source of :mod:`rectax._few_bit_tables` (``repr`` of float64: exact round trip)."""
+    """The source of :mod:`rectax._core._few_bit_tables` (``repr`` of float64: exact round trip)."""
     lines = [
         '"""Few-bit derivative tables of the built-in activations at their default',
         "hyperparameters: ``(name, hyperparameters) -> {bits: (borders, levels)}``.",
@@ -83,7 +84,7 @@ def render(tables: dict[Key, dict[int, Table]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Writes the tables to PATH (default: the installed :mod:`rectax._few_bit_tables`)."""
+    """Writes the tables to PATH (default: the installed :mod:`rectax._core._few_bit_tables`)."""
     args = list(sys.argv[1:] if argv is None else argv)
     path = Path(args[0]) if args else Path(_few_bit_tables.__file__)
     tables = {

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from .. import _catalog
-from .._dtypes import in_float64
+from .._core import _catalog
+from .._core._dtypes import in_float64
 from ._variance import (
     Axes,
     Distribution,
@@ -65,7 +65,7 @@ def _expect(g: Callable[[np.ndarray], np.ndarray], kinks: Sequence[float] = ()) 
 
 
 # --------------------------------------------------------------------------- named activations
-# rectax's activations bring their own facts (rectax._catalog). Below: the other functions a gain
+# rectax's activations bring their own facts (rectax._core._catalog); below, the others a gain
 # is asked for (torch's calculate_gain names and jax.nn's non-rectifiers).
 _OTHERS: dict[str, Callable[..., Any]] = {
     "linear": jax.nn.identity,

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._dtypes import at_least_float32
+from .._core._dtypes import at_least_float32
 from ._variance import orthogonal
 
 Array = jax.Array

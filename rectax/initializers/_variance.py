@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
-from .._dtypes import at_least_float32
+from .._core._dtypes import at_least_float32
 
 Array = jax.Array
 

@@ -1,6 +1,6 @@
 """What rectax knows about each of its activations, stated once beside its definition.
 
-:mod:`rectax._activations` registers an :class:`ActivationInfo` right after each function. Every
+:mod:`rectax._functions` registers an :class:`ActivationInfo` right after each function. Every
 other place that needs a fact reads it from here: the initializers' gains and ``for_activation``
 (:mod:`rectax.initializers`), the name lookup and ``kernel_init="auto"`` of the Flax modules
 (:mod:`rectax._resolve`), the benchmark cases and the docs tables (checked by a test).
@@ -28,7 +28,7 @@ class ActivationInfo:
     Attributes:
       name: the public name (``rectax.<name>``).
       fn: the function.
-      derivative: the form of its rule in ``x`` (:mod:`rectax._gradients`): ``"two_valued"``
+      derivative: the form of its rule in ``x`` (:mod:`rectax._core._gradients`): ``"two_valued"``
         (a piecewise-constant derivative, saved as 1 bit per element) or ``"smooth"``.
       aliases: other names accepted wherever a name is (``"leaky"``, ``"swish"``).
       variants: names for the function with some hyperparameters fixed, accepted wherever a

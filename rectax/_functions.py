@@ -1,9 +1,9 @@
-"""The rectifier family, each a docstring and a few lines on top of :mod:`rectax._gradients`.
+"""The rectifier family, each a docstring and a few lines on top of :mod:`rectax._core._gradients`.
 
 Conventions shared by every function here:
 
 * ``x`` keeps its dtype end to end; hyperparameters are cast to ``x.dtype`` by the mechanism
-  (:mod:`rectax._gradients`: a float32 slope never promotes a bfloat16 activation) and their
+  (:mod:`rectax._core._gradients`: a float32 slope never promotes a bfloat16 activation) and their
   cotangents come back in their own dtype.
 * Bool and complex inputs raise ``TypeError``. Integer inputs are accepted (and stay integer)
   only by the functions that are exact on integers: ``relu``, ``relu6``, ``hard_tanh``,
@@ -13,7 +13,7 @@ Conventions shared by every function here:
   never are (checking one would wait for the device), so every hyperparameter stays jit-able,
   vmappable and differentiable, and no call syncs with the device.
 * Each activation's facts (aliases, derivative form, gain) are registered with
-  :mod:`rectax._catalog` right after its definition; a Flax module names the activation it
+  :mod:`rectax._core._catalog` right after its definition; a Flax module names the activation it
   computes (its ``computes`` class attribute), the catalog names no module.
 * Forward passes propagate NaN and have the right limits at ±inf.
 """
@@ -31,10 +31,10 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from . import _few_bit
-from ._catalog import ActivationInfo, register
-from ._dtypes import at_least_float32
-from ._gradients import (
+from ._core import _few_bit
+from ._core._catalog import ActivationInfo, register
+from ._core._dtypes import at_least_float32
+from ._core._gradients import (
     from_output,
     gated,
     gated_from_output,
@@ -1621,7 +1621,7 @@ def surrogate(
     dtype (their gradients summed in float32 or wider). ``forward`` and ``derivative`` may close
     over traced values (a slope computed inside the caller's ``jit``, a ``vmap``-ed constant), as
     with ``jax.custom_jvp``; as there, a value you want a gradient for must be passed as a
-    hyperparameter, not closed over. The two forms of :mod:`rectax._gradients`:
+    hyperparameter, not closed over. The two forms of :mod:`rectax._core._gradients`:
 
     * ``surrogate(forward, derivative)``: ``derivative(x, *params)`` returns the elementwise
       factor; reverse mode keeps one array of ``x``'s dtype.
