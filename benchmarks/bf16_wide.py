@@ -16,13 +16,13 @@ import jax.numpy as jnp
 import rectax as rx
 from benchmarks import models
 from rectax import _functions as act
-from rectax._core._gradients import smooth
+from rectax._core._gradients import from_input
 
 Array = jax.Array
 
 
 def _elu_in_bf16(x: Array) -> Array:
-    return smooth(act._elu_forward, act._elu_derivative)(x, 1.0)
+    return from_input(act._elu_forward, act._elu_derivative)(x, 1.0)
 
 
 def _silu_forward(x: Array) -> Array:
@@ -31,8 +31,8 @@ def _silu_forward(x: Array) -> Array:
 
 # The same rules with every intermediate rounded to the input's dtype (rectax 0.1).
 NARROW: dict[str, Callable[[Array], Array]] = {
-    "gelu_tanh": smooth(act._gelu_tanh_forward, act._gelu_tanh_derivative),
-    "silu": smooth(_silu_forward, act._silu_derivative),
+    "gelu_tanh": from_input(act._gelu_tanh_forward, act._gelu_tanh_derivative),
+    "silu": from_input(_silu_forward, act._silu_derivative),
     "elu": jax.jit(_elu_in_bf16),
 }
 WIDE: dict[str, Callable[[Array], Array]] = {"gelu_tanh": rx.gelu, "silu": rx.silu, "elu": rx.elu}

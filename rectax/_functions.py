@@ -35,10 +35,10 @@ from ._core import _few_bit
 from ._core._catalog import ActivationInfo, register
 from ._core._dtypes import at_least_float32
 from ._core._gradients import (
+    from_input,
     from_output,
     gated,
     gated_from_output,
-    smooth,
     two_valued,
     two_valued_pair,
 )
@@ -643,7 +643,7 @@ register(
 )
 
 
-_squared_relu = smooth(lambda x: jnp.square(jnp.maximum(x, 0)), lambda x: 2 * jnp.maximum(x, 0))
+_squared_relu = from_input(lambda x: jnp.square(jnp.maximum(x, 0)), lambda x: 2 * jnp.maximum(x, 0))
 
 
 def squared_relu(x: ArrayLike) -> Array:
@@ -681,7 +681,7 @@ _squared_relu_from_output = from_output(
 )
 
 
-register(ActivationInfo("squared_relu", squared_relu, "smooth"))
+register(ActivationInfo("squared_relu", squared_relu, "from_input"))
 
 
 # --------------------------------------------------------------------------- exponential family
@@ -699,7 +699,7 @@ def _elu_derivative(x: Array, alpha: Array) -> Array:
     return jnp.where(x > 0, jnp.ones_like(x), alpha * jnp.exp(_nonpositive(x)))
 
 
-_elu = smooth(_wide(_elu_forward), _wide(_elu_derivative))
+_elu = from_input(_wide(_elu_forward), _wide(_elu_derivative))
 
 
 def elu(x: ArrayLike, alpha: ArrayLike = 1.0, *, bits: int | None = None) -> Array:
@@ -740,10 +740,10 @@ def _check_elu(alpha: Any) -> None:
     _hyper("elu", "alpha", alpha)
 
 
-register(ActivationInfo("elu", elu, "smooth", jax_nn=(jax.nn.elu,), check=_check_elu))
+register(ActivationInfo("elu", elu, "from_input", jax_nn=(jax.nn.elu,), check=_check_elu))
 
 
-_celu = smooth(
+_celu = from_input(
     _wide(lambda x, alpha: jnp.maximum(x, 0) + alpha * jnp.expm1(_nonpositive(x) / alpha)),
     _wide(lambda x, alpha: jnp.where(x > 0, jnp.ones_like(x), jnp.exp(_nonpositive(x) / alpha))),
 )
@@ -791,7 +791,7 @@ register(
     ActivationInfo(
         "celu",
         celu,
-        "smooth",
+        "from_input",
         check=_check_celu,
         jax_nn=(jax.nn.celu,),
     )
@@ -799,7 +799,7 @@ register(
 
 
 # λ·elu(x, α), with λ applied before the one rounding to a low-precision dtype.
-_selu = smooth(
+_selu = from_input(
     _wide(lambda x: SELU_SCALE * _elu_forward(x, jnp.asarray(SELU_ALPHA, x.dtype))),
     _wide(lambda x: SELU_SCALE * _elu_derivative(x, jnp.asarray(SELU_ALPHA, x.dtype))),
 )
@@ -837,7 +837,7 @@ register(
     ActivationInfo(
         "selu",
         selu,
-        "smooth",
+        "from_input",
         jax_nn=(jax.nn.selu,),
         self_normalizing=True,
     )
@@ -893,8 +893,8 @@ def _gelu_tanh_derivative(x: Array) -> Array:
     return s + xc * (2 * s * c * _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * xc * xc))
 
 
-_gelu_exact = smooth(_wide(_gelu_exact_forward), _wide(_gelu_exact_derivative))
-_gelu_tanh = smooth(_wide(_gelu_tanh_forward), _wide(_gelu_tanh_derivative))
+_gelu_exact = from_input(_wide(_gelu_exact_forward), _wide(_gelu_exact_derivative))
+_gelu_tanh = from_input(_wide(_gelu_tanh_forward), _wide(_gelu_tanh_derivative))
 
 
 def _gelu_is_tanh(approximate: Any) -> bool:
@@ -958,7 +958,7 @@ register(
     ActivationInfo(
         "gelu",
         gelu,
-        "smooth",
+        "from_input",
         jax_nn=(jax.nn.gelu,),
         variants={"gelu_tanh": {"approximate": True}, "gelu_exact": {"approximate": False}},
     )
@@ -974,7 +974,7 @@ def _silu_forward(x: Array) -> Array:
     return jnp.maximum(x, -_SILU_TAIL) * jax.nn.sigmoid(x)
 
 
-_silu = smooth(_wide(_silu_forward), _wide(_silu_derivative))
+_silu = from_input(_wide(_silu_forward), _wide(_silu_derivative))
 
 
 def silu(x: ArrayLike, *, bits: int | None = None) -> Array:
@@ -1012,7 +1012,7 @@ register(
     ActivationInfo(
         "silu",
         silu,
-        "smooth",
+        "from_input",
         aliases=("swish",),
         jax_nn=(jax.nn.silu, jax.nn.swish),
     )
@@ -1035,7 +1035,7 @@ def _softplus_derivative(x: Array, beta: Array, threshold: Array) -> Array:
     return jnp.where(z > threshold, jnp.ones_like(x), jax.nn.sigmoid(z))
 
 
-_softplus = smooth(_wide(_softplus_forward), _wide(_softplus_derivative))
+_softplus = from_input(_wide(_softplus_forward), _wide(_softplus_derivative))
 
 
 def softplus(
@@ -1095,7 +1095,7 @@ register(
     ActivationInfo(
         "softplus",
         softplus,
-        "smooth",
+        "from_input",
         check=_check_softplus,
         jax_nn=(jax.nn.softplus,),
     )
@@ -1155,7 +1155,7 @@ def _hard_silu_derivative(x: Array) -> Array:
     )
 
 
-_hard_silu = smooth(
+_hard_silu = from_input(
     # max(x, -3): the gate is 0 there, and -inf·0 would be NaN
     _wide(lambda x: jnp.maximum(x, -3) * (jnp.clip(x + 3, 0, 6) / 6)),
     _wide(_hard_silu_derivative),
@@ -1195,7 +1195,7 @@ register(
     ActivationInfo(
         "hard_silu",
         hard_silu,
-        "smooth",
+        "from_input",
         aliases=("hard_swish",),
         jax_nn=(jax.nn.hard_silu, jax.nn.hard_swish),
         kinks=(-3.0, 3.0),
@@ -1232,7 +1232,7 @@ def _mish_derivative(x: Array) -> Array:
     return g + jnp.clip(x, -_SILU_TAIL, _SILU_TAIL) * (c * (1 + g)) * s
 
 
-_mish = smooth(_wide(_mish_forward), _wide(_mish_derivative))
+_mish = from_input(_wide(_mish_forward), _wide(_mish_derivative))
 
 
 def mish(x: ArrayLike, *, bits: int | None = None) -> Array:
@@ -1268,13 +1268,13 @@ register(
     ActivationInfo(
         "mish",
         mish,
-        "smooth",
+        "from_input",
         jax_nn=(jax.nn.mish,),
     )
 )
 
 
-_sparse_plus = smooth(
+_sparse_plus = from_input(
     _wide(lambda x: jnp.where(x >= 1, x, jnp.square(jnp.clip(x, -1, 1) + 1) / 4)),
     _wide(lambda x: jnp.clip(x + 1, 0, 2) / 2),
 )
@@ -1309,7 +1309,7 @@ register(
     ActivationInfo(
         "sparse_plus",
         sparse_plus,
-        "smooth",
+        "from_input",
         jax_nn=(jax.nn.sparse_plus,),
         kinks=(-1.0, 1.0),
     )
@@ -1338,7 +1338,7 @@ def _squareplus_derivative(x: Array, b: Array) -> Array:
     return jnp.where(x < 0, b / (2 * safe_h * gap), (1 + xc / safe_h) / 2)
 
 
-_squareplus = smooth(_wide(_squareplus_forward), _wide(_squareplus_derivative))
+_squareplus = from_input(_wide(_squareplus_forward), _wide(_squareplus_derivative))
 
 
 def squareplus(x: ArrayLike, b: ArrayLike = 4, *, bits: int | None = None) -> Array:
@@ -1382,7 +1382,7 @@ register(
     ActivationInfo(
         "squareplus",
         squareplus,
-        "smooth",
+        "from_input",
         jax_nn=(jax.nn.squareplus,),
     )
 )
@@ -1666,7 +1666,7 @@ def surrogate(
       Array([0.2, 1. ], dtype=float32)
     """
     if derivative is not None and mask is None and values is None:
-        fn = smooth(forward, derivative, jit=False)
+        fn = from_input(forward, derivative, jit=False)
         rule = _describe(derivative)
     elif derivative is None and mask is not None and values is not None:
         fn = two_valued(forward, mask, values, jit=False)

@@ -3,9 +3,10 @@
 Only compiled numbers tell the truth, so this reads XLA's own ``memory_analysis()`` of the
 compiled step (``jax.jit(jax.grad(loss)).lower(...).compile()``); nothing is executed.
 Piecewise-constant derivatives keep 1 bit per element instead of an array of the input's dtype;
-smooth ones must not cost more than jax.nn. The zoo tests hold the models people train (flax's
-MNIST CNN, a conv-BN-relu ResNet stack, a transformer decoder stack) to rectax <= jax.nn, at
-sizes that compile in seconds (``python -m benchmarks --modes zoo`` measures the full sizes).
+the others, recomputed from the input, must not cost more than jax.nn. The zoo tests hold the
+models people train (flax's MNIST CNN, a conv-BN-relu ResNet stack, a transformer decoder stack)
+to rectax <= jax.nn, at sizes that compile in seconds (``python -m benchmarks --modes zoo``
+measures the full sizes).
 """
 
 import functools
@@ -54,12 +55,13 @@ def test_piecewise_activations_keep_one_bit(name):
     assert ratio <= 0.6, f"{name}: {ratio:.4f} of jax.nn.relu's temp memory"
 
 
-def _smooth_cases() -> dict:
-    """The catalog's smooth-derivative activations and their variants, each with its jax.nn
-    namesake (jax.nn.relu where jax.nn has none, e.g. for squared_relu)."""
+def _from_input_cases() -> dict:
+    """The catalog's activations whose derivative is recomputed from the input, and their
+    variants, each with its jax.nn namesake (jax.nn.relu where jax.nn has none, e.g. for
+    squared_relu)."""
     cases = {}
     for info in _catalog.all_activations():
-        if info.derivative == "smooth":
+        if info.derivative == "from_input":
             theirs = info.jax_nn[0] if info.jax_nn else jax.nn.relu
             cases[info.name] = (info.fn, theirs)
             for variant, fixed in info.variants.items():
@@ -70,20 +72,20 @@ def _smooth_cases() -> dict:
     return cases
 
 
-SMOOTH = _smooth_cases()
+FROM_INPUT = _from_input_cases()
 
 
-@pytest.mark.parametrize("name", SMOOTH)
-def test_smooth_activations_cost_no_more_than_jax_nn(name):
-    fn, counterpart = SMOOTH[name]
+@pytest.mark.parametrize("name", FROM_INPUT)
+def test_from_input_activations_cost_no_more_than_jax_nn(name):
+    fn, counterpart = FROM_INPUT[name]
     ours, theirs = temp_bytes(fn), baseline(counterpart)
     assert ours <= theirs, f"{name}: {ours} bytes vs jax.nn's {theirs}"
 
 
-@pytest.mark.parametrize("name", SMOOTH)
-def test_smooth_activations_keep_one_array(name):
+@pytest.mark.parametrize("name", FROM_INPUT)
+def test_from_input_activations_keep_one_array(name):
     """Saving only the input (derivative recomputed in the backward fusion): jax.nn.relu's cost."""
-    ratio = temp_bytes(SMOOTH[name][0]) / baseline()
+    ratio = temp_bytes(FROM_INPUT[name][0]) / baseline()
     assert ratio <= 1.0, f"{name}: {ratio:.4f} of jax.nn.relu's temp memory"
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal
 
-DerivativeForm = Literal["two_valued", "smooth"]
+DerivativeForm = Literal["two_valued", "from_input"]
 
 _NOT_HYPERPARAMETERS = ("x", "key", "bits", "axis")  # axis: a layout, not a hyperparameter
 
@@ -29,7 +29,8 @@ class ActivationInfo:
       name: the public name (``rectax.<name>``).
       fn: the function.
       derivative: the form of its rule in ``x`` (:mod:`rectax._core._gradients`): ``"two_valued"``
-        (a piecewise-constant derivative, saved as 1 bit per element) or ``"smooth"``.
+        (a piecewise-constant derivative, saved as 1 bit per element) or ``"from_input"`` (any
+        other derivative, recomputed from the kept input).
       aliases: other names accepted wherever a name is (``"leaky"``, ``"swish"``).
       variants: names for the function with some hyperparameters fixed, accepted wherever a
         name is (``"gelu_tanh"`` is gelu with ``approximate=True``, as the benchmark calls it).

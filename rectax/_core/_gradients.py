@@ -2,7 +2,7 @@
 
 An activation states its derivative rule once, in one of three forms, each a constructor here:
 
-* :func:`smooth`: ``f'(x) = derivative(x, *params)`` (elu, gelu, silu, softplus, ...);
+* :func:`from_input`: ``f'(x) = derivative(x, *params)`` (elu, gelu, silu, softplus, ...);
 * :func:`two_valued`: ``f'(x) = a if mask(x, *params) else b`` with ``(a, b) = values(*params)``
   (relu, leaky_relu, NecroReLU, relu6, hard_tanh, prelu, rrelu);
 * :func:`two_valued_pair`: the same for an output of two halves along an axis, one mask
@@ -37,7 +37,7 @@ values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pas
   (see :data:`FEATURE_MAP_RANK`). The tag is the same, so a user's
   ``save_only_these_names(RESIDUAL_NAME)`` policy keeps whichever the activation chose.
 * :func:`coded` packs the codes the same way, ``b`` bits per element.
-* :func:`smooth` tags nothing: reverse mode keeps the input ``x`` and
+* :func:`from_input` tags nothing: reverse mode keeps the input ``x`` and
   recomputes ``derivative(x)`` inside the backward pass, fused with the cotangent product. Saving
   the derivative instead lets XLA keep extra transients alive (a larger step peak for the exact
   GELU in ``python -m benchmarks --target cpu``).
@@ -132,11 +132,12 @@ def current_residual_target() -> str:
 def lean_residuals(target: str, form: str, x: Array) -> bool:
     """Whether an activation of ``x`` keeps rectax's lean residuals when compiled for ``target``.
 
-    ``form`` is the rule's (``"smooth"``, ``"two_valued"``, ``"coded"``, or a gated unit's:
-    ``"gated"``, ``"gated_gelu"``, ``"gated_from_output"``, ``"gated_coded"``). Lean residuals
-    are the packed bits (or, on feature maps, the output) under ``jax.checkpoint``; otherwise the
-    activation keeps what jax.nn's own rule keeps, so the compiler sees jax.nn's graph. Measured
-    with ``python -m benchmarks --target`` (``docs/memory.md`` has the tables and the HLO):
+    ``form`` is the rule's (``"from_input"``, ``"from_output"``, ``"two_valued"``, ``"coded"``,
+    or a gated unit's: ``"gated"``, ``"gated_gelu"``, ``"gated_from_output"``,
+    ``"gated_coded"``). Lean residuals are the packed bits (or, on feature maps, the output)
+    under ``jax.checkpoint``; otherwise the activation keeps what jax.nn's own rule keeps, so the
+    compiler sees jax.nn's graph. Measured with ``python -m benchmarks --target``
+    (``docs/memory.md`` has the tables and the HLO):
 
     * XLA:CPU: lean everywhere (no zoo model above jax.nn).
     * XLA:GPU and XLA:TPU: jax.nn's residuals, except the 1-bit mask of 16-bit rank-2
@@ -388,7 +389,7 @@ def _build(
     return activation
 
 
-def smooth(
+def from_input(
     forward: Callable[..., Array], derivative: Callable[..., Array], *, jit: bool = True
 ) -> Callable[..., Array]:
     """``f(x, *params)`` whose derivative in ``x`` is ``derivative(x, *params)``.
@@ -412,7 +413,7 @@ def smooth(
         return t_x * lax.convert_element_type(derivative(x, *params), t_x.dtype)
 
     return _build(
-        forward, lambda x, y, params: (y, derivative(x, *params)), "smooth", plain, jit=jit
+        forward, lambda x, y, params: (y, derivative(x, *params)), "from_input", plain, jit=jit
     )
 
 
@@ -453,7 +454,7 @@ def two_valued(
       jit: whether to wrap the result in ``jax.jit`` (:func:`_build`).
 
     Returns:
-      A jitted function of ``(x, *params)``, as :func:`smooth`'s.
+      A jitted function of ``(x, *params)``, as :func:`from_input`'s.
     """
 
     def factor(x: Array, y: Array, params: Sequence[Any]) -> tuple[Array, Array]:
@@ -759,7 +760,7 @@ def from_output(
       derivative_of_output: ``derivative_of_output(y, *params) -> dy/dx``.
 
     Returns:
-      A jitted function of ``(x, *params)``, as :func:`smooth`'s.
+      A jitted function of ``(x, *params)``, as :func:`from_input`'s.
     """
 
     def factor(x: Array, y: Array, params: Sequence[Any]) -> tuple[Array, Array]:
