@@ -1,16 +1,13 @@
-"""Does SwiGLU with a few-bit gate derivative train like jax.nn's SiLU gate? And its step time.
+"""Does SwiGLU with a few-bit gate derivative train like jax.nn's SiLU gate?
 
-``python -m benchmarks.gated_training [--steps N --seeds S --pairs P]``: the measurement behind
-docs/activations.md "Gated linear units". Two sections:
-
-* training: a byte-level transformer (2 pre-norm blocks, width 64, 4 heads, SwiGLU FFN with
-  hidden width 192) on the source of Python's ``textwrap`` module (bytes as tokens, context 32,
-  batch 16, Adam 3e-3; the last 10% held out), with the FFN's unit ``jax.nn.silu(g) * u`` (the
-  plain expression), ``rx.swiglu`` and ``rx.swiglu(..., bits=4)`` / ``bits=3``, ``--seeds``
-  seeds each (same seeds, data and initialisation for every unit); held-out loss mean ± std.
-* time: ``jit(grad)`` of a 4-block gated-FFN stack (rows 2048, width 256, hidden 1024, f32),
-  rectax's unit against the plain expression in interleaved pairs (median and [min, max] of the
-  per-pair ratios), without remat and under ``save_only_these_names(RESIDUAL_NAME)`` remat.
+``python examples/gated_training.py [--steps N --seeds S]`` (2 min 21 s on 2 shared CPU cores): the
+training check in docs/activations.md "Gated linear units". A byte-level transformer (2 pre-norm
+blocks, width 64, 4 heads, SwiGLU FFN with hidden width 192) on the source of Python's
+``textwrap`` module (bytes as tokens, context 32, batch 16, Adam 3e-3; the last 10% held out),
+with the FFN's unit ``jax.nn.silu(g) * u`` (the plain expression), ``rx.swiglu`` and
+``rx.swiglu(..., bits=4)`` / ``bits=3``, ``--seeds`` seeds each (same seeds, data and
+initialisation for every unit); held-out loss mean ± std. The step time of gated units is
+measured by ``python -m benchmarks.ffn_stacks --time`` (docs/memory.md).
 """
 
 from __future__ import annotations
@@ -30,20 +27,22 @@ import numpy as np
 import optax
 
 import rectax as rx
-from benchmarks import models
-from benchmarks.gated import PLAIN
-from benchmarks.timing import interleave, ratio_stats
 
 Array = jax.Array
 Unit = Callable[[Array, Array], Array]
 
 UNITS: dict[str, Unit] = {
-    "jax.nn.silu(g) * u": PLAIN["swiglu"],
+    "jax.nn.silu(g) * u": lambda g, u: jax.nn.silu(g) * u,
     "rx.swiglu": rx.swiglu,
     "rx.swiglu bits=4": functools.partial(rx.swiglu, bits=4),
     "rx.swiglu bits=3": functools.partial(rx.swiglu, bits=3),
 }
 CTX, BATCH, WIDTH, HEADS, LAYERS, HIDDEN = 32, 16, 64, 4, 2, 192
+
+
+def _layer_norm(x: Array) -> Array:
+    mean = jnp.mean(x, -1, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(jnp.mean(jnp.square(x - mean), -1, keepdims=True) + 1e-5)
 
 
 def _init(key: Array) -> dict[str, Any]:
@@ -74,13 +73,13 @@ def _apply(unit: Unit, params: dict[str, Any], tokens: Array) -> Array:
     x = params["emb"][tokens] + params["pos"][:t]
     causal = jnp.tril(jnp.ones((t, t), bool))
     for p in params["blocks"]:
-        q, k, v = jnp.split((models.layer_norm(x) @ p["qkv"]).reshape(b, t, HEADS, -1), 3, -1)
+        q, k, v = jnp.split((_layer_norm(x) @ p["qkv"]).reshape(b, t, HEADS, -1), 3, -1)
         s = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])
         a = jax.nn.softmax(jnp.where(causal, s, -1e9), -1)
         x = x + jnp.einsum("bhqk,bkhd->bqhd", a, v).reshape(b, t, WIDTH) @ p["proj"]
-        h = models.layer_norm(x)
+        h = _layer_norm(x)
         x = x + unit(h @ p["gate"], h @ p["up"]) @ p["down"]
-    return models.layer_norm(x) @ params["out"]
+    return _layer_norm(x) @ params["out"]
 
 
 def _loss(unit: Unit, params: dict[str, Any], tokens: Array) -> Array:
@@ -130,43 +129,12 @@ def training(seeds: int, steps: int) -> None:
         print(f"| {name} | {mean:.4f} ± {std:.4f} | {runs} | within spread: {within} |", flush=True)
 
 
-def timing(pairs: int) -> None:
-    print(f"## step time: {pairs} interleaved pairs, rectax / plain, median [min, max]")
-    keys = jax.random.split(jax.random.key(0), 13)
-    rows, model, hidden = 2048, 256, 1024
-    weights = [
-        (
-            jax.random.normal(keys[3 * i], (model, hidden)) / 16,
-            jax.random.normal(keys[3 * i + 1], (model, hidden)) / 16,
-            jax.random.normal(keys[3 * i + 2], (hidden, model)) / 32,
-        )
-        for i in range(4)
-    ]
-    x = jax.random.normal(keys[12], (rows, model))
-
-    def step(unit: Unit, remat: str) -> Callable[[], Any]:
-        grad = models.ffn_stack(unit, remat, jnp.float32, rows, model, hidden, 4)[0]
-        return functools.partial(jax.jit(grad), weights, x)
-
-    for remat in ("none", "remat-bits"):
-        for name in ("rx.swiglu", "rx.swiglu bits=4"):
-            fns = {"ours": step(UNITS[name], remat), "plain": step(PLAIN["swiglu"], remat)}
-            t = interleave(fns, pairs, warmup=1)
-            s = ratio_stats(t.times["ours"], t.times["plain"])
-            print(f"| {name} | {remat} | {s.median:.3f} [{s.min:.3f}, {s.max:.3f}] |")
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--pairs", type=int, default=21)
-    parser.add_argument("--sections", nargs="+", default=["training", "time"])
     args = parser.parse_args(argv)
-    if "training" in args.sections:
-        training(args.seeds, args.steps)
-    if "time" in args.sections:
-        timing(args.pairs)
+    training(args.seeds, args.steps)
 
 
 if __name__ == "__main__":
