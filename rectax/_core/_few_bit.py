@@ -4,7 +4,7 @@ Few-Bit Backward (Novikov et al., "Few-Bit Backward: Quantized Gradients of Acti
 for Memory Footprint Reduction", ICML 2023, arXiv:2202.00441) keeps the forward pass exact and
 replaces ``f'`` in the backward pass by a step function ``q`` with ``2**b`` levels. The forward
 pass saves only each element's bucket index (``b`` bits, packed into ``uint32`` words by
-:mod:`rectax._packing`, tagged :data:`rectax.RESIDUAL_NAME`); the backward pass computes
+:mod:`rectax._core._packing`, tagged :data:`rectax.RESIDUAL_NAME`); the backward pass computes
 ``levels[idx] * g``.
 
 The table (borders and levels) minimises the L2 error
@@ -27,7 +27,7 @@ during training, so the tables here are the unweighted ones; ``python -m benchma
 prints both errors at several input scales.
 
 The tables of the built-in activations at their default hyperparameters are precomputed in
-:mod:`rectax._few_bit_tables` by ``python -m tools.few_bit_generate`` (rerunnable); any other
+:mod:`rectax._core._few_bit_tables` by ``python -m tools.few_bit_generate`` (rerunnable); any other
 function or hyperparameter value gets its table computed once, in float64, and cached.
 """
 
@@ -231,7 +231,7 @@ def l2_error(
 
 
 def numpy_derivative(fn: Callable[[Array], Array]) -> NumpyFn:
-    """``fn'`` as a float64 NumPy function (``jax.grad``, see :func:`rectax._dtypes.in_float64`)."""
+    """``fn'`` as a float64 NumPy function (``jax.grad`` under :func:`in_float64`)."""
     return in_float64(jax.vmap(jax.grad(fn)))
 
 
@@ -287,7 +287,7 @@ def step_function(
     def direct(x: Array) -> Array:
         # The level of ``x``'s bucket by one select per (ascending) border: bitwise
         # ``derivative(index(x))`` without the codes: what a gated unit's plain graph
-        # recomputes on XLA:TPU (:func:`rectax._gradients.gated_coded`).
+        # recomputes on XLA:TPU (:func:`rectax._core._gradients.gated_coded`).
         d = jnp.full(x.shape, levels[0])
         for b, level in zip(borders, levels[1:], strict=True):
             d = jnp.where(x > b, level, d)
@@ -443,7 +443,7 @@ _REFERENCES: dict[tuple[Any, ...], Callable[[Array], Array]] = {
     ("gelu", (("approximate", False),)): functools.partial(jax.nn.gelu, approximate=False),
 }
 """jax.nn's gate activations, keyed as ``_GATED`` without bits: the forward of a few-bit gated
-unit's plain graph (:func:`rectax._gradients.gated_coded`'s ``reference``)."""
+unit's plain graph (:func:`rectax._core._gradients.gated_coded`'s ``reference``)."""
 
 
 def gated_builtin(
@@ -461,7 +461,7 @@ def gated_builtin(
 
     Returns:
       A function of ``(gate, up)`` whose reverse mode keeps ``exact(gate)``, ``up`` and the
-      gate's ``bits``-bit codes (:func:`rectax._gradients.gated_coded`).
+      gate's ``bits``-bit codes (:func:`rectax._core._gradients.gated_coded`).
     """
     bits = check_bits(api, bits)
     frozen = tuple(sorted((k, _static(api, k, v)) for k, v in params.items()))

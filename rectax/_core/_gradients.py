@@ -27,7 +27,7 @@ Lean residuals. Every function is wrapped in ``jax.checkpoint`` with a policy th
 values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pass needs them).
 
 * :func:`two_valued` packs the mask to 1 bit per element (into ``uint32`` words,
-  :mod:`rectax._packing`; along the last axis, every other axis indexing rows, so that their
+  :mod:`rectax._core._packing`; along the last axis, every other axis indexing rows, so that their
   shardings split no word: :func:`_packed_view`) and tags it, so
   reverse mode keeps 1 bit per element instead of an array of the input's dtype; the factor is
   recomputed from the bits and the (small) hyperparameters.
@@ -191,7 +191,7 @@ def _packed_view(shape: Sequence[int], bits: int = 1) -> tuple[int, ...]:
     an image's height then splits no word, and XLA moves no codes between devices
     (collective-permutes and all-gathers that jax.nn's rules do not need;
     ``tests/test_sharding.py``). A row whose codes fit in 8 or 16 bits takes one ``uint8`` or
-    ``uint16`` word (:func:`rectax._packing.word_bits`).
+    ``uint16`` word (:func:`rectax._core._packing.word_bits`).
     """
     shape = tuple(shape)
     per_word = _packing.WORD_BITS // _packing.slot_bits(bits)
@@ -234,7 +234,7 @@ def _param_tangent(
 ) -> Array | None:
     """JVP of ``forward`` in the direction of the hyperparameters that carry a tangent.
 
-    Evaluated in float32 or wider (:func:`rectax._dtypes.at_least_float32`) and rounded once to
+    Evaluated in float32 or wider (:func:`at_least_float32`) and rounded once to
     ``x``'s dtype. Reverse mode transposes it, so a hyperparameter's cotangent (the sum over the
     axes it was broadcast along: ``min(x, 0)`` summed over a whole feature map for a PReLU
     slope) is accumulated in float32 or wider, then converted to the hyperparameter's own dtype
@@ -532,7 +532,7 @@ def coded(
     """``f(x)`` whose derivative is ``level(code(x))``: a ``bits``-bit step function.
 
     Reverse mode keeps only the codes, packed to ``bits`` bits per element
-    (:func:`rectax._packing.slot_bits`): Few-Bit Backward's residual.
+    (:func:`rectax._core._packing.slot_bits`): Few-Bit Backward's residual.
 
     Args:
       forward: ``forward(x) -> y``.
