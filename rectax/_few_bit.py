@@ -255,9 +255,8 @@ def check_bits(api: str, bits: Any) -> int:
 
 def step_function(
     table: FewBitTable, bits: int, dtype: np.dtype
-) -> tuple[Callable[[Array], Array], Callable[[Array], Array], Callable[[Array], Array]]:
-    """``(index, derivative, direct)`` of a table in ``dtype``: codes of an input, their
-    levels, and ``derivative(index(x))`` computed from ``x`` itself.
+) -> tuple[Callable[[Array], Array], Callable[[Array], Array]]:
+    """``(index, derivative)`` of a table in ``dtype``: codes of an input, and their levels.
 
     Borders and levels are rounded once from float64 to ``dtype``: the indices are computed on
     the input as given and the levels applied in its dtype.
@@ -284,16 +283,7 @@ def step_function(
             values = [jnp.where(high, values[i + 1], values[i]) for i in range(0, len(values), 2)]
         return values[0]
 
-    def direct(x: Array) -> Array:
-        # The level of ``x``'s bucket by one select per (ascending) border: bitwise
-        # ``derivative(index(x))`` without the codes: what a gated unit's plain graph
-        # recomputes on XLA:TPU (:func:`rectax._gradients.gated_coded`).
-        d = jnp.full(x.shape, levels[0])
-        for b, level in zip(borders, levels[1:], strict=True):
-            d = jnp.where(x > b, level, d)
-        return d
-
-    return index, derivative, direct
+    return index, derivative
 
 
 class FewBit:
@@ -317,7 +307,7 @@ class FewBit:
         return f"<rectax {self.__name__}>"
 
     def _for(self, dtype: np.dtype) -> Callable[[Array], Array]:
-        index, derivative, _ = step_function(self.table, self.bits, dtype)
+        index, derivative = step_function(self.table, self.bits, dtype)
         return coded(self.fn, index, derivative, self.bits)
 
     def __call__(self, x: ArrayLike) -> Array:
@@ -468,8 +458,8 @@ def gated_builtin(
     key = (gate_api, frozen, bits, np.dtype(dtype))
     if key not in _GATED:
         fb = builtin(gate_api, exact, bits, **dict(frozen))
-        index, derivative, direct = step_function(fb.table, bits, np.dtype(dtype))
+        index, derivative = step_function(fb.table, bits, np.dtype(dtype))
         _GATED[key] = gated_coded(
-            fb.fn, index, derivative, bits, direct=direct, reference=_REFERENCES.get(key[:2])
+            fb.fn, index, derivative, bits, reference=_REFERENCES.get(key[:2])
         )
     return _GATED[key]
