@@ -334,6 +334,13 @@ def few_bit(fn: Callable[[Array], Array], bits: int = 3) -> FewBit:
     :data:`rectax.RESIDUAL_NAME`, instead of a copy of the input, and every AD entry point (grad,
     vjp, jvp, jacfwd, jacrev, hessian) sees ``q`` as the derivative (its own derivative is 0).
 
+    Traced for XLA:TPU (:func:`rectax.residual_target`), the result is ``fn`` itself, with its
+    own, exact derivative: a TPU matmul fuses the activation into its operand, so jax.nn's step
+    keeps only the pre-activation and codes cannot lower the peak there (they measured up to
+    1.40x jax.nn's, a step function recomputed from the input up to 1.12x; ``docs/memory.md``).
+    The same holds for the ``bits`` keyword of rectax's activations and gated units. To train
+    with ``q`` on a TPU anyway, trace under ``rectax.residual_target("gpu")`` (packed codes).
+
     .. math:: \min_q \int_{-100}^{100} \bigl(f'(x) - q(x)\bigr)^2\,dx
 
     The table is the global optimum of this L2 error (Novikov et al., ICML 2023, arXiv
@@ -432,8 +439,9 @@ _REFERENCES: dict[tuple[Any, ...], Callable[[Array], Array]] = {
     ("gelu", (("approximate", True),)): functools.partial(jax.nn.gelu, approximate=True),
     ("gelu", (("approximate", False),)): functools.partial(jax.nn.gelu, approximate=False),
 }
-"""jax.nn's gate activations, keyed as ``_GATED`` without bits: the forward of a few-bit gated
-unit's plain graph (:func:`rectax._gradients.gated_coded`'s ``reference``)."""
+"""jax.nn's gate activations, keyed as ``_GATED`` without bits: a few-bit gated unit on XLA:TPU
+is ``reference(gate) * up``, the exact unit's graph there
+(:func:`rectax._gradients.gated_coded`)."""
 
 
 def gated_builtin(
@@ -451,7 +459,8 @@ def gated_builtin(
 
     Returns:
       A function of ``(gate, up)`` whose reverse mode keeps ``exact(gate)``, ``up`` and the
-      gate's ``bits``-bit codes (:func:`rectax._gradients.gated_coded`).
+      gate's ``bits``-bit codes (:func:`rectax._gradients.gated_coded`); on XLA:TPU the exact
+      unit.
     """
     bits = check_bits(api, bits)
     frozen = tuple(sorted((k, _static(api, k, v)) for k, v in params.items()))

@@ -170,8 +170,9 @@ FEW_BIT = {
 def test_few_bit_is_exact_on_tpu_and_a_step_function_elsewhere(name, dtype):
     """``bits=`` (and :func:`rectax.few_bit`) on XLA:TPU is the exact activation (codes cannot
     lower the peak there): its gradient is bitwise the one without ``bits`` (or of the function
-    given) and within the dtype's tolerance of the float64 derivative. On CPU and GPU it is the few-bit step function, bitwise the same on both (packed
-    codes), and far from the exact derivative somewhere on the grid."""
+    given) and within the dtype's tolerance of the float64 derivative. On CPU and GPU it is the
+    few-bit step function, bitwise the same on both (packed codes), and far from the exact
+    derivative somewhere on the grid."""
     few, exact, oracle = FEW_BIT[name]
     act = registry.BY_NAME[oracle]
     x = jnp.linspace(-7.0, 7.0, 96, dtype=jnp.float32).reshape(8, 12)
