@@ -1445,15 +1445,16 @@ def swiglu(gate: ArrayLike, up: ArrayLike, *, bits: int | None = None) -> Array:
     and ``up`` (what XLA keeps for ``jax.nn.silu(gate) * up``) and recomputes ``silu`` and its
     derivative in the backward pass; the product is tagged :data:`rectax.RESIDUAL_NAME`. With
     ``bits``, reverse mode keeps ``silu(gate)``, ``up`` and the gate's ``bits``-bit derivative
-    codes instead, never ``gate``. Traced for XLA:TPU (or XLA:GPU in float32) without ``bits``,
-    it is ``jax.nn.silu(gate) * up`` itself, whose graph is the floor there: jax.nn's values
-    and gradients (:func:`rectax.residual_target`).
+    codes instead, never ``gate``. Traced for XLA:TPU (with or without ``bits``: codes cannot
+    lower the peak there, so the gate's derivative is exact) or for XLA:GPU in float32 without
+    ``bits``, it is ``jax.nn.silu(gate) * up`` itself, whose graph is the floor there: jax.nn's
+    values and gradients (:func:`rectax.residual_target`).
 
     Args:
       gate: floating array, the gate's pre-activation.
       up: floating array of ``gate``'s shape and dtype.
       bits: None (default) for the exact derivative, or 1-4 for the gate's few-bit derivative
-        (:func:`few_bit`, silu's precomputed table).
+        (:func:`few_bit`, silu's precomputed table; exact on XLA:TPU).
 
     Returns:
       ``silu(gate) * up``, of ``gate``'s shape and dtype.
@@ -1499,14 +1500,16 @@ def geglu(
     .. math:: \mathrm{geglu}(g, u) = \mathrm{gelu}(g) \cdot u
 
     As :func:`swiglu`, with :func:`gelu`'s ``approximate`` (default True, the tanh form, as
-    jax.nn and Gemma; ``'none'`` or False for the exact one). Traced for XLA:TPU or XLA:GPU
-    without ``bits``, it is ``jax.nn.gelu(gate, approximate) * up`` itself.
+    jax.nn and Gemma; ``'none'`` or False for the exact one). Traced for XLA:TPU (with or
+    without ``bits``, whose derivative is then exact) or for XLA:GPU without ``bits``, it is
+    ``jax.nn.gelu(gate, approximate) * up`` itself.
 
     Args:
       gate: floating array, the gate's pre-activation.
       up: floating array of ``gate``'s shape and dtype.
       approximate: True or ``'tanh'`` for the tanh form, False or ``'none'`` for the exact one.
-      bits: None (default) for the exact derivative, or 1-4 for the gate's few-bit derivative.
+      bits: None (default) for the exact derivative, or 1-4 for the gate's few-bit derivative
+        (exact on XLA:TPU).
 
     Returns:
       ``gelu(gate, approximate) * up``, of ``gate``'s shape and dtype.

@@ -7,6 +7,7 @@ checked where users train: each step is compiled (never run) for a compile-only 
 activation. Small sizes; ``python -m benchmarks --target h100`` prints the zoo's full table.
 """
 
+import _registry as registry
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,21 +70,13 @@ def test_zoo_peak_not_above_jax_nn(target, model, dtype, remat):
     [
         ("gpt-gelu bits=4", "f32"),  # 1.185 with packed codes
         ("gpt-gelu bits=4", "bf16"),  # 1.402
-        pytest.param(
-            "mlp gelu bits=4",
-            "bf16",  # 1.284
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: 1.071x; the step function as a select chain on x meets jax.nn "
-                "here but not in the decoder (docs/memory.md)",
-            ),
-        ),
+        ("mlp gelu bits=4", "bf16"),  # 1.284; 1.071 with the step function recomputed from x
     ],
 )
 def test_few_bit_gelu_on_tpu_not_above_jax_nn(name, dtype):
     """Few-bit codes on XLA:TPU cost more than jax.nn.gelu's input (its matmuls fuse the
-    activation into their operands); keeping the input and recomputing the step function
-    from it meets jax.nn."""
+    activation into their operands), and so did the step function recomputed from the input;
+    ``bits=`` there is the exact activation, which meets jax.nn."""
     _skip_if_absent("tpu-v5e")
     row = targets.reference_row("tpu-v5e", name, dtype, targets.SMALL)
     assert row.rectax.peak <= row.jax_nn.peak, f"{row.ratio:.3f}x"
@@ -134,8 +127,6 @@ ACTIVATIONS = {
     "elu": rx.elu,
     "softplus": rx.softplus,
     "squared_relu": rx.squared_relu,
-    "gelu_bits4": lambda x: rx.gelu(x, bits=4),  # packed codes on CPU, GPU; x on TPU
-    "silu_bits1": lambda x: rx.silu(x, bits=1),
 }
 
 
@@ -159,6 +150,60 @@ def test_every_target_differentiates_the_same(name, dtype):
         assert grad.dtype == dtype
         assert jnp.array_equal(grad, out["cpu"][0]), (name, platform)
         assert jnp.array_equal(tangent, out["cpu"][1]), (name, platform)
+
+
+FEW_BIT = {
+    "gelu_bits4": (lambda x: rx.gelu(x, bits=4), rx.gelu, "gelu_tanh"),
+    "silu_bits4": (lambda x: rx.silu(x, bits=4), rx.silu, "silu"),
+    "silu_bits1": (lambda x: rx.silu(x, bits=1), rx.silu, "silu"),
+    "gelu_exact_bits3": (
+        lambda x: rx.gelu(x, approximate=False, bits=3),
+        lambda x: rx.gelu(x, approximate=False),
+        "gelu_exact",
+    ),
+    "few_bit_mish_bits3": (lambda x: rx.few_bit(jax.nn.mish, bits=3)(x), jax.nn.mish, "mish"),
+}
+
+
+@pytest.mark.parametrize("name", FEW_BIT)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_few_bit_is_exact_on_tpu_and_a_step_function_elsewhere(name, dtype):
+    """``bits=`` (and :func:`rectax.few_bit`) on XLA:TPU is the exact activation (codes cannot
+    lower the peak there): its gradient is bitwise the one without ``bits`` (or of the function
+    given) and within the dtype's tolerance of the float64 derivative. On CPU and GPU it is the
+    few-bit step function, bitwise the same on both (packed codes), and far from the exact
+    derivative somewhere on the grid."""
+    few, exact, oracle = FEW_BIT[name]
+    act = registry.BY_NAME[oracle]
+    x = jnp.linspace(-7.0, 7.0, 96, dtype=jnp.float32).reshape(8, 12)
+    x = x.at[0, 0].set(0.0).astype(dtype)
+    t = jnp.ones_like(x)
+
+    def derivatives(fn):
+        grad = jax.grad(lambda x: jnp.sum(fn(x).astype(jnp.float32)))(x)
+        _, tangent = jax.jvp(fn, (x,), (t,))
+        return grad, tangent
+
+    out = {}
+    for platform in ("cpu", "gpu", "tpu"):
+        with rx.residual_target(platform):
+            out[platform] = (derivatives(few), derivatives(exact))
+    want = act.dref(np.asarray(x, np.float64))
+    rtol = registry.RTOL[jnp.dtype(dtype)]
+    atol = registry.derivative_atol(act, dtype)
+    (tpu_grad, tpu_tangent), (exact_grad, exact_tangent) = out["tpu"]
+    assert tpu_grad.dtype == dtype
+    assert jnp.array_equal(tpu_grad, exact_grad)
+    assert jnp.array_equal(tpu_tangent, exact_tangent)
+    np.testing.assert_allclose(np.asarray(tpu_grad, np.float64), want, rtol=rtol, atol=atol)
+    (cpu_grad, cpu_tangent), _ = out["cpu"]
+    (gpu_grad, gpu_tangent), _ = out["gpu"]
+    assert jnp.array_equal(gpu_grad, cpu_grad)
+    assert jnp.array_equal(gpu_tangent, cpu_tangent)
+    assert jnp.array_equal(cpu_grad, cpu_tangent)
+    # a step function: few distinct values, at least 0.01 from the derivative somewhere
+    assert len(np.unique(np.asarray(cpu_grad, np.float32))) <= 2 ** int(name[-1])
+    assert np.max(np.abs(np.asarray(cpu_grad, np.float64) - want)) > 1e-2
 
 
 # --------------------------------------------------------------------------- gated units
@@ -189,8 +234,10 @@ GATED_CASES = [
     ("tpu-v5e", "reglu", "bfloat16", "none"),  # 1.071
     ("tpu-v5e", "reglu", "float32", "remat-bits"),  # 1.125
     ("tpu-v5e", "squared_relu", "float32", "none"),  # 1.000: the current rule, not output-only
-    ("tpu-v5e", "swiglu_bits4", "float32", "remat"),  # 1.083: codes' select tree, now a chain
+    ("tpu-v5e", "swiglu_bits4", "float32", "remat"),  # 1.083 with the codes' select tree
     ("tpu-v5e", "geglu_bits4", "float32", "remat"),  # 1.021 with rectax's gelu forward
+    ("tpu-v5e", "swiglu_bits4", "bfloat16", "remat"),  # 1.102 with a step function
+    ("tpu-v5e", "geglu_bits4", "bfloat16", "remat-bits"),  # 1.102 with a step function
 ]
 
 
@@ -209,10 +256,15 @@ def test_gated_ffn_peak_not_above_the_plain_expression(target, unit, dtype, rema
 
 
 # Where SwiGLU and GeGLU run jax.nn's expression itself (its graph is the floor there): XLA:TPU,
-# and XLA:GPU for GeGLU and float32 SwiGLU (rectax._core._gradients.lean_residuals).
-JAX_NN_GRAPH = {("swiglu", "tpu"), ("geglu", "tpu"), ("geglu", "gpu"), ("swiglu", "gpu", "float32")}
-# Few-bit gates whose plain graph (XLA:TPU) takes jax.nn's forward: up's gradient is jax.nn's.
-JAX_NN_FORWARD = {("swiglu_bits4", "tpu")}
+# few-bit gates included (their exact derivative), and XLA:GPU for GeGLU and float32 SwiGLU
+# (rectax._core._gradients.lean_residuals).
+JAX_NN_GRAPH = {
+    ("swiglu", "tpu"),
+    ("swiglu_bits4", "tpu"),
+    ("geglu", "tpu"),
+    ("geglu", "gpu"),
+    ("swiglu", "gpu", "float32"),
+}
 
 
 def _gated_grads(fn, gate, up):
@@ -224,13 +276,13 @@ def _gated_grads(fn, gate, up):
 @pytest.mark.parametrize("unit", ["swiglu", "swiglu_bits4", "geglu", "reglu"])
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_gated_units_differentiate_the_same_on_every_target(unit, dtype):
-    """The checkpointed rule (CPU) and the plain graph (GPU, TPU) give bitwise the same
-    gradients in both inputs, few-bit codes included (packed or recomputed from ``gate``),
-    each compiled whole (eagerly, the plain graph runs op by op: XLA:CPU's fused exp then
-    differs in the last bit). Where SwiGLU and GeGLU run jax.nn's expression itself
-    (``JAX_NN_GRAPH``), their gradients are bitwise jax.nn's and within the dtype's tolerance
-    of the rule's (jax.nn computes in the input's dtype, rectax's rule in float32); where a
-    few-bit gate takes jax.nn's forward (``JAX_NN_FORWARD``), so is ``up``'s gradient."""
+    """The checkpointed rule (CPU) and the plain graph (GPU) give bitwise the same gradients
+    in both inputs, packed few-bit codes included, each compiled whole (eagerly, the plain
+    graph runs op by op: XLA:CPU's fused exp then differs in the last bit). Where SwiGLU and
+    GeGLU run jax.nn's expression itself (``JAX_NN_GRAPH``), their gradients are bitwise
+    jax.nn's and within the dtype's tolerance of the rule's (jax.nn computes in the input's
+    dtype, rectax's rule in float32); a few-bit gate there is exact: within that tolerance of
+    the exact unit's rule, not of its own step function."""
     fn, plain = GATED_UNITS[unit]
     gate = jnp.linspace(-5.0, 5.0, 64, dtype=jnp.float32).reshape(4, 16).at[0, 0].set(0.0)
     up = jnp.cos(gate)
@@ -244,22 +296,21 @@ def test_gated_units_differentiate_the_same_on_every_target(unit, dtype):
     # (float32-widened) derivative avoids: absolute errors of ~10 float32 eps at gate = -5, and
     # in bfloat16 1.5% of the largest gradient (0.051 for 0.020 at gate = -2.9)
     tol = 1e-5 if dtype == jnp.float32 else 2e-2
+    exact_rule = grads["cpu"]
+    if unit.endswith("_bits4"):
+        with rx.residual_target("cpu"):
+            exact_rule = _gated_grads(GATED_UNITS[unit.removesuffix("_bits4")][0], gate, up)
     for platform, (d_gate, d_up) in grads.items():
         assert d_gate.dtype == dtype
         if {(unit, platform), (unit, platform, jnp.dtype(dtype).name)} & JAX_NN_GRAPH:
             assert jnp.array_equal(d_gate, jax_nn[0]), (unit, platform)
             assert jnp.array_equal(d_up, jax_nn[1]), (unit, platform)
-            for ours, rule in zip((d_gate, d_up), grads["cpu"], strict=True):
+            for ours, rule in zip((d_gate, d_up), exact_rule, strict=True):
                 rule = np.asarray(rule, np.float32)
                 scale = float(np.max(np.abs(rule)))
                 np.testing.assert_allclose(
                     np.asarray(ours, np.float32), rule, rtol=tol, atol=tol * scale
                 )
-        elif (unit, platform) in JAX_NN_FORWARD:
-            assert jnp.array_equal(d_gate, grads["cpu"][0]), (unit, platform)
-            assert jnp.array_equal(d_up, jax_nn[1]), (unit, platform)
-            rule = np.asarray(grads["cpu"][1], np.float32)
-            np.testing.assert_allclose(np.asarray(d_up, np.float32), rule, rtol=tol, atol=tol)
         else:
             assert jnp.array_equal(d_gate, grads["cpu"][0]), (unit, platform)
             assert jnp.array_equal(d_up, grads["cpu"][1]), (unit, platform)

@@ -255,9 +255,8 @@ def check_bits(api: str, bits: Any) -> int:
 
 def step_function(
     table: FewBitTable, bits: int, dtype: np.dtype
-) -> tuple[Callable[[Array], Array], Callable[[Array], Array], Callable[[Array], Array]]:
-    """``(index, derivative, direct)`` of a table in ``dtype``: codes of an input, their
-    levels, and ``derivative(index(x))`` computed from ``x`` itself.
+) -> tuple[Callable[[Array], Array], Callable[[Array], Array]]:
+    """``(index, derivative)`` of a table in ``dtype``: codes of an input, and their levels.
 
     Borders and levels are rounded once from float64 to ``dtype``: the indices are computed on
     the input as given and the levels applied in its dtype.
@@ -284,16 +283,7 @@ def step_function(
             values = [jnp.where(high, values[i + 1], values[i]) for i in range(0, len(values), 2)]
         return values[0]
 
-    def direct(x: Array) -> Array:
-        # The level of ``x``'s bucket by one select per (ascending) border: bitwise
-        # ``derivative(index(x))`` without the codes: what a gated unit's plain graph
-        # recomputes on XLA:TPU (:func:`rectax._core._gradients.gated_coded`).
-        d = jnp.full(x.shape, levels[0])
-        for b, level in zip(borders, levels[1:], strict=True):
-            d = jnp.where(x > b, level, d)
-        return d
-
-    return index, derivative, direct
+    return index, derivative
 
 
 class FewBit:
@@ -317,7 +307,7 @@ class FewBit:
         return f"<rectax {self.__name__}>"
 
     def _for(self, dtype: np.dtype) -> Callable[[Array], Array]:
-        index, derivative, _ = step_function(self.table, self.bits, dtype)
+        index, derivative = step_function(self.table, self.bits, dtype)
         return coded(self.fn, index, derivative, self.bits)
 
     def __call__(self, x: ArrayLike) -> Array:
@@ -343,6 +333,13 @@ def few_bit(fn: Callable[[Array], Array], bits: int = 3) -> FewBit:
     index, ``bits`` bits packed into ``uint32`` words (3 bits use 4-bit slots) and tagged
     :data:`rectax.RESIDUAL_NAME`, instead of a copy of the input, and every AD entry point (grad,
     vjp, jvp, jacfwd, jacrev, hessian) sees ``q`` as the derivative (its own derivative is 0).
+
+    Traced for XLA:TPU (:func:`rectax.residual_target`), the result is ``fn`` itself, with its
+    own, exact derivative: a TPU matmul fuses the activation into its operand, so jax.nn's step
+    keeps only the pre-activation and codes cannot lower the peak there (they measured up to
+    1.40x jax.nn's, a step function recomputed from the input up to 1.12x; ``docs/memory.md``).
+    The same holds for the ``bits`` keyword of rectax's activations and gated units. To train
+    with ``q`` on a TPU anyway, trace under ``rectax.residual_target("gpu")`` (packed codes).
 
     .. math:: \min_q \int_{-100}^{100} \bigl(f'(x) - q(x)\bigr)^2\,dx
 
@@ -442,8 +439,9 @@ _REFERENCES: dict[tuple[Any, ...], Callable[[Array], Array]] = {
     ("gelu", (("approximate", True),)): functools.partial(jax.nn.gelu, approximate=True),
     ("gelu", (("approximate", False),)): functools.partial(jax.nn.gelu, approximate=False),
 }
-"""jax.nn's gate activations, keyed as ``_GATED`` without bits: the forward of a few-bit gated
-unit's plain graph (:func:`rectax._core._gradients.gated_coded`'s ``reference``)."""
+"""jax.nn's gate activations, keyed as ``_GATED`` without bits: a few-bit gated unit on XLA:TPU
+is ``reference(gate) * up``, the exact unit's graph there
+(:func:`rectax._core._gradients.gated_coded`)."""
 
 
 def gated_builtin(
@@ -461,15 +459,16 @@ def gated_builtin(
 
     Returns:
       A function of ``(gate, up)`` whose reverse mode keeps ``exact(gate)``, ``up`` and the
-      gate's ``bits``-bit codes (:func:`rectax._core._gradients.gated_coded`).
+      gate's ``bits``-bit codes (:func:`rectax._core._gradients.gated_coded`); on XLA:TPU the exact
+      unit.
     """
     bits = check_bits(api, bits)
     frozen = tuple(sorted((k, _static(api, k, v)) for k, v in params.items()))
     key = (gate_api, frozen, bits, np.dtype(dtype))
     if key not in _GATED:
         fb = builtin(gate_api, exact, bits, **dict(frozen))
-        index, derivative, direct = step_function(fb.table, bits, np.dtype(dtype))
+        index, derivative = step_function(fb.table, bits, np.dtype(dtype))
         _GATED[key] = gated_coded(
-            fb.fn, index, derivative, bits, direct=direct, reference=_REFERENCES.get(key[:2])
+            fb.fn, index, derivative, bits, reference=_REFERENCES.get(key[:2])
         )
     return _GATED[key]

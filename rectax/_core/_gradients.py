@@ -146,10 +146,13 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
       and the backward pass: cuDNN can no longer fuse relu into the convolution (it then keeps
       the pre-activation), and XLA:GPU/TPU can no longer recompute the cheap elementwise
       derivative in the backward fusions, which is how they keep one tensor per activation.
-    * Few-bit codes on XLA:TPU: the input, the step function recomputed from it. A TPU matmul
-      fuses an elementwise producer into its operand, so jax.nn's step keeps only the
-      pre-activation and recomputes the activation for the next layer's weight gradient; codes
-      can only add to that (gpt-gelu ``bits=4``: 1.18x f32, 1.40x bf16; the input: 1.00x).
+    * Few-bit codes on XLA:TPU: none; the exact activation instead, with its exact derivative
+      (:func:`coded`'s and :func:`gated_coded`'s fallback: the graph the activation without
+      ``bits`` has there). A TPU matmul fuses an elementwise producer into its operand, so
+      jax.nn's step keeps only the pre-activation and recomputes the activation for the next
+      layer's weight gradient; codes can only add to that (gpt-gelu ``bits=4``: 1.18x f32,
+      1.40x bf16), and so did every step function recomputed from the input (up to 1.07x in an
+      8-layer bfloat16 GELU MLP, 1.12x in a Llama 3 FFN stack).
     * Gated units (``python -m benchmarks.gated --target``, 2 blocks, and the Llama 3 / Gemma
       stacks of ``python -m benchmarks.ffn_stacks --target``): on TPU the plain expression's
       graph (the checkpointed rule measured 1.04x-1.41x there, its jit boundary alone one more
@@ -298,6 +301,7 @@ def _build(
     *,
     jit: bool = True,
     combine: Callable[[Array, Array], Array] | None = None,
+    exact: Callable[..., Array] | None = None,
 ) -> Callable[..., Array]:
     """The one construction: ``custom_jvp`` with ``t_out = factor * t_x``, checkpointed, jitted.
 
@@ -321,6 +325,11 @@ def _build(
     its own rule (no checkpoint, nothing packed): where :func:`lean_residuals` says no for the
     :func:`residual_target` being traced for, the activation uses it, so XLA:GPU and XLA:TPU
     see the graph they already fuse well.
+
+    ``exact(x, *params)``, if given, is called instead of ``plain`` where :func:`lean_residuals`
+    says no: another activation, with its own derivative (:func:`coded`'s exact activation).
+    It is called as it is, not inside this function's ``jax.jit``, so the compiler sees that
+    activation's own graph.
     """
 
     Tangent = Callable[[Array, Array, Sequence[Any], Array], tuple[Array, Array]]
@@ -382,6 +391,8 @@ def _build(
 
     def activation(x: Array, *params: Any) -> Array:
         target = current_residual_target()
+        if exact is not None and not lean_residuals(target, form, x):
+            return exact(x, *params)
         if target not in variants:
             variants[target] = variant(target)
         return variants[target](x, *params)
@@ -532,10 +543,12 @@ def coded(
     """``f(x)`` whose derivative is ``level(code(x))``: a ``bits``-bit step function.
 
     Reverse mode keeps only the codes, packed to ``bits`` bits per element
-    (:func:`rectax._core._packing.slot_bits`): Few-Bit Backward's residual.
+    (:func:`rectax._core._packing.slot_bits`): Few-Bit Backward's residual. Where
+    :func:`lean_residuals` says no (XLA:TPU, where codes cannot lower the peak), the function is
+    ``forward`` itself, with ``forward``'s own, exact derivative: no step function.
 
     Args:
-      forward: ``forward(x) -> y``.
+      forward: ``forward(x) -> y``, differentiable (a rectax activation uses its own rule).
       code: ``code(x)``: unsigned codes below ``2**bits`` (a boolean for ``bits == 1``).
       level: ``level(codes) -> dy/dx`` for the unpacked codes (``uint32``, or bool for 1 bit).
       bits: 1 to 8.
@@ -549,12 +562,7 @@ def coded(
         words = checkpoint_name(pack_mask(code(x), bits), RESIDUAL_NAME)
         return y, level(unpack_mask(words, x.shape, bits))
 
-    def plain(x: Array, y: Array, params: Sequence[Any], t_x: Array) -> Array:
-        """The codes recomputed from ``x`` where :func:`lean_residuals` keeps the input."""
-        del y, params
-        return t_x * lax.convert_element_type(level(code(x)), t_x.dtype)
-
-    return _build(forward, factor, "coded", plain)
+    return _build(forward, factor, "coded", exact=forward)
 
 
 # --------------------------------------------------------------------------- gated units
@@ -705,26 +713,25 @@ def gated_coded(
     level: Callable[[Array], Array],
     bits: int,
     *,
-    direct: Callable[[Array], Array] | None = None,
     reference: Callable[[Array], Array] | None = None,
 ) -> Callable[[Array, Array], Array]:
     """``f(gate, up) = forward(gate) * up`` whose gate derivative is ``level(code(gate))``.
 
     Reverse mode keeps ``a = forward(gate)`` and the gate's codes (``bits`` bits per element,
     both tagged ``RESIDUAL_NAME``) and ``up``; never ``gate``, whose matmul's backward needs only
-    the cotangent. Few-Bit Backward (:func:`coded`) for the gate of a gated unit.
+    the cotangent. Few-Bit Backward (:func:`coded`) for the gate of a gated unit. Where
+    :func:`lean_residuals` says no (XLA:TPU), the unit is the plain expression
+    ``reference(gate) * up`` (else ``forward(gate) * up``) under JAX's autodiff: the exact
+    derivative, no step function, as :func:`coded` there.
 
     Args:
-      forward: the gate's activation.
+      forward: the gate's activation, differentiable (a rectax activation uses its own rule).
       code: ``code(gate)``: unsigned codes below ``2**bits`` (bool for 1 bit).
       level: ``level(codes) -> forward'`` for the unpacked codes.
       bits: 1 to 8.
-      direct: optional ``direct(gate)``, bitwise ``level(code(gate))`` computed without
-        codes: the plain graph's (XLA:TPU), where ``level(code(gate))`` measured 1.04x-1.08x
-        the plain expression in float32 and the direct form 1.00x.
-      reference: optional jax.nn's gate activation, the plain graph's forward (its values):
-        rectax's tail-safe GELU forward measured 1.02x (XLA:TPU, float32 GeGLU ``bits=4``
-        under ``jax.checkpoint``), jax.nn's 1.00x.
+      reference: optional jax.nn's gate activation (``jax.nn.silu``): the plain expression's
+        (what :func:`gated`'s ``reference`` runs there, so the unit with and without ``bits``
+        is the same graph on that target).
 
     Returns:
       A jitted function of ``(gate, up)``.
@@ -738,12 +745,10 @@ def gated_coded(
 
     plain_forward = forward if reference is None else reference
 
-    def parts(gate: Array, up: Array) -> tuple[Array, Array, Array]:
-        a = plain_forward(gate)
-        d = direct(gate) if direct is not None else level(code(gate))
-        return a * up, lax.convert_element_type(d, up.dtype) * up, a
+    def plain(gate: Array, up: Array) -> Array:
+        return plain_forward(gate) * up
 
-    return _gated_build(forward, factors, _gated_jvp(plain_forward, parts), "gated_coded")
+    return _gated_build(forward, factors, plain, "gated_coded")
 
 
 def from_output(
