@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -217,7 +218,7 @@ def _wire(link: Link, params: Any) -> _Wired:
     if link.init is None:
         from .initializers import he_normal
 
-        init = he_normal()
+        init: Initializer = he_normal()
     else:
         init = link.init
     return _Wired(
@@ -454,6 +455,17 @@ class Score:
     tau: float = 0.0
     fraction: float = 0.0
     maturity: int = 0
+
+    def column_caps(self, units: int) -> tuple[int, ...]:
+        """How many columns a firing may redraw alone in a layer of ``units`` units, smallest
+        first (see :func:`recycle`): ``continual_backprop``'s ``round(fraction * units)``, which
+        it never exceeds; ``units / 64`` and ``units / 8`` (rounded up) for the thresholds.
+        Caps of ``units`` or more are left out (the whole kernel is drawn)."""
+        if self.kind == "utility":
+            caps = {round(self.fraction * units)}
+        else:
+            caps = {math.ceil(units / 64), math.ceil(units / 8)}
+        return tuple(sorted(c for c in caps if 0 < c < units))
 
     @property
     def needs_stats(self) -> bool:
@@ -807,7 +819,8 @@ def recycle(
             for w, a, g, ag in zip(ws, state.stats, state.grad, state.age, strict=True)
         )
         key = jax.random.fold_in(jax.random.key(seed), state.step)
-        params, inner_state = _apply(params, state.inner, ws, masks, inner, key)
+        caps = tuple(score.column_caps(w.units) for w in ws)
+        params, inner_state = _apply(params, state.inner, ws, masks, caps, inner, key)
         packed = [
             _pack(
                 diagnostics.init_stats(w.units),
@@ -836,30 +849,60 @@ def _evidence(params: Any, w: _Wired, acc: Any, grad: Array, age: Array) -> _Evi
     return _Evidence(acc, w.activation, grad, jnp.asarray(outgoing), age)
 
 
+def _redraw(p: Array, mask: Array, init: Initializer, key: Array, caps: tuple[int, ...]) -> Array:
+    """``p`` with the entries in ``mask`` (a parameter's, or its last axis's) redrawn by ``init``.
+
+    Nothing is drawn when no entry is selected. An initializer with a ``columns(key, shape,
+    count, dtype)`` method (:class:`rectax.initializers.VarianceScaling`) draws only the
+    smallest cap of columns that holds the selected units and scatters them into place; any
+    other initializer, or more selected units than the largest cap, draws the whole parameter.
+    Either way each selected entry has the distribution the whole draw gives it.
+    """
+    columns = getattr(init, "columns", None)
+    caps = caps if callable(columns) and mask.shape == p.shape[-1:] else ()
+    units = p.shape[-1]
+
+    def whole(p: Array) -> Array:
+        return jnp.where(mask, init(key, p.shape, p.dtype).astype(p.dtype), p)
+
+    def few(p: Array, count: int) -> Array:
+        assert columns is not None
+        (idx,) = jnp.nonzero(mask, size=count, fill_value=units)  # unused slots: dropped
+        new = columns(key, p.shape, count, p.dtype).astype(p.dtype)
+        return p.at[..., idx].set(new, mode="drop")
+
+    branches: list[Callable[[Array], Array]] = [lambda p: p]
+    branches += [functools.partial(few, count=c) for c in caps] + [whole]
+    selected = jnp.sum(mask, dtype=jnp.int32)
+    branch = sum((selected > c).astype(jnp.int32) for c in caps) + 1
+    return lax.switch(jnp.where(selected == 0, 0, branch), branches, p)
+
+
 def _apply(
     params: Any,
     inner_state: Any,
     ws: tuple[_Wired, ...],
     masks: tuple[Array, ...],
+    caps: tuple[tuple[int, ...], ...],
     inner: optax.GradientTransformation,
     key: Array,
 ) -> tuple[Any, Any]:
     """Recycles the units in ``masks``: new parameters, and the optimizer state's entries of the
     changed weights back at ``inner.init``'s values."""
     # Per parameter path, the edits in order: (mask over the parameter, initializer or None
-    # for zeros, key). Incoming columns and biases come first, outgoing rows after: a kernel
-    # that is both (a middle layer) gets its recycled rows zeroed after its recycled columns
-    # were redrawn.
-    edits: dict[Path, list[tuple[Array, Initializer | None, Array]]] = {}
-    for i, (w, mask) in enumerate(zip(ws, masks, strict=True)):
+    # for zeros, key, column caps). Incoming columns and biases come first, outgoing rows after:
+    # a kernel that is both (a middle layer) gets its recycled rows zeroed after its recycled
+    # columns were redrawn.
+    edits: dict[Path, list[tuple[Array, Initializer | None, Array, tuple[int, ...]]]] = {}
+    for i, (w, mask, cap) in enumerate(zip(ws, masks, caps, strict=True)):
         k_w, k_b = jax.random.split(jax.random.fold_in(key, i))
-        edits.setdefault(w.incoming, []).append((mask, w.init, k_w))
+        edits.setdefault(w.incoming, []).append((mask, w.init, k_w, cap))
         if w.bias is not None:
-            edits.setdefault(w.bias, []).append((mask, w.bias_init, k_b))
+            edits.setdefault(w.bias, []).append((mask, w.bias_init, k_b, ()))
     for w, mask in zip(ws, masks, strict=True):
         for path in w.outgoing:
             rows = _row_mask(mask, _get(params, path))
-            edits.setdefault(path, []).append((rows, None, key))
+            edits.setdefault(path, []).append((rows, None, key, ()))
 
     changed = {
         path: functools.reduce(jnp.logical_or, [e[0] for e in es]) for path, es in edits.items()
@@ -867,18 +910,11 @@ def _apply(
 
     def new_param(path: Any, p: Array) -> Array:
         names = _names(path)
-        for mask, init, k in edits.get(names, ()):
+        for mask, init, k, cap in edits.get(names, ()):
             if init is None:
                 p = jnp.where(mask, jnp.zeros((), p.dtype), p)
-            else:  # draw (a full kernel: the cost of firing) only if a unit of it is selected
-                p = lax.cond(
-                    jnp.any(mask),
-                    lambda p, mask=mask, init=init, k=k: jnp.where(
-                        mask, init(k, p.shape, p.dtype).astype(p.dtype), p
-                    ),
-                    lambda p: p,
-                    p,
-                )
+            else:
+                p = _redraw(p, mask, init, k, cap)
         return p
 
     # Reset the optimizer state's entries of the changed weights, found by path and shape.
