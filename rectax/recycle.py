@@ -144,7 +144,10 @@ class Link:
       bias: the producing layer's bias; ``"auto"`` takes a ``bias`` beside ``incoming`` if there
         is one, None has none.
       init: initializer for recycled incoming columns (``(key, shape, dtype)``); None uses
-        :func:`rectax.initializers.he_normal` (:func:`links` gives a builder's own).
+        :func:`rectax.initializers.he_normal` (:func:`links` gives a builder's own). One with a
+        ``columns(key, shape, count, dtype)`` method (rectax's variance-scaling initializers,
+        :class:`rectax.initializers.VarianceScaling`) redraws only the recycled columns; any
+        other draws the whole kernel and keeps its recycled columns.
       bias_init: initializer for recycled bias entries; None sets them to zero.
       activation: the layer's activation (a function of one array, or a rectax or ``jax.nn``
         name), which :func:`activity` follows; None is ReLU. A widening activation's output
@@ -456,16 +459,13 @@ class Score:
     fraction: float = 0.0
     maturity: int = 0
 
-    def column_caps(self, units: int) -> tuple[int, ...]:
-        """How many columns a firing may redraw alone in a layer of ``units`` units, smallest
-        first (see :func:`recycle`): ``continual_backprop``'s ``round(fraction * units)``, which
-        it never exceeds; ``units / 64`` and ``units / 8`` (rounded up) for the thresholds.
-        Caps of ``units`` or more are left out (the whole kernel is drawn)."""
-        if self.kind == "utility":
-            caps = {round(self.fraction * units)}
-        else:
-            caps = {math.ceil(units / 64), math.ceil(units / 8)}
-        return tuple(sorted(c for c in caps if 0 < c < units))
+    def column_cap(self, units: int) -> int:
+        """How many columns a firing draws alone in a layer of ``units`` units (see
+        :func:`recycle`): ``continual_backprop``'s ``round(fraction * units)``, which it never
+        exceeds, and ``ceil(units / 16)`` for the thresholds; 0 (the whole kernel is drawn) when
+        that is not less than ``units``."""
+        cap = round(self.fraction * units) if self.kind == "utility" else math.ceil(units / 16)
+        return cap if cap < units else 0
 
     @property
     def needs_stats(self) -> bool:
@@ -698,7 +698,9 @@ def recycle(
 
     ``fire(params, state) -> (params, state)``, called by the training loop every ``period``
     steps, scores the units from what ``update`` gathered, redraws the selected units'
-    incoming columns (and bias entries) from the link's initializer, sets their outgoing rows to
+    incoming columns (and bias entries) from the link's initializer (only those columns when it
+    has a ``columns`` method and at most :meth:`Score.column_cap` units are selected: the
+    redraw then costs what the recycled units need), sets their outgoing rows to
     zero, resets the optimizer state's entries of exactly those weights to what ``inner.init``
     gives, and starts a new period. Every other parameter and state entry is returned as it
     is. It is a pure function: ``jax.jit(tx.fire, donate_argnums=(0, 1))``, or call it inside a
@@ -819,7 +821,7 @@ def recycle(
             for w, a, g, ag in zip(ws, state.stats, state.grad, state.age, strict=True)
         )
         key = jax.random.fold_in(jax.random.key(seed), state.step)
-        caps = tuple(score.column_caps(w.units) for w in ws)
+        caps = tuple(score.column_cap(w.units) for w in ws)
         params, inner_state = _apply(params, state.inner, ws, masks, caps, inner, key)
         packed = [
             _pack(
@@ -849,33 +851,40 @@ def _evidence(params: Any, w: _Wired, acc: Any, grad: Array, age: Array) -> _Evi
     return _Evidence(acc, w.activation, grad, jnp.asarray(outgoing), age)
 
 
-def _redraw(p: Array, mask: Array, init: Initializer, key: Array, caps: tuple[int, ...]) -> Array:
+def _redraw(p: Array, mask: Array, init: Initializer, key: Array, cap: int) -> Array:
     """``p`` with the entries in ``mask`` (a parameter's, or its last axis's) redrawn by ``init``.
 
     Nothing is drawn when no entry is selected. An initializer with a ``columns(key, shape,
-    count, dtype)`` method (:class:`rectax.initializers.VarianceScaling`) draws only the
-    smallest cap of columns that holds the selected units and scatters them into place; any
-    other initializer, or more selected units than the largest cap, draws the whole parameter.
-    Either way each selected entry has the distribution the whole draw gives it.
+    count, dtype)`` method (:class:`rectax.initializers.VarianceScaling`) draws ``cap`` columns
+    when at most ``cap`` units are selected, and the selected units take them in order; any other
+    initializer, or more selected units, draws the whole parameter. Either way each selected
+    entry has the distribution the whole draw gives it.
     """
     columns = getattr(init, "columns", None)
-    caps = caps if callable(columns) and mask.shape == p.shape[-1:] else ()
-    units = p.shape[-1]
+    selected = jnp.sum(mask, dtype=jnp.int32)
 
     def whole(p: Array) -> Array:
         return jnp.where(mask, init(key, p.shape, p.dtype).astype(p.dtype), p)
 
-    def few(p: Array, count: int) -> Array:
-        assert columns is not None
-        (idx,) = jnp.nonzero(mask, size=count, fill_value=units)  # unused slots: dropped
-        new = columns(key, p.shape, count, p.dtype).astype(p.dtype)
-        return p.at[..., idx].set(new, mode="drop")
+    if not (callable(columns) and mask.shape == p.shape[-1:] and 0 < cap < p.shape[-1]):
+        return lax.cond(selected > 0, whole, lambda p: p, p)
+    # The columns are drawn under a cond that does not take ``p``, and written in place one
+    # selected unit at a time: a scatter into ``p``, or a branch taking ``p``, made XLA:CPU copy
+    # the kernel at every firing (measured: about 15 us per 256 x 256 kernel).
+    few = selected <= cap
+    fresh = lax.cond(
+        (selected > 0) & few,
+        lambda: columns(key, p.shape, cap, p.dtype).astype(p.dtype),
+        lambda: jnp.zeros((*p.shape[:-1], cap), p.dtype),
+    )
+    (idx,) = jnp.nonzero(mask, size=cap, fill_value=0)
 
-    branches: list[Callable[[Array], Array]] = [lambda p: p]
-    branches += [functools.partial(few, count=c) for c in caps] + [whole]
-    selected = jnp.sum(mask, dtype=jnp.int32)
-    branch = sum((selected > c).astype(jnp.int32) for c in caps) + 1
-    return lax.switch(jnp.where(selected == 0, 0, branch), branches, p)
+    def put(j: Array, p: Array) -> Array:
+        column = lax.dynamic_slice_in_dim(fresh, j, 1, axis=-1)
+        return lax.dynamic_update_slice_in_dim(p, column, idx[j], axis=-1)
+
+    p = lax.fori_loop(0, jnp.where(few, selected, 0), put, p)
+    return lax.cond(few, lambda p: p, whole, p)
 
 
 def _apply(
@@ -883,26 +892,26 @@ def _apply(
     inner_state: Any,
     ws: tuple[_Wired, ...],
     masks: tuple[Array, ...],
-    caps: tuple[tuple[int, ...], ...],
+    caps: tuple[int, ...],
     inner: optax.GradientTransformation,
     key: Array,
 ) -> tuple[Any, Any]:
     """Recycles the units in ``masks``: new parameters, and the optimizer state's entries of the
     changed weights back at ``inner.init``'s values."""
     # Per parameter path, the edits in order: (mask over the parameter, initializer or None
-    # for zeros, key, column caps). Incoming columns and biases come first, outgoing rows after:
+    # for zeros, key, column cap). Incoming columns and biases come first, outgoing rows after:
     # a kernel that is both (a middle layer) gets its recycled rows zeroed after its recycled
     # columns were redrawn.
-    edits: dict[Path, list[tuple[Array, Initializer | None, Array, tuple[int, ...]]]] = {}
+    edits: dict[Path, list[tuple[Array, Initializer | None, Array, int]]] = {}
     for i, (w, mask, cap) in enumerate(zip(ws, masks, caps, strict=True)):
         k_w, k_b = jax.random.split(jax.random.fold_in(key, i))
         edits.setdefault(w.incoming, []).append((mask, w.init, k_w, cap))
         if w.bias is not None:
-            edits.setdefault(w.bias, []).append((mask, w.bias_init, k_b, ()))
+            edits.setdefault(w.bias, []).append((mask, w.bias_init, k_b, 0))
     for w, mask in zip(ws, masks, strict=True):
         for path in w.outgoing:
             rows = _row_mask(mask, _get(params, path))
-            edits.setdefault(path, []).append((rows, None, key, ()))
+            edits.setdefault(path, []).append((rows, None, key, 0))
 
     changed = {
         path: functools.reduce(jnp.logical_or, [e[0] for e in es]) for path, es in edits.items()

@@ -256,13 +256,11 @@ def _fire_with_dead(
     return old_kernel, np.asarray(new["Dense_0"]["kernel"]), state
 
 
-@pytest.mark.parametrize(
-    ("n_dead", "drawn"), [(0, None), (1, 1), (5, 8), (8, 8), (9, -1), (40, -1)]
-)
-def test_redraw_takes_the_smallest_column_cap_or_the_whole_kernel(n_dead: int, drawn) -> None:
-    """64 units: redo's caps are ceil(64/64) = 1 and ceil(64/8) = 8 columns; more selected units
-    than 8 draw the whole kernel; the k-th selected unit (by index) gets drawn column k."""
-    assert recycle.redo(0.0).column_caps(64) == (1, 8)
+@pytest.mark.parametrize(("n_dead", "drawn"), [(0, None), (1, 4), (4, 4), (5, -1), (40, -1)])
+def test_redraw_takes_the_column_cap_or_the_whole_kernel(n_dead: int, drawn) -> None:
+    """64 units: redo's cap is ceil(64/16) = 4 columns; more selected units draw the whole
+    kernel; the k-th selected unit (by index) gets drawn column k."""
+    assert recycle.redo(0.0).column_cap(64) == 4
     dead = np.zeros(64, bool)
     dead[np.random.default_rng(n_dead).choice(64, n_dead, replace=False)] = True
     old, new, state = _fire_with_dead(dead, _Marked())
@@ -281,9 +279,9 @@ def test_redraw_takes_the_smallest_column_cap_or_the_whole_kernel(n_dead: int, d
 
 
 def test_continual_backprops_cap_is_its_count() -> None:
-    assert recycle.continual_backprop(1 / 64).column_caps(256) == (4,)
-    assert recycle.continual_backprop(1.0).column_caps(256) == ()  # the whole kernel
-    assert recycle.grama(0.1).column_caps(1000) == (16, 125)
+    assert recycle.continual_backprop(1 / 64).column_cap(256) == 4
+    assert recycle.continual_backprop(1.0).column_cap(256) == 0  # the whole kernel
+    assert recycle.grama(0.1).column_cap(1000) == 63
     dead = np.arange(64) < 30
     _, new, state = _fire_with_dead(
         dead, _Marked(), score=recycle.continual_backprop(4 / 64, maturity=0)
@@ -304,12 +302,12 @@ def test_continual_backprops_cap_is_its_count() -> None:
 def test_column_path_redraws_have_the_whole_kernels_statistics(
     name: str, init, distribution: str, scale: float, mode: str
 ) -> None:
-    """12 of 128 units recycled through the column path (caps 2 and 16) of a (384, 128)
-    kernel: the redrawn entries have the std of the whole
+    """8 of 128 units recycled through the column path (cap 8) of a (384, 128) kernel: the
+    redrawn entries have the std of the whole
     (384, 128) kernel's fans (z-tests on std and mean, KS, support at alpha = 1e-6, as
-    tests/test_init_stats.py), not that of a (384, 16) column block's."""
-    fan_in, width, n_dead = 384, 128, 12
-    assert recycle.redo(0.0).column_caps(width) == (2, 16)
+    tests/test_init_stats.py), not that of a (384, 8) column block's."""
+    fan_in, width, n_dead = 384, 128, 8
+    assert recycle.redo(0.0).column_cap(width) == 8
     dead = np.zeros(width, bool)
     dead[::10][:n_dead] = True
     old, new, _ = _fire_with_dead(dead, init, width=width, fan_in=fan_in)
@@ -318,8 +316,8 @@ def test_column_path_redraws_have_the_whole_kernels_statistics(
     fresh = new[:, dead]
     assert not failures(statistics(fresh, distribution, std)), statistics(fresh, distribution, std)
     np.testing.assert_array_equal(new[:, ~dead], old[:, ~dead])
-    if mode == "fan_avg":  # the column block's own fan average would be 1.36x the std
-        block = math.sqrt(scale / ((fan_in + 16) / 2))
+    if mode == "fan_avg":  # the column block's own fan average would be 1.14x the std
+        block = math.sqrt(scale / ((fan_in + 8) / 2))
         assert "std" in failures(statistics(fresh, distribution, block, ks=False))
 
 
