@@ -870,7 +870,7 @@ def _redraw(p: Array, mask: Array, init: Initializer, key: Array, cap: int) -> A
         return lax.cond(selected > 0, whole, lambda p: p, p)
     # The columns are drawn under a cond that does not take ``p``, and written in place one
     # selected unit at a time: a scatter into ``p``, or a branch taking ``p``, made XLA:CPU copy
-    # the kernel at every firing (measured: about 15 us per 256 x 256 kernel).
+    # the kernel at every firing, units selected or not.
     few = selected <= cap
     fresh = lax.cond(
         (selected > 0) & few,
