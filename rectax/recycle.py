@@ -699,7 +699,7 @@ def recycle(
     ``fire(params, state) -> (params, state)``, called by the training loop every ``period``
     steps, scores the units from what ``update`` gathered, redraws the selected units'
     incoming columns (and bias entries) from the link's initializer (only those columns when it
-    has a ``columns`` method and at most :meth:`Score.column_cap` units are selected: the
+    has a ``columns`` method and at most ``score.column_cap(units)`` units are selected: the
     redraw then costs what the recycled units need), sets their outgoing rows to
     zero, resets the optimizer state's entries of exactly those weights to what ``inner.init``
     gives, and starts a new period. Every other parameter and state entry is returned as it

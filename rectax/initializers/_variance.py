@@ -391,7 +391,7 @@ def variance_scaling(
 
     Returns:
       A :class:`VarianceScaling`: an initializer ``init(key, shape, dtype=None) -> jax.Array``
-      that can also draw a few columns of a kernel alone (:meth:`VarianceScaling.columns`).
+      that can also draw a few columns of a kernel alone (``VarianceScaling.columns``).
 
     Example:
       >>> import jax
@@ -426,10 +426,10 @@ class VarianceScaling:
     :class:`jax.nn.initializers.Initializer`. Every entry is drawn independently with the same
     distribution, whose standard deviation comes from the fans of the *whole* ``shape``; so
     any part of the kernel can be drawn alone with exactly the distribution it has in the whole
-    draw. :meth:`columns` draws ``count`` slices of the last axis (``count`` units' incoming
-    weights: a Dense ``(in, out)`` kernel's columns, a flax ``Conv`` HWIO kernel's output
-    channels), which is what :func:`rectax.recycle.recycle` uses to redraw a few recycled units
-    without drawing the whole kernel.
+    draw. ``columns(key, shape, count, dtype=None)`` draws ``count`` slices of the last axis
+    (``count`` units' incoming weights: a Dense ``(in, out)`` kernel's columns, a flax ``Conv``
+    HWIO kernel's output channels), which is what :func:`rectax.recycle.recycle` uses to redraw
+    a few recycled units without drawing the whole kernel.
 
     The attributes are :func:`variance_scaling`'s arguments, checked when it is built. Instances
     compare and hash by identity (as functions do), pickle, and work as Flax's ``kernel_init``.
