@@ -2,7 +2,7 @@
 
 ``python examples/recycle_overhead.py`` (about a minute on CPU)
 
-Six jitted train steps of an MLP 64-256-256-10 (batch 128, Adam), timed interleaved (each round
+Seven jitted train steps of an MLP 64-256-256-10 (batch 128, Adam), timed interleaved (each round
 runs every variant once, in a fresh random order, ``--steps`` steps each, so drifts in the
 machine's load hit all of them alike):
 
@@ -17,7 +17,11 @@ machine's load hit all of them alike):
 * ``firing_draw``: as ``firing``, with ``continual_backprop(fraction=1/64, maturity=0)``, which
   selects units in every layer at every firing, so every firing redraws both hidden layers'
   incoming kernels (``redo``'s firings redraw a layer only when it has a dormant unit, which
-  on this healthy network is rare).
+  on this healthy network is rare): 4 of 256 units per layer, whose columns alone are drawn
+  (:meth:`rectax.initializers.VarianceScaling.columns`);
+* ``firing_whole``: as ``firing_draw`` with the same initializer wrapped in a plain function
+  (no ``columns``), so each firing draws both whole kernels, as every initializer that cannot
+  draw columns alone does.
 
 Reported: median and minimum time per step (the minimum is the least disturbed by other load on
 a shared machine), the median process CPU time per step (all threads; it does not count time
@@ -31,6 +35,7 @@ and ``memory_analysis()`` of each compiled step (temporaries, arguments, outputs
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import random
@@ -50,20 +55,33 @@ from rectax import recycle
 RESULTS = Path(__file__).resolve().parent
 
 
+def _whole(init: Any) -> Any:
+    """``init`` as a plain function, which has no ``columns``: fire draws whole kernels."""
+
+    def whole(key: Any, shape: Any, dtype: Any = None) -> Any:
+        return init(key, shape, dtype)
+
+    return whole
+
+
 def steps(width: int, batch: int) -> tuple[dict[str, Any], Any, Any]:
     x = jax.random.normal(jax.random.key(0), (batch, 64))
     y = jax.random.randint(jax.random.key(1), (batch,), 0, 10)
     out: dict[str, Any] = {}
-    for name in ("plain", "stats", "idle", "firing", "firing_call", "firing_draw"):
+    variants = ("plain", "stats", "idle", "firing", "firing_call", "firing_draw", "firing_whole")
+    for name in variants:
         model = rxl.MLP((width, width, 10), record_stats=name != "plain")
         params = model.init(jax.random.key(2), x)["params"]
         tx: Any = optax.adam(1e-3)
         recycling = name not in ("plain", "stats")
         if recycling:
             score = recycle.redo(0.1)
-            if name == "firing_draw":
+            links = recycle.links(model)
+            if name in ("firing_draw", "firing_whole"):
                 score = recycle.continual_backprop(1 / 64, maturity=0)
-            tx = recycle.recycle(tx, recycle.links(model), score=score)
+            if name == "firing_whole":
+                links = tuple(dataclasses.replace(link, init=_whole(link.init)) for link in links)
+            tx = recycle.recycle(tx, links, score=score)
 
         def step(params: Any, state: Any, model: Any = model, tx: Any = tx, name: str = name):
             def loss(p: Any) -> tuple[Any, Any]:
@@ -77,7 +95,7 @@ def steps(width: int, batch: int) -> tuple[dict[str, Any], Any, Any]:
             else:
                 updates, state = tx.update(grads, state, params, stats=stats)
             params = optax.apply_updates(params, updates)
-            if name in ("firing", "firing_draw"):
+            if name in ("firing", "firing_draw", "firing_whole"):
                 params, state = tx.fire(params, state)
             # "stats" returns its statistics, so that XLA computes them as the recyclers do
             return params, state, stats if name == "stats" else None

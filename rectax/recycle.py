@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -144,7 +145,10 @@ class Link:
       bias: the producing layer's bias; ``"auto"`` takes a ``bias`` beside ``incoming`` if there
         is one, None has none.
       init: initializer for recycled incoming columns (``(key, shape, dtype)``); None uses
-        :func:`rectax.initializers.he_normal` (:func:`links` gives a builder's own).
+        :func:`rectax.initializers.he_normal` (:func:`links` gives a builder's own). One with a
+        ``columns(key, shape, count, dtype)`` method (rectax's variance-scaling initializers,
+        :class:`rectax.initializers.VarianceScaling`) redraws only the recycled columns; any
+        other draws the whole kernel and keeps its recycled columns.
       bias_init: initializer for recycled bias entries; None sets them to zero.
       activation: the layer's activation (a function of one array, or a rectax or ``jax.nn``
         name), which :func:`activity` follows; None is ReLU. A widening activation's output
@@ -218,7 +222,7 @@ def _wire(link: Link, params: Any) -> _Wired:
     if link.init is None:
         from .initializers import he_normal
 
-        init = he_normal()
+        init: Initializer = he_normal()
     else:
         init = link.init
     return _Wired(
@@ -456,6 +460,14 @@ class Score:
     fraction: float = 0.0
     maturity: int = 0
 
+    def column_cap(self, units: int) -> int:
+        """How many columns a firing draws alone in a layer of ``units`` units (see
+        :func:`recycle`): ``continual_backprop``'s ``round(fraction * units)``, which it never
+        exceeds, and ``ceil(units / 16)`` for the thresholds; 0 (the whole kernel is drawn) when
+        that is not less than ``units``."""
+        cap = round(self.fraction * units) if self.kind == "utility" else math.ceil(units / 16)
+        return cap if cap < units else 0
+
     @property
     def needs_stats(self) -> bool:
         """Whether the score reads the units' :class:`~rectax.diagnostics.UnitStats`."""
@@ -687,7 +699,9 @@ def recycle(
 
     ``fire(params, state) -> (params, state)``, called by the training loop every ``period``
     steps, scores the units from what ``update`` gathered, redraws the selected units'
-    incoming columns (and bias entries) from the link's initializer, sets their outgoing rows to
+    incoming columns (and bias entries) from the link's initializer (only those columns when it
+    has a ``columns`` method and at most ``score.column_cap(units)`` units are selected: the
+    redraw then costs what the recycled units need), sets their outgoing rows to
     zero, resets the optimizer state's entries of exactly those weights to what ``inner.init``
     gives, and starts a new period. Every other parameter and state entry is returned as it
     is. It is a pure function: ``jax.jit(tx.fire, donate_argnums=(0, 1))``, or call it inside a
@@ -808,7 +822,8 @@ def recycle(
             for w, a, g, ag in zip(ws, state.stats, state.grad, state.age, strict=True)
         )
         key = jax.random.fold_in(jax.random.key(seed), state.step)
-        params, inner_state = _apply(params, state.inner, ws, masks, inner, key)
+        caps = tuple(score.column_cap(w.units) for w in ws)
+        params, inner_state = _apply(params, state.inner, ws, masks, caps, inner, key)
         packed = [
             _pack(
                 diagnostics.init_stats(w.units),
@@ -837,30 +852,67 @@ def _evidence(params: Any, w: _Wired, acc: Any, grad: Array, age: Array) -> _Evi
     return _Evidence(acc, w.activation, grad, jnp.asarray(outgoing), age)
 
 
+def _redraw(p: Array, mask: Array, init: Initializer, key: Array, cap: int) -> Array:
+    """``p`` with the entries in ``mask`` (a parameter's, or its last axis's) redrawn by ``init``.
+
+    Nothing is drawn when no entry is selected. An initializer with a ``columns(key, shape,
+    count, dtype)`` method (:class:`rectax.initializers.VarianceScaling`) draws ``cap`` columns
+    when at most ``cap`` units are selected, and the selected units take them in order; any other
+    initializer, or more selected units, draws the whole parameter. Either way each selected
+    entry has the distribution the whole draw gives it.
+    """
+    columns = getattr(init, "columns", None)
+    selected = jnp.sum(mask, dtype=jnp.int32)
+
+    def whole(p: Array) -> Array:
+        return jnp.where(mask, init(key, p.shape, p.dtype).astype(p.dtype), p)
+
+    if not (callable(columns) and mask.shape == p.shape[-1:] and 0 < cap < p.shape[-1]):
+        return lax.cond(selected > 0, whole, lambda p: p, p)
+    # The columns are drawn under a cond that does not take ``p``, and written in place one
+    # selected unit at a time: a scatter into ``p``, or a branch taking ``p``, made XLA:CPU copy
+    # the kernel at every firing, units selected or not.
+    few = selected <= cap
+    fresh = lax.cond(
+        (selected > 0) & few,
+        lambda: columns(key, p.shape, cap, p.dtype).astype(p.dtype),
+        lambda: jnp.zeros((*p.shape[:-1], cap), p.dtype),
+    )
+    (idx,) = jnp.nonzero(mask, size=cap, fill_value=0)
+
+    def put(j: Array, p: Array) -> Array:
+        column = lax.dynamic_slice_in_dim(fresh, j, 1, axis=-1)
+        return lax.dynamic_update_slice_in_dim(p, column, idx[j], axis=-1)
+
+    p = lax.fori_loop(0, jnp.where(few, selected, 0), put, p)
+    return lax.cond(few, lambda p: p, whole, p)
+
+
 def _apply(
     params: Any,
     inner_state: Any,
     ws: tuple[_Wired, ...],
     masks: tuple[Array, ...],
+    caps: tuple[int, ...],
     inner: optax.GradientTransformation,
     key: Array,
 ) -> tuple[Any, Any]:
     """Recycles the units in ``masks``: new parameters, and the optimizer state's entries of the
     changed weights back at ``inner.init``'s values."""
     # Per parameter path, the edits in order: (mask over the parameter, initializer or None
-    # for zeros, key). Incoming columns and biases come first, outgoing rows after: a kernel
-    # that is both (a middle layer) gets its recycled rows zeroed after its recycled columns
-    # were redrawn.
-    edits: dict[Path, list[tuple[Array, Initializer | None, Array]]] = {}
-    for i, (w, mask) in enumerate(zip(ws, masks, strict=True)):
+    # for zeros, key, column cap). Incoming columns and biases come first, outgoing rows after:
+    # a kernel that is both (a middle layer) gets its recycled rows zeroed after its recycled
+    # columns were redrawn.
+    edits: dict[Path, list[tuple[Array, Initializer | None, Array, int]]] = {}
+    for i, (w, mask, cap) in enumerate(zip(ws, masks, caps, strict=True)):
         k_w, k_b = jax.random.split(jax.random.fold_in(key, i))
-        edits.setdefault(w.incoming, []).append((mask, w.init, k_w))
+        edits.setdefault(w.incoming, []).append((mask, w.init, k_w, cap))
         if w.bias is not None:
-            edits.setdefault(w.bias, []).append((mask, w.bias_init, k_b))
+            edits.setdefault(w.bias, []).append((mask, w.bias_init, k_b, 0))
     for w, mask in zip(ws, masks, strict=True):
         for path in w.outgoing:
             rows = _row_mask(mask, _get(params, path))
-            edits.setdefault(path, []).append((rows, None, key))
+            edits.setdefault(path, []).append((rows, None, key, 0))
 
     changed = {
         path: functools.reduce(jnp.logical_or, [e[0] for e in es]) for path, es in edits.items()
@@ -868,18 +920,11 @@ def _apply(
 
     def new_param(path: Any, p: Array) -> Array:
         names = _names(path)
-        for mask, init, k in edits.get(names, ()):
+        for mask, init, k, cap in edits.get(names, ()):
             if init is None:
                 p = jnp.where(mask, jnp.zeros((), p.dtype), p)
-            else:  # draw (a full kernel: the cost of firing) only if a unit of it is selected
-                p = lax.cond(
-                    jnp.any(mask),
-                    lambda p, mask=mask, init=init, k=k: jnp.where(
-                        mask, init(k, p.shape, p.dtype).astype(p.dtype), p
-                    ),
-                    lambda p: p,
-                    p,
-                )
+            else:
+                p = _redraw(p, mask, init, k, cap)
         return p
 
     # Reset the optimizer state's entries of the changed weights, found by path and shape.

@@ -592,3 +592,124 @@ def test_gain_is_the_oracles_second_moment(name):
     assert init.gain(name) == pytest.approx(math.sqrt(he_scale(BY_NAME[name].ref)), abs=1e-6)
     if name == "squareplus":
         assert init.gain(name) == pytest.approx(math.sqrt(2 / 3), abs=1e-9)
+
+
+# --------------------------------------------------------------------------- columns
+# (initializer, kernel shape, count, distribution, expected std from the WHOLE shape's fans,
+# written out by hand). Each shape's column-shaped fans differ from the whole one's, so an
+# implementation that took the fans from (*shape[:-1], count) fails the std test.
+COLUMNS = {
+    "glorot_normal_dense": (
+        init.glorot_normal(),
+        (2000, 1000),
+        25,
+        "truncated_normal",
+        math.sqrt(2 / 3000),
+    ),
+    "glorot_uniform_dense": (
+        init.glorot_uniform(),
+        (2000, 1000),
+        25,
+        "uniform",
+        math.sqrt(2 / 3000),
+    ),
+    "he_normal_conv": (
+        init.he_normal(distribution="normal", layout="conv"),
+        (3, 3, 400, 64),
+        12,
+        "normal",
+        math.sqrt(2 / (9 * 400)),
+    ),
+    "he_uniform_fan_out": (
+        init.he_uniform(mode="fan_out"),
+        (500, 4000),
+        100,
+        "uniform",
+        math.sqrt(2 / 4000),
+    ),
+    "lecun_torch_layout": (  # OIHW: the last axis is a spatial one; the entries are i.i.d.
+        init.lecun_normal(layout="torch"),
+        (64, 200, 3, 30),
+        3,
+        "truncated_normal",
+        math.sqrt(1 / (200 * 3 * 30)),
+    ),
+    "variance_scaling_batch_axis": (
+        init.variance_scaling(3.0, "fan_geo_avg", "normal", batch_axis=0),
+        (4, 1000, 250),
+        12,
+        "normal",
+        math.sqrt(3 / math.sqrt(1000 * 250)),
+    ),
+    "for_activation_relu_qkv": (
+        init.for_activation(rx.relu, layout="qkv"),
+        (8, 3000, 64),
+        4,
+        "truncated_normal",
+        math.sqrt(2 / 3000),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COLUMNS))
+def test_columns_have_the_whole_kernels_distribution(name):
+    """``columns`` draws (*shape[:-1], count) entries with the distribution of the whole draw
+    (z-tests, KS and support at alpha = 1e-6, tests/test_init_stats.py's method), and the whole
+    draw passes the same test at the same std (the oracle is the hand-written std)."""
+    initializer, shape, count, distribution, std = COLUMNS[name]
+    cols = initializer.columns(jax.random.key(3), shape, count)
+    assert cols.shape == (*shape[:-1], count)
+    assert cols.dtype == jnp.float32
+    assert not failures(statistics(cols, distribution, std)), statistics(cols, distribution, std)
+    whole = initializer(jax.random.key(4), shape)
+    assert not failures(statistics(whole, distribution, std))
+    if "torch" not in name and "fan_out" not in name:  # fans that the column count changes
+        fan_in, fan_out = init.compute_fans(
+            (*shape[:-1], count),
+            layout=initializer.layout,
+            batch_axis=initializer.batch_axis,
+        )
+        wrong = math.sqrt(
+            initializer.scale
+            / {"fan_in": fan_in, "fan_avg": (fan_in + fan_out) / 2}.get(
+                initializer.mode, math.sqrt(fan_in * fan_out)
+            )
+        )
+        if abs(wrong / std - 1) > 0.05:
+            assert "std" in failures(statistics(cols, distribution, wrong, ks=False))
+
+
+def test_columns_dtypes_jit_pickle_and_edges():
+    import pickle
+
+    he = init.he_normal(distribution="normal")
+    # bfloat16 is sampled in float32 and cast, as the whole draw; complex keeps its variance.
+    cols = he.columns(KEY, (4000, 50), 30, jnp.bfloat16)
+    assert cols.dtype == jnp.bfloat16
+    z = float(cols.astype(jnp.float32).std()) / math.sqrt(2 / 4000) - 1
+    assert abs(z) < 0.01, z
+    c = init.variance_scaling(1.0, "fan_avg", "normal").columns(KEY, (300, 100), 400, jnp.complex64)
+    assert c.dtype == jnp.complex64
+    assert abs(float(jnp.mean(jnp.abs(c) ** 2)) * 200 - 1) < 0.02
+    # the builder's dtype is the default; jit with the count static; traced scale
+    assert init.he_normal(dtype=jnp.float16).columns(KEY, (8, 4), 2).dtype == jnp.float16
+    jitted = jax.jit(he.columns, static_argnums=(1, 2))(KEY, (64, 32), 5)
+    np.testing.assert_array_equal(jitted, he.columns(KEY, (64, 32), 5))
+    traced = jax.jit(
+        lambda s: init.variance_scaling(s, "fan_in", "normal").columns(KEY, (400, 200), 7)
+    )(jnp.float32(4.0))
+    np.testing.assert_allclose(
+        traced, init.variance_scaling(4.0, "fan_in", "normal").columns(KEY, (400, 200), 7)
+    )
+    # zero columns, zero-size kernels, bad counts
+    assert he.columns(KEY, (64, 32), 0).shape == (64, 0)
+    assert he.columns(KEY, (0, 32), 3).shape == (0, 3)
+    for bad in (-1, 2.0, True):
+        with pytest.raises(ValueError, match=r"rectax\.initializers\.variance_scaling: .*count"):
+            he.columns(KEY, (64, 32), bad)
+    # still a drop-in, picklable initializer that compares by identity like a function
+    again = pickle.loads(pickle.dumps(he))
+    np.testing.assert_array_equal(again(KEY, (6, 5)), he(KEY, (6, 5)))
+    assert he != init.he_normal(distribution="normal")
+    assert {he: 1}[he] == 1  # hashable (Flax hashes module attributes)
+    assert isinstance(init.glorot_uniform(), init.VarianceScaling)

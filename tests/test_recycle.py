@@ -24,6 +24,7 @@ import pytest
 import scipy.special
 import scipy.stats
 from flax import nnx
+from test_init_stats import failures, statistics
 
 import rectax as rx
 from rectax import diagnostics, optim, recycle
@@ -225,6 +226,101 @@ def test_recycled_incoming_weights_have_the_initializers_statistics() -> None:
     assert p > 1e-6, p
 
 
+class _Marked:
+    """A test double of the column protocol: ``columns`` fills column ``j`` of a ``count``-column
+    draw with ``1000 * count + j``, the whole draw is -1, so the path taken, the cap and where
+    each drawn column lands can be read off the recycled kernel."""
+
+    def __call__(self, key: jax.Array, shape: tuple, dtype: object = None) -> jax.Array:
+        return jnp.full(shape, -1.0, dtype)
+
+    def columns(self, key: jax.Array, shape: tuple, count: int, dtype: object = None):
+        values = 1000.0 * count + jnp.arange(count, dtype=jnp.float32)
+        return jnp.broadcast_to(values, (*shape[:-1], count)).astype(dtype)
+
+
+def _fire_with_dead(
+    dead: np.ndarray, init: object, width: int = 64, fan_in: int = 16, score=None
+) -> tuple[np.ndarray, np.ndarray, recycle.RecycleState]:
+    """One update and a firing with ``dead`` units of Dense_0 killed; (old, new) Dense_0 kernel."""
+    model = rxl.MLP((width, 3), record_stats=True)
+    x = jax.random.normal(jax.random.key(1), (32, fan_in))
+    params = model.init(jax.random.key(0), x)["params"]
+    params["Dense_0"]["bias"] = jnp.where(jnp.asarray(dead), -1e3, 0.0)
+    link = recycle.Link("Dense_0/kernel", "Dense_1/kernel", "Activation_0/unit_stats", init=init)
+    tx = recycle.recycle(optax.sgd(0.0), [link], score=score or recycle.redo(0.0))
+    grads, stats = _grads(model, params, x)
+    _, state = tx.update(grads, tx.init(params), params, stats=stats)
+    new, state = jax.jit(tx.fire)(params, state)
+    old_kernel = np.asarray(params["Dense_0"]["kernel"])
+    return old_kernel, np.asarray(new["Dense_0"]["kernel"]), state
+
+
+@pytest.mark.parametrize(("n_dead", "drawn"), [(0, None), (1, 4), (4, 4), (5, -1), (40, -1)])
+def test_redraw_takes_the_column_cap_or_the_whole_kernel(n_dead: int, drawn) -> None:
+    """64 units: redo's cap is ceil(64/16) = 4 columns; more selected units draw the whole
+    kernel; the k-th selected unit (by index) gets drawn column k."""
+    assert recycle.redo(0.0).column_cap(64) == 4
+    dead = np.zeros(64, bool)
+    dead[np.random.default_rng(n_dead).choice(64, n_dead, replace=False)] = True
+    old, new, state = _fire_with_dead(dead, _Marked())
+    assert int(state.recycled[0]) == n_dead
+    np.testing.assert_array_equal(new[:, ~dead], old[:, ~dead])
+    if drawn == -1:
+        np.testing.assert_array_equal(new[:, dead], -1.0)
+    elif drawn is not None:
+        expected = 1000.0 * drawn + np.arange(n_dead)
+        np.testing.assert_array_equal(new[:, dead], np.broadcast_to(expected, (16, n_dead)))
+    # An initializer without ``columns`` (a plain function) always draws the whole kernel.
+    if n_dead:
+        _, plain, _ = _fire_with_dead(dead, lambda k, s, d=None: jnp.full(s, -2.0, d))
+        np.testing.assert_array_equal(plain[:, dead], -2.0)
+        np.testing.assert_array_equal(plain[:, ~dead], old[:, ~dead])
+
+
+def test_continual_backprops_cap_is_its_count() -> None:
+    assert recycle.continual_backprop(1 / 64).column_cap(256) == 4
+    assert recycle.continual_backprop(1.0).column_cap(256) == 0  # the whole kernel
+    assert recycle.grama(0.1).column_cap(1000) == 63
+    dead = np.arange(64) < 30
+    _, new, state = _fire_with_dead(
+        dead, _Marked(), score=recycle.continual_backprop(4 / 64, maturity=0)
+    )
+    assert int(state.recycled[0]) == 4  # the 4 lowest-utility units: dead ones, ties by index
+    np.testing.assert_array_equal(new[:, :4], np.broadcast_to(4000.0 + np.arange(4), (16, 4)))
+
+
+@pytest.mark.parametrize(
+    ("name", "init", "distribution", "scale", "mode"),
+    [
+        ("glorot_normal", rx.initializers.glorot_normal(), "truncated_normal", 1.0, "fan_avg"),
+        ("glorot_uniform", rx.initializers.glorot_uniform(), "uniform", 1.0, "fan_avg"),
+        ("he_normal", rx.initializers.he_normal(distribution="normal"), "normal", 2.0, "fan_in"),
+        ("he_uniform", rx.initializers.he_uniform(), "uniform", 2.0, "fan_in"),
+    ],
+)
+def test_column_path_redraws_have_the_whole_kernels_statistics(
+    name: str, init, distribution: str, scale: float, mode: str
+) -> None:
+    """8 of 128 units recycled through the column path (cap 8) of a (384, 128) kernel: the
+    redrawn entries have the std of the whole
+    (384, 128) kernel's fans (z-tests on std and mean, KS, support at alpha = 1e-6, as
+    tests/test_init_stats.py), not that of a (384, 8) column block's."""
+    fan_in, width, n_dead = 384, 128, 8
+    assert recycle.redo(0.0).column_cap(width) == 8
+    dead = np.zeros(width, bool)
+    dead[::10][:n_dead] = True
+    old, new, _ = _fire_with_dead(dead, init, width=width, fan_in=fan_in)
+    fans = {"fan_in": fan_in, "fan_avg": (fan_in + width) / 2}
+    std = math.sqrt(scale / fans[mode])
+    fresh = new[:, dead]
+    assert not failures(statistics(fresh, distribution, std)), statistics(fresh, distribution, std)
+    np.testing.assert_array_equal(new[:, ~dead], old[:, ~dead])
+    if mode == "fan_avg":  # the column block's own fan average would be 1.14x the std
+        block = math.sqrt(scale / ((fan_in + 8) / 2))
+        assert "std" in failures(statistics(fresh, distribution, block, ks=False))
+
+
 def test_redo_keeps_the_function_of_the_network() -> None:
     """Outgoing rows are zeroed, so recycling dead units leaves the outputs as the plain step."""
     model, _, x = _setup()
@@ -378,10 +474,17 @@ def test_grama_selects_units_without_gradient() -> None:
     np.testing.assert_array_equal(np.asarray(state.age[1]) == 0, DEAD1)
 
 
-def test_sharded_batch_matches_single_device() -> None:
+@pytest.mark.parametrize("score", ["redo", "continual_backprop"])
+def test_sharded_batch_matches_single_device(score: str) -> None:
+    """ReDo recycles more units than its column caps (the whole-kernel draws); continual
+    backprop's 4 and 2 units per layer take the column path (its cap is its count)."""
     assert jax.device_count() >= 4, "tests/conftest.py forces 4 host devices"
     model, params, x = _setup()
-    tx = recycle.recycle(optax.adam(1e-2), recycle.links(model), score=recycle.redo(0.0))
+    scores = {
+        "redo": recycle.redo(0.0),
+        "continual_backprop": recycle.continual_backprop(1 / 16, 0),
+    }
+    tx = recycle.recycle(optax.adam(1e-2), recycle.links(model), score=scores[score])
 
     @functools.partial(jax.jit, static_argnames="fire")
     def step(params: dict, state: recycle.RecycleState, x: jax.Array, fire: bool) -> tuple:
@@ -401,7 +504,8 @@ def test_sharded_batch_matches_single_device() -> None:
             p, s = step(p, s, batch, fire=i == 1)
         results.append((p, s))
     (p1, s1), (p4, s4) = results
-    assert [int(r) for r in s4.recycled] == [DEAD0.sum(), DEAD1.sum()]
+    counts = {"redo": [DEAD0.sum(), DEAD1.sum()], "continual_backprop": [4, 2]}[score]
+    assert [int(r) for r in s4.recycled] == counts
     np.testing.assert_array_equal(np.asarray(s1.age[0]), np.asarray(s4.age[0]))
     # Adam's m / sqrt(v) turns the all-reduce's different summation order on near-zero
     # gradients into differences up to a fraction of one step (lr = 1e-2): atol 1e-3.

@@ -47,6 +47,7 @@ from ._rai import rai_constant as rai_constant
 from ._rai import rai_initializers as rai_initializers
 from ._rai import rai_sigma as rai_sigma
 from ._variance import LAYOUTS as LAYOUTS
+from ._variance import VarianceScaling as VarianceScaling
 from ._variance import compute_fans as compute_fans
 from ._variance import fan_in_bias as fan_in_bias
 from ._variance import glorot_normal as glorot_normal
@@ -70,6 +71,7 @@ __all__ = [
     "LSUVLayer",
     "RAIInitializers",
     "TorchDefault",
+    "VarianceScaling",
     "compute_fans",
     "constant",
     "delta_orthogonal",

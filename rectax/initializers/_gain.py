@@ -32,6 +32,7 @@ from ._variance import (
     Initializer,
     Layout,
     Mode,
+    VarianceScaling,
     _he_scale,
     fan_in_bias,
     variance_scaling,
@@ -284,7 +285,7 @@ def for_activation(
     layout: Layout | None = None,
     dtype: DTypeLike | None = None,
     **params: Any,
-) -> Initializer:
+) -> VarianceScaling:
     r"""The kernel initializer that matches an activation.
 
     .. math:: \mathrm{Var}[w] = g^2 / n,\qquad g = \mathrm{gain}(f)
@@ -310,7 +311,7 @@ def for_activation(
       **params: the activation's hyperparameters.
 
     Returns:
-      An initializer.
+      A :class:`~rectax.initializers.VarianceScaling` initializer.
 
     Example:
       >>> import jax

@@ -17,6 +17,7 @@ Every initializer built here follows :class:`jax.nn.initializers.Initializer`,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from functools import partial
@@ -357,7 +358,7 @@ def variance_scaling(
     layout: Layout | None = None,
     fan_in: int | None = None,
     fan_out: int | None = None,
-) -> Initializer:
+) -> VarianceScaling:
     r"""Initializer whose variance adapts to the kernel's fans (jax-compatible).
 
     .. math::
@@ -389,7 +390,8 @@ def variance_scaling(
       fan_out: explicit fan-out.
 
     Returns:
-      An initializer ``init(key, shape, dtype=None) -> jax.Array``.
+      A :class:`VarianceScaling`: an initializer ``init(key, shape, dtype=None) -> jax.Array``
+      that can also draw a few columns of a kernel alone (``VarianceScaling.columns``).
 
     Example:
       >>> import jax
@@ -401,50 +403,152 @@ def variance_scaling(
       >>> round(float(w.std() * 512**0.5), 1)
       1.4
     """
-    name = "variance_scaling"
-    _check_choice(name, "mode", mode, MODES)
-    _check_choice(name, "distribution", distribution, DISTRIBUTIONS)
-    check_layout(name, layout, in_axis, out_axis, batch_axis)
-    concrete_scale = _concrete_number(scale)
-    if concrete_scale is not None and not concrete_scale >= 0:
-        raise ValueError(f"rectax.initializers.{name}: scale must be >= 0, got {scale!r}.")
-    check_fan(name, "fan_in", fan_in)
-    check_fan(name, "fan_out", fan_out)
-    check_axes_args(name, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis)
-    default_dtype = dtype
+    return VarianceScaling(
+        scale,
+        mode,
+        distribution,
+        in_axis,
+        out_axis,
+        batch_axis,
+        dtype,
+        layout=layout,
+        fan_in=fan_in,
+        fan_out=fan_out,
+    )
 
-    def init(
-        key: Array,
-        shape: Sequence[int],
-        dtype: DTypeLike | None = default_dtype,
-        out_sharding: Any = None,
-    ) -> Array:
-        shape = check_shape(name, shape)
-        dtype = resolve_dtype(name, dtype)
-        if 0 in shape:
-            return jnp.zeros(shape, dtype)
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class VarianceScaling:
+    r"""The initializer :func:`variance_scaling` returns (and so :func:`he_normal`,
+    :func:`glorot_uniform`, :func:`lecun_normal`, :func:`for_activation`, ...).
+
+    Calling it, ``init(key, shape, dtype=None, out_sharding=None)``, draws a whole kernel, as
+    :class:`jax.nn.initializers.Initializer`. Every entry is drawn independently with the same
+    distribution, whose standard deviation comes from the fans of the *whole* ``shape``; so
+    any part of the kernel can be drawn alone with exactly the distribution it has in the whole
+    draw. ``columns(key, shape, count, dtype=None)`` draws ``count`` slices of the last axis
+    (``count`` units' incoming weights: a Dense ``(in, out)`` kernel's columns, a flax ``Conv``
+    HWIO kernel's output channels), which is what :func:`rectax.recycle.recycle` uses to redraw
+    a few recycled units without drawing the whole kernel.
+
+    The attributes are :func:`variance_scaling`'s arguments, checked when it is built. Instances
+    compare and hash by identity (as functions do), pickle, and work as Flax's ``kernel_init``.
+
+    Example:
+      >>> import jax
+      >>> from rectax.initializers import glorot_normal
+      >>> init = glorot_normal()
+      >>> init.columns(jax.random.key(0), (300, 100), 3).shape  # 3 columns of a (300, 100)
+      (300, 3)
+    """
+
+    scale: Any
+    mode: Mode
+    distribution: Distribution
+    in_axis: Axes = -2
+    out_axis: Axes = -1
+    batch_axis: Axes = ()
+    dtype: DTypeLike | None = None
+    _: dataclasses.KW_ONLY
+    layout: Layout | None = None
+    fan_in: int | None = None
+    fan_out: int | None = None
+
+    def __post_init__(self) -> None:
+        name = "variance_scaling"
+        _check_choice(name, "mode", self.mode, MODES)
+        _check_choice(name, "distribution", self.distribution, DISTRIBUTIONS)
+        check_layout(name, self.layout, self.in_axis, self.out_axis, self.batch_axis)
+        concrete_scale = _concrete_number(self.scale)
+        if concrete_scale is not None and not concrete_scale >= 0:
+            raise ValueError(f"rectax.initializers.{name}: scale must be >= 0, got {self.scale!r}.")
+        check_fan(name, "fan_in", self.fan_in)
+        check_fan(name, "fan_out", self.fan_out)
+        check_axes_args(
+            name, in_axis=self.in_axis, out_axis=self.out_axis, batch_axis=self.batch_axis
+        )
+
+    def _std(self, shape: tuple[int, ...]) -> Any:
+        """The entries' standard deviation for a kernel of ``shape`` (no zero dimension)."""
+        mode, fan_in, fan_out = self.mode, self.fan_in, self.fan_out
         needs_in = mode != "fan_out"
         needs_out = mode != "fan_in"
         if (needs_in and fan_in is None) or (needs_out and fan_out is None):
             shape_fans = compute_fans(
-                shape, in_axis, out_axis, batch_axis, layout=layout, name=name
+                shape,
+                self.in_axis,
+                self.out_axis,
+                self.batch_axis,
+                layout=self.layout,
+                name="variance_scaling",
             )
         else:
             shape_fans = (0, 0)
         n_in = shape_fans[0] if fan_in is None else int(fan_in)
         n_out = shape_fans[1] if fan_out is None else int(fan_out)
         denominator = _denominator(mode, n_in, n_out)
+        concrete_scale = _concrete_number(self.scale)
         if concrete_scale is not None:
-            std: Any = math.sqrt(concrete_scale / denominator)
-        else:  # a traced (or device-array) scale, e.g. under jit: stays on the device
-            std = jnp.sqrt(jnp.asarray(scale) / denominator)
+            return math.sqrt(concrete_scale / denominator)
+        # a traced (or device-array) scale, e.g. under jit: stays on the device
+        return jnp.sqrt(jnp.asarray(self.scale) / denominator)
+
+    def __call__(
+        self,
+        key: Array,
+        shape: Sequence[int],
+        dtype: DTypeLike | None = None,
+        out_sharding: Any = None,
+    ) -> Array:
+        """A kernel of ``shape`` (``dtype`` None: the initializer's ``dtype``)."""
+        shape = check_shape("variance_scaling", shape)
+        dtype = resolve_dtype("variance_scaling", self.dtype if dtype is None else dtype)
+        if 0 in shape:
+            return jnp.zeros(shape, dtype)
+        std = self._std(shape)
         if out_sharding is not None:
-            return scaled_sample(key, std, shape, dtype, distribution, out_sharding)
+            return scaled_sample(key, std, shape, dtype, self.distribution, out_sharding)
         # Sampling flat shares one compiled sampler between all shapes of the same size.
-        flat = scaled_sample(key, std, (math.prod(shape),), dtype, distribution)
+        flat = scaled_sample(key, std, (math.prod(shape),), dtype, self.distribution)
         return flat.reshape(shape)
 
-    return init
+    def columns(
+        self, key: Array, shape: Sequence[int], count: int, dtype: DTypeLike | None = None
+    ) -> Array:
+        """``count`` slices of the last axis of a kernel of ``shape``: ``(*shape[:-1], count)``.
+
+        Each entry has exactly the distribution it has in ``init(key, shape, dtype)`` (the
+        standard deviation from the whole ``shape``'s fans, Glorot's fan average included), and
+        the entries are independent, as there; the values differ from the whole draw's columns
+        (another sample). The cost is that of drawing ``count`` columns, not the kernel.
+
+        Args:
+          key: a PRNG key.
+          shape: the whole kernel's shape, which sets the fans.
+          count: how many slices of the last axis, an int >= 0 (more than ``shape[-1]`` is
+            allowed: they are independent draws).
+          dtype: the result's dtype (None: the initializer's ``dtype``).
+
+        Returns:
+          An array of shape ``(*shape[:-1], count)``.
+        """
+        name = "variance_scaling"
+        shape = check_shape(name, shape)
+        dtype = resolve_dtype(name, self.dtype if dtype is None else dtype)
+        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 0:
+            raise ValueError(
+                f"rectax.initializers.{name}: columns' count must be an int >= 0, got {count!r}."
+            )
+        if not shape:
+            raise ValueError(
+                f"rectax.initializers.{name}: columns needs a kernel of rank >= 1, got shape ()."
+            )
+        out = (*shape[:-1], int(count))
+        if 0 in shape or 0 in out:
+            return jnp.zeros(out, dtype)
+        std = self._std(shape)
+        flat = scaled_sample(key, std, (math.prod(out),), dtype, self.distribution)
+        return flat.reshape(out)
 
 
 def he_normal(
@@ -457,7 +561,7 @@ def he_normal(
     mode: Mode = "fan_in",
     distribution: Distribution = "truncated_normal",
     layout: Layout | None = None,
-) -> Initializer:
+) -> VarianceScaling:
     r"""He (Kaiming) normal initializer for (leaky) rectifiers.
 
     .. math:: \mathrm{Var}[w] = \frac{2}{(1 + a^2)\,n}
@@ -517,7 +621,7 @@ def he_uniform(
     negative_slope: float = 0.0,
     mode: Mode = "fan_in",
     layout: Layout | None = None,
-) -> Initializer:
+) -> VarianceScaling:
     r"""He (Kaiming) uniform initializer: :math:`U(-b, b)`, :math:`b = \sqrt{6 / ((1+a^2) n)}`.
 
     torch's ``kaiming_uniform_`` (He et al. 2015). See :func:`he_normal`.
@@ -561,7 +665,7 @@ def glorot_normal(
     dtype: DTypeLike | None = None,
     *,
     layout: Layout | None = None,
-) -> Initializer:
+) -> VarianceScaling:
     r"""Glorot (Xavier) normal: truncated normal with :math:`\mathrm{Var}[w] = 2/(n_in + n_out)`.
 
     Glorot & Bengio 2010; jax's ``glorot_normal`` (truncated), keras's ``GlorotNormal``.
@@ -594,7 +698,7 @@ def glorot_uniform(
     dtype: DTypeLike | None = None,
     *,
     layout: Layout | None = None,
-) -> Initializer:
+) -> VarianceScaling:
     r"""Glorot (Xavier) uniform: :math:`U(-b, b)`, :math:`b = \sqrt{6/(n_in + n_out)}`.
 
     Glorot & Bengio 2010; keras's default kernel initializer, torch's ``xavier_uniform_``.
@@ -629,7 +733,7 @@ def lecun_normal(
     *,
     distribution: Distribution = "truncated_normal",
     layout: Layout | None = None,
-) -> Initializer:
+) -> VarianceScaling:
     r"""LeCun normal: :math:`\mathrm{Var}[w] = 1/n_{in}`, the SELU initializer.
 
     LeCun et al. 1998; Klambauer et al. 2017 (SELU). flax's default Dense/Conv kernel init.
@@ -665,7 +769,7 @@ def lecun_uniform(
     dtype: DTypeLike | None = None,
     *,
     layout: Layout | None = None,
-) -> Initializer:
+) -> VarianceScaling:
     r"""LeCun uniform: :math:`U(-b, b)`, :math:`b = \sqrt{3/n_{in}}`.
 
     LeCun et al. 1998.
@@ -697,7 +801,7 @@ def fan_in_bias(
     scale: float = 1.0 / 3.0,
     distribution: Distribution = "uniform",
     dtype: DTypeLike | None = None,
-) -> Initializer:
+) -> VarianceScaling:
     r"""Bias initializer with an explicit fan-in: :math:`\mathrm{Var}[b] = \mathrm{scale}/n`.
 
     A bias's shape ``(out,)`` does not know the layer's fan-in, so it is given here. The
