@@ -589,9 +589,8 @@ def crelu(x: ArrayLike, axis: int = -1) -> Array:
     serves both halves, so reverse mode keeps 1 bit per input element; ``relu(x) - relu(-x) = x``
     then has derivative 1 everywhere). ``jax.nn.relu``'s convention would give ``[0, 0]`` at
     exactly 0. NaN propagates forward. On feature maps (rank 4 or more) reverse mode keeps the
-    output instead, as :func:`relu`. ``jax.grad`` of an 8-layer MLP (width 512, batch 256)
-    needed 1.61 MiB of XLA:CPU temporaries with it, 5.00 MiB with ``jnp.concatenate`` of
-    ``jax.nn.relu`` (``python benchmarks/crelu_memory.py``).
+    output instead, as :func:`relu`. Its memory beside ``jnp.concatenate`` of ``jax.nn.relu``
+    is measured by ``python benchmarks/crelu_memory.py``.
 
     Args:
       x: input array with at least one axis; floating or signed integer (integers stay
@@ -878,8 +877,8 @@ def _sigmoid_pair(z: Array) -> tuple[Array, Array]:
     so ``σ(z) = a / (a + b)`` and ``σ(-z) = b / (a + b)``: bitwise the values of choosing
     ``1 / (1 + t)`` or ``t / (1 + t)`` by the sign of ``z`` with ``t = exp(-|z|)``, without the
     ``z >= 0`` predicate. XLA:TPU kept such a predicate, packed to a ``u8`` array, for the
-    backward pass beside the input (the decoder's SwiGLU and GELU FFNs: 1.005-1.03x jax.nn's
-    peak, ``docs/memory.md``).
+    backward pass beside the input, above jax.nn's peak in the decoders' SwiGLU and GELU FFNs
+    (``python -m benchmarks --target tpu-v5e``; ``docs/memory.md``).
     """
     a = jnp.exp(jnp.minimum(z, 0))
     b = jnp.exp(-jnp.maximum(z, 0))

@@ -336,8 +336,9 @@ def few_bit(fn: Callable[[Array], Array], bits: int = 3) -> FewBit:
 
     Traced for XLA:TPU (:func:`rectax.residual_target`), the result is ``fn`` itself, with its
     own, exact derivative: a TPU matmul fuses the activation into its operand, so jax.nn's step
-    keeps only the pre-activation and codes cannot lower the peak there (they measured up to
-    1.40x jax.nn's, a step function recomputed from the input up to 1.12x; ``docs/memory.md``).
+    keeps only the pre-activation and codes cannot lower the peak there (codes, and a step
+    function recomputed from the input, measured above jax.nn's peak:
+    ``python -m benchmarks --target tpu-v5e``, ``docs/memory.md``).
     The same holds for the ``bits`` keyword of rectax's activations and gated units. To train
     with ``q`` on a TPU anyway, trace under ``rectax.residual_target("gpu")`` (packed codes).
 
