@@ -133,13 +133,18 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
     """Whether an activation of ``x`` keeps rectax's lean residuals when compiled for ``target``.
 
     ``form`` is the rule's (``"from_input"``, ``"from_output"``, ``"two_valued"``, ``"coded"``,
-    or a gated unit's: ``"gated"``, ``"gated_gelu"``, ``"gated_from_output"``,
-    ``"gated_coded"``). Lean residuals are the packed bits (or, on feature maps, the output)
-    under ``jax.checkpoint``; otherwise the activation keeps what jax.nn's own rule keeps, so the
-    compiler sees jax.nn's graph. Measured with ``python -m benchmarks --target``
-    (``docs/memory.md`` has the tables and the HLO):
+    or a gated unit's: ``"gated"``, ``"gated_silu"`` (SwiGLU), ``"gated_gelu"``,
+    ``"gated_from_output"``, ``"gated_coded"``). Lean residuals are the packed bits (or, on
+    feature maps, the output) under ``jax.checkpoint``; otherwise the activation keeps what
+    jax.nn's own rule keeps, so the compiler sees jax.nn's graph. Measured with
+    ``python -m benchmarks --target`` (``docs/memory.md`` has the tables and the HLO):
 
-    * XLA:CPU: lean everywhere (no zoo model above jax.nn).
+    * XLA:CPU: lean everywhere (no zoo model above jax.nn), except float32/float64 SwiGLU
+      (``"gated_silu"``), which takes jax.nn's expression for its step time: 1.00x the plain
+      expression's in the Llama 3 stack, the checkpointed rule 1.19x-1.21x (``python -m
+      benchmarks.ffn_stacks --time``), at the plain expression's memory (the rule's: 0.64x in
+      ``benchmarks.gated``'s float32 stack, no remat). GLU keeps the rule (its plain graph:
+      1.28x jax.nn.glu's memory).
     * XLA:GPU and XLA:TPU: jax.nn's residuals, except the 1-bit mask of 16-bit rank-2
       activations on GPU (an MLP's) and few-bit codes on GPU (asked for).
       The ``jax.checkpoint`` around the rule puts an optimisation barrier between the residual
@@ -163,11 +168,11 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
       GELU forward 1.02x-1.04x (TPU float32 remat, H100 bfloat16 remat-bits).
     """
     if target == "cpu":
-        return True
-    if form in ("gated", "gated_gelu", "gated_from_output", "gated_coded"):
+        return form != "gated_silu" or x.dtype.itemsize == 2
+    if form in ("gated", "gated_silu", "gated_gelu", "gated_from_output", "gated_coded"):
         if target != "gpu" or form == "gated_gelu":
             return False
-        return form != "gated" or x.dtype.itemsize == 2
+        return form not in ("gated", "gated_silu") or x.dtype.itemsize == 2
     if form == "coded":
         return target != "tpu"
     return target == "gpu" and form == "two_valued" and x.ndim <= 2 and x.dtype.itemsize == 2
@@ -646,7 +651,7 @@ def gated(
         :func:`lean_residuals` says no, the unit is then ``reference(gate) * up`` under JAX's own
         autodiff, the plain expression's graph itself, with its values (as accurate as jax.nn's
         in the input's dtype). Without it, the rule above with nothing tagged.
-      form: :func:`lean_residuals`'s form: ``"gated"`` or ``"gated_gelu"``.
+      form: :func:`lean_residuals`'s form: ``"gated"``, ``"gated_silu"`` or ``"gated_gelu"``.
 
     Returns:
       A jitted function of ``(gate, up)`` (same shape and dtype).
