@@ -432,22 +432,23 @@ def timing(
     budget_s: float,
     trace_as: str | None = None,
     write: Callable[[str], None] = print,
+    dtype: str = "float32",
 ) -> None:
-    """Step time of each rectax unit over the plain expression's, float32, this machine:
+    """Step time of each rectax unit over the plain expression's, in ``dtype``, this machine:
     interleaved rounds, median of the per-round ratios and its 95% interval. ``trace_as``
     (``"tpu"``, ...) traces rectax's steps under :func:`rectax.residual_target` of that platform,
     so this machine runs the rule chosen there."""
     from benchmarks import timing as bt
 
     rules = f", rules of {trace_as}" if trace_as else ""
-    write(f"## {jax.default_backend()} step time, float32, {size}{rules}: rectax / plain")
+    write(f"## {jax.default_backend()} step time, {dtype}, {size}{rules}: rectax / plain")
     write("| model | unit | remat | median | 95% interval | [min, max] | rounds |")
     write("|---|---|---|---|---|---|---|")
     for model in models:
         named = {n: u for n, u in MODELS[model][1].items() if not n.startswith("probe")}
         plain = next(iter(named.values()))[1]
         for remat in remats:
-            grad, params, x = step(model, plain, remat, "float32", size)
+            grad, params, x = step(model, plain, remat, dtype, size)
             arrays = jax.tree.map(
                 lambda s: jax.random.normal(jax.random.key(1), s.shape, s.dtype) * 0.05,
                 (params, x),
@@ -455,7 +456,7 @@ def timing(
             steps = {"plain": jax.jit(grad).lower(*arrays).compile()}
             with rx.residual_target(trace_as):
                 for n, (u, _) in named.items():
-                    g = step(model, u, remat, "float32", size)[0]
+                    g = step(model, u, remat, dtype, size)[0]
                     steps[n] = jax.jit(g).lower(*arrays).compile()
             fns = {n: functools.partial(f, *arrays) for n, f in steps.items()}
             got = bt.interleave(fns, repeats, warmup=2, budget_s=budget_s)
@@ -536,7 +537,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--target", default="cpu", help="cpu, h100, tpu-v5e, ...")
     parser.add_argument("--size", default=None, choices=list(SIZES), help="small; time: --time")
     parser.add_argument("--models", nargs="*", default=list(MODELS))
-    parser.add_argument("--dtypes", nargs="*", default=["float32", "bfloat16"])
+    parser.add_argument(
+        "--dtypes", nargs="*", default=None, help="default float32 bfloat16; --time: float32"
+    )
     parser.add_argument("--remats", nargs="*", default=list(REMATS))
     parser.add_argument("--explain", action="store_true", help="the buffers live at the peak")
     parser.add_argument("--time", action="store_true", help="CPU step time, interleaved")
@@ -549,14 +552,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.squared_relu:
         squared_relu_table(args.target)
     elif args.time:
-        timing(args.models, args.remats, size, args.repeats, args.budget, args.trace_as)
+        for dtype in args.dtypes or ["float32"]:
+            timing(
+                args.models,
+                args.remats,
+                size,
+                args.repeats,
+                args.budget,
+                args.trace_as,
+                dtype=dtype,
+            )
     elif args.explain:
         for model in args.models:
-            for dtype in args.dtypes:
+            for dtype in args.dtypes or ["float32", "bfloat16"]:
                 for remat in args.remats:
                     explain(args.target, model, dtype, remat, size)
     else:
-        table(args.target, args.models, args.dtypes, args.remats, size)
+        table(args.target, args.models, args.dtypes or ["float32", "bfloat16"], args.remats, size)
 
 
 if __name__ == "__main__":

@@ -1431,7 +1431,9 @@ def _gated_call(
     return _output(fn(g, u), weak)
 
 
-_swiglu = gated(_wide(_silu_forward), _wide(_silu_derivative), reference=jax.nn.silu)
+_swiglu = gated(
+    _wide(_silu_forward), _wide(_silu_derivative), reference=jax.nn.silu, form="gated_silu"
+)
 
 
 def swiglu(gate: ArrayLike, up: ArrayLike, *, bits: int | None = None) -> Array:
@@ -1445,9 +1447,10 @@ def swiglu(gate: ArrayLike, up: ArrayLike, *, bits: int | None = None) -> Array:
     derivative in the backward pass; the product is tagged :data:`rectax.RESIDUAL_NAME`. With
     ``bits``, reverse mode keeps ``silu(gate)``, ``up`` and the gate's ``bits``-bit derivative
     codes instead, never ``gate``. Traced for XLA:TPU (with or without ``bits``: codes cannot
-    lower the peak there, so the gate's derivative is exact) or for XLA:GPU in float32 without
-    ``bits``, it is ``jax.nn.silu(gate) * up`` itself, whose graph is the floor there: jax.nn's
-    values and gradients (:func:`rectax.residual_target`).
+    lower the peak there, so the gate's derivative is exact), or for XLA:GPU and XLA:CPU in
+    float32 and float64 without ``bits``, it is ``jax.nn.silu(gate) * up`` itself, whose graph is
+    the floor there (on XLA:CPU, its step time): jax.nn's values and gradients
+    (:func:`rectax.residual_target`).
 
     Args:
       gate: floating array, the gate's pre-activation.

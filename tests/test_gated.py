@@ -184,10 +184,11 @@ def test_what_reverse_mode_keeps():
 
 def test_the_product_is_tagged_for_remat_policies():
     """save_only_these_names(RESIDUAL_NAME) around a block keeps the product (the down
-    projection's input); plain jax.checkpoint keeps nothing of the block."""
-    w = jnp.ones((32, 16)) / 32
-    g = jax.random.normal(jax.random.key(1), (8, 32))
-    u = jax.random.normal(jax.random.key(2), (8, 32))
+    projection's input); plain jax.checkpoint keeps nothing of the block. bfloat16: the rule
+    XLA:CPU takes for 16-bit SwiGLU (float32 takes jax.nn's expression, below)."""
+    w = jnp.ones((32, 16), jnp.bfloat16) / 32
+    g = jax.random.normal(jax.random.key(1), (8, 32), jnp.bfloat16)
+    u = jax.random.normal(jax.random.key(2), (8, 32), jnp.bfloat16)
 
     def block(g, u):
         return jnp.sum(jnp.tanh(rx.swiglu(g, u) @ w))
@@ -198,6 +199,19 @@ def test_the_product_is_tagged_for_remat_policies():
     product = np.asarray(rx.swiglu(g, u))
     assert any(r.shape == product.shape and np.allclose(r, product) for r in named)
     assert not any(r.shape == product.shape and np.allclose(r, product) for r in plain)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=["f32", "f64"])
+def test_cpu_float32_swiglu_is_jax_nns_expression(dtype):
+    """Traced for XLA:CPU, float32/float64 SwiGLU is ``jax.nn.silu(gate) * up`` itself: its
+    values and both partials bitwise, and so its optimized HLO and step time (the checkpointed
+    rule measured 1.19x; ``python -m benchmarks.ffn_stacks --time``, docs/memory.md)."""
+    with x64_scope(dtype), rx.residual_target("cpu"):
+        _, _, g, u = _inputs(dtype)
+        y, (dg, du), (tg, tu) = _both_modes(rx.swiglu, g, u)
+        y0, (dg0, du0), (tg0, tu0) = _both_modes(lambda a, b: jax.nn.silu(a) * b, g, u)
+        for ours, theirs in ((y, y0), (dg, dg0), (du, du0), (tg, tg0), (tu, tu0)):
+            np.testing.assert_array_equal(ours, theirs)
 
 
 # --------------------------------------------------------------------------- bad input

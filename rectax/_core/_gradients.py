@@ -133,13 +133,18 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
     """Whether an activation of ``x`` keeps rectax's lean residuals when compiled for ``target``.
 
     ``form`` is the rule's (``"from_input"``, ``"from_output"``, ``"two_valued"``, ``"coded"``,
-    or a gated unit's: ``"gated"``, ``"gated_gelu"``, ``"gated_from_output"``,
-    ``"gated_coded"``). Lean residuals are the packed bits (or, on feature maps, the output)
-    under ``jax.checkpoint``; otherwise the activation keeps what jax.nn's own rule keeps, so the
-    compiler sees jax.nn's graph. Measured with ``python -m benchmarks --target``
-    (``docs/memory.md`` has the tables and the HLO):
+    or a gated unit's: ``"gated"``, ``"gated_silu"`` (SwiGLU), ``"gated_gelu"``,
+    ``"gated_from_output"``, ``"gated_coded"``). Lean residuals are the packed bits (or, on
+    feature maps, the output) under ``jax.checkpoint``; otherwise the activation keeps what
+    jax.nn's own rule keeps, so the compiler sees jax.nn's graph. Each choice is the one that
+    measured lowest with ``python -m benchmarks --target``, ``python -m benchmarks.gated
+    --target`` and ``python -m benchmarks.ffn_stacks --target`` (``docs/memory.md`` has the
+    figures and the HLO behind them):
 
-    * XLA:CPU: lean everywhere (no zoo model above jax.nn).
+    * XLA:CPU: lean everywhere, except float32/float64 SwiGLU (``"gated_silu"``), which takes
+      jax.nn's expression: the checkpointed rule's optimisation barrier cost step time
+      (``python -m benchmarks.ffn_stacks --time``) and, under remat, memory. GLU keeps its rule
+      (its plain graph needed more memory than ``jax.nn.glu``).
     * XLA:GPU and XLA:TPU: jax.nn's residuals, except the 1-bit mask of 16-bit rank-2
       activations on GPU (an MLP's) and few-bit codes on GPU (asked for).
       The ``jax.checkpoint`` around the rule puts an optimisation barrier between the residual
@@ -150,27 +155,21 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
       (:func:`coded`'s and :func:`gated_coded`'s fallback: the graph the activation without
       ``bits`` has there). A TPU matmul fuses an elementwise producer into its operand, so
       jax.nn's step keeps only the pre-activation and recomputes the activation for the next
-      layer's weight gradient; codes can only add to that (gpt-gelu ``bits=4``: 1.18x f32,
-      1.40x bf16), and so did every step function recomputed from the input (up to 1.07x in an
-      8-layer bfloat16 GELU MLP, 1.12x in a Llama 3 FFN stack).
-    * Gated units (``python -m benchmarks.gated --target``, 2 blocks, and the Llama 3 / Gemma
-      stacks of ``python -m benchmarks.ffn_stacks --target``): on TPU the plain expression's
-      graph (the checkpointed rule measured 1.04x-1.41x there, its jit boundary alone one more
-      ``(rows, model)`` buffer); on GPU the checkpointed rule for ReGLU, few-bit gates and
-      16-bit SwiGLU (0.96x-1.00x of the plain expression where the plain graph measured
-      1.00x-1.04x), the plain graph for float32 SwiGLU and for GeGLU (``"gated_gelu"``: the
-      rule 1.02x in float32 under a ``RESIDUAL_NAME`` policy, which keeps the tagged product,
-      and 1.04x in bfloat16, 1.01x in Gemma's stack). SwiGLU's and GeGLU's plain graph is
-      jax.nn's expression itself (:func:`gated`'s ``reference``): a rule with rectax's
-      float32-widened derivative measured 1.07x-1.10x in bfloat16 on TPU, rectax's tail-safe
-      GELU forward 1.02x-1.04x (TPU float32 remat, H100 bfloat16 remat-bits).
+      layer's weight gradient; codes, and every step function recomputed from the input, only
+      added to that.
+    * Gated units: on TPU the plain expression's graph (the checkpointed rule, and its jit
+      boundary alone, kept more); on GPU the checkpointed rule for ReGLU, few-bit gates and
+      16-bit SwiGLU, the plain graph for float32 SwiGLU and for GeGLU (``"gated_gelu"``: under a
+      ``RESIDUAL_NAME`` policy the rule keeps the tagged product). SwiGLU's and GeGLU's plain
+      graph is jax.nn's expression itself (:func:`gated`'s ``reference``): a rule with rectax's
+      float32-widened derivative, or rectax's tail-safe GELU forward, measured above it.
     """
     if target == "cpu":
-        return True
-    if form in ("gated", "gated_gelu", "gated_from_output", "gated_coded"):
+        return form != "gated_silu" or x.dtype.itemsize == 2
+    if form in ("gated", "gated_silu", "gated_gelu", "gated_from_output", "gated_coded"):
         if target != "gpu" or form == "gated_gelu":
             return False
-        return form != "gated" or x.dtype.itemsize == 2
+        return form not in ("gated", "gated_silu") or x.dtype.itemsize == 2
     if form == "coded":
         return target != "tpu"
     return target == "gpu" and form == "two_valued" and x.ndim <= 2 and x.dtype.itemsize == 2
@@ -654,7 +653,7 @@ def gated(
         :func:`lean_residuals` says no, the unit is then ``reference(gate) * up`` under JAX's own
         autodiff, the plain expression's graph itself, with its values (as accurate as jax.nn's
         in the input's dtype). Without it, the rule above with nothing tagged.
-      form: :func:`lean_residuals`'s form: ``"gated"`` or ``"gated_gelu"``.
+      form: :func:`lean_residuals`'s form: ``"gated"``, ``"gated_silu"`` or ``"gated_gelu"``.
 
     Returns:
       A jitted function of ``(gate, up)`` (same shape and dtype).
