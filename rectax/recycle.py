@@ -913,14 +913,12 @@ def _apply(
     # Per parameter path, the edits in order: (mask over the parameter, initializer or None
     # for zeros, key, column cap, outgoing rows?). A kernel that is both incoming and outgoing
     # (a middle layer) ends with its recycled rows zero, in its redrawn columns too.
-    # One split gives every link its two keys (a fold_in and a split per link were a threefry
-    # evaluation each, a fixed cost of every firing on XLA:CPU).
-    keys = jax.random.split(key, 2 * len(ws))
     edits: dict[Path, list[tuple[Array, Initializer | None, Array, int, bool]]] = {}
     for i, (w, mask, cap) in enumerate(zip(ws, masks, caps, strict=True)):
-        edits.setdefault(w.incoming, []).append((mask, w.init, keys[2 * i], cap, False))
+        k_w, k_b = jax.random.split(jax.random.fold_in(key, i))
+        edits.setdefault(w.incoming, []).append((mask, w.init, k_w, cap, False))
         if w.bias is not None:
-            edits.setdefault(w.bias, []).append((mask, w.bias_init, keys[2 * i + 1], 0, False))
+            edits.setdefault(w.bias, []).append((mask, w.bias_init, k_b, 0, False))
     for w, mask in zip(ws, masks, strict=True):
         for path in w.outgoing:
             rows = _row_mask(mask, _get(params, path))
