@@ -852,20 +852,31 @@ def _evidence(params: Any, w: _Wired, acc: Any, grad: Array, age: Array) -> _Evi
     return _Evidence(acc, w.activation, grad, jnp.asarray(outgoing), age)
 
 
-def _redraw(p: Array, mask: Array, init: Initializer, key: Array, cap: int) -> Array:
+def _redraw(
+    p: Array,
+    mask: Array,
+    init: Initializer,
+    key: Array,
+    cap: int,
+    rows: Array | None = None,
+) -> Array:
     """``p`` with the entries in ``mask`` (a parameter's, or its last axis's) redrawn by ``init``.
 
     Nothing is drawn when no entry is selected. An initializer with a ``columns(key, shape,
     count, dtype)`` method (:class:`rectax.initializers.VarianceScaling`) draws ``cap`` columns
     when at most ``cap`` units are selected, and the selected units take them in order; any other
     initializer, or more selected units, draws the whole parameter. Either way each selected
-    entry has the distribution the whole draw gives it.
+    entry has the distribution the whole draw gives it. ``rows``, when given, is a mask of rows
+    (axis -2) that stay zero in what is written.
     """
     columns = getattr(init, "columns", None)
     selected = jnp.sum(mask, dtype=jnp.int32)
 
+    def keep(v: Array) -> Array:
+        return v if rows is None else jnp.where(rows, jnp.zeros((), v.dtype), v)
+
     def whole(p: Array) -> Array:
-        return jnp.where(mask, init(key, p.shape, p.dtype).astype(p.dtype), p)
+        return keep(jnp.where(mask, init(key, p.shape, p.dtype).astype(p.dtype), p))
 
     if not (callable(columns) and mask.shape == p.shape[-1:] and 0 < cap < p.shape[-1]):
         return lax.cond(selected > 0, whole, lambda p: p, p)
@@ -875,7 +886,7 @@ def _redraw(p: Array, mask: Array, init: Initializer, key: Array, cap: int) -> A
     few = selected <= cap
     fresh = lax.cond(
         (selected > 0) & few,
-        lambda: columns(key, p.shape, cap, p.dtype).astype(p.dtype),
+        lambda: keep(columns(key, p.shape, cap, p.dtype).astype(p.dtype)),
         lambda: jnp.zeros((*p.shape[:-1], cap), p.dtype),
     )
     (idx,) = jnp.nonzero(mask, size=cap, fill_value=0)
@@ -900,31 +911,40 @@ def _apply(
     """Recycles the units in ``masks``: new parameters, and the optimizer state's entries of the
     changed weights back at ``inner.init``'s values."""
     # Per parameter path, the edits in order: (mask over the parameter, initializer or None
-    # for zeros, key, column cap). Incoming columns and biases come first, outgoing rows after:
-    # a kernel that is both (a middle layer) gets its recycled rows zeroed after its recycled
-    # columns were redrawn.
-    edits: dict[Path, list[tuple[Array, Initializer | None, Array, int]]] = {}
+    # for zeros, key, column cap, outgoing rows?). A kernel that is both incoming and outgoing
+    # (a middle layer) ends with its recycled rows zero, in its redrawn columns too.
+    edits: dict[Path, list[tuple[Array, Initializer | None, Array, int, bool]]] = {}
     for i, (w, mask, cap) in enumerate(zip(ws, masks, caps, strict=True)):
         k_w, k_b = jax.random.split(jax.random.fold_in(key, i))
-        edits.setdefault(w.incoming, []).append((mask, w.init, k_w, cap))
+        edits.setdefault(w.incoming, []).append((mask, w.init, k_w, cap, False))
         if w.bias is not None:
-            edits.setdefault(w.bias, []).append((mask, w.bias_init, k_b, 0))
+            edits.setdefault(w.bias, []).append((mask, w.bias_init, k_b, 0, False))
     for w, mask in zip(ws, masks, strict=True):
         for path in w.outgoing:
             rows = _row_mask(mask, _get(params, path))
-            edits.setdefault(path, []).append((rows, None, key, 0))
+            edits.setdefault(path, []).append((rows, None, key, 0, True))
 
     changed = {
         path: functools.reduce(jnp.logical_or, [e[0] for e in es]) for path, es in edits.items()
     }
 
     def new_param(path: Any, p: Array) -> Array:
-        names = _names(path)
-        for mask, init, k, cap in edits.get(names, ()):
+        es = edits.get(_names(path), ())
+        # The recycled rows are zeroed first, by a ``where`` that XLA fuses with the optimizer's
+        # update, and the column redraws keep them zero: the result of zeroing them after the
+        # redraws, without a pass over the kernel after the redraws' loop (see docs/recycle.md's
+        # overhead figures).
+        row_masks = [mask for mask, *_, is_rows in es if is_rows]
+        rows = functools.reduce(jnp.logical_or, row_masks) if row_masks else None
+        if rows is not None:
+            p = jnp.where(rows, jnp.zeros((), p.dtype), p)
+        for mask, init, k, cap, is_rows in es:
+            if is_rows:
+                continue
             if init is None:
                 p = jnp.where(mask, jnp.zeros((), p.dtype), p)
             else:
-                p = _redraw(p, mask, init, k, cap)
+                p = _redraw(p, mask, init, k, cap, rows)
         return p
 
     # Reset the optimizer state's entries of the changed weights, found by path and shape.

@@ -12,6 +12,7 @@ to the plain optimizer's.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -319,6 +320,45 @@ def test_column_path_redraws_have_the_whole_kernels_statistics(
     if mode == "fan_avg":  # the column block's own fan average would be 1.14x the std
         block = math.sqrt(scale / ((fan_in + 8) / 2))
         assert "std" in failures(statistics(fresh, distribution, block, ks=False))
+
+
+def test_column_redraws_of_two_layers_keep_the_recycled_rows_zero() -> None:
+    """Both layers recycle units through the column path: each layer's redrawn entries have its
+    own kernel's std (fans (384, 128) and (128, 128)), the two are different numbers, and the
+    rows of the first layer's recycled units in the second kernel are zero, in its redrawn
+    columns too (the rows are zeroed after the redraw)."""
+    init = rx.initializers.glorot_normal()
+    model = rxl.MLP((128, 128, 3), record_stats=True)
+    x = jax.random.normal(jax.random.key(1), (32, 384))
+    params = model.init(jax.random.key(0), x)["params"]
+    dead = [np.zeros(128, bool), np.zeros(128, bool)]
+    dead[0][::16] = True  # 8 units each: redo's cap, ceil(128 / 16)
+    dead[1][3::16] = True
+    dead[1][0] = True  # unit 0 of layer 1: its column meets layer 0's recycled row 0
+    dead[1][3] = False
+    for i in range(2):
+        params[f"Dense_{i}"]["bias"] = jnp.where(jnp.asarray(dead[i]), -1e3, 0.0)
+    links = [
+        recycle.Link(f"Dense_{i}/kernel", f"Dense_{i + 1}/kernel", f"Activation_{i}/unit_stats")
+        for i in range(2)
+    ]
+    links = [dataclasses.replace(link, init=init) for link in links]
+    tx = recycle.recycle(optax.sgd(0.0), links, score=recycle.redo(0.0))
+    grads, stats = _grads(model, params, x)
+    _, state = tx.update(grads, tx.init(params), params, stats=stats)
+    new, state = jax.jit(tx.fire)(params, state)
+    assert [int(r) for r in state.recycled] == [8, 8]
+    k0, k1 = (np.asarray(new[f"Dense_{i}"]["kernel"]) for i in range(2))
+    old1 = np.asarray(params["Dense_1"]["kernel"])
+    fresh0 = k0[:, dead[0]]
+    fresh1 = k1[~dead[0]][:, dead[1]]
+    for fresh, fans in ((fresh0, (384, 128)), (fresh1, (128, 128))):
+        std = math.sqrt(2 / sum(fans))
+        found = statistics(fresh, "truncated_normal", std)
+        assert not failures(found), found
+    assert not np.isin(fresh0[:, :4].ravel(), k1[:, dead[1]].ravel()).any()
+    np.testing.assert_array_equal(k1[dead[0]], 0.0)
+    np.testing.assert_array_equal(k1[~dead[0]][:, ~dead[1]], old1[~dead[0]][:, ~dead[1]])
 
 
 def test_redo_keeps_the_function_of_the_network() -> None:
