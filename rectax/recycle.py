@@ -278,41 +278,32 @@ def links(model: Any) -> tuple[Link, ...]:
     if isinstance(model, (rxl.MLP, rxl.CNN)):
         cls = common.module_class(model.activation) or rxl.Activation
         act = cls.__name__
-        mlp = model
-        out: list[Link] = []
-        prefix = ""
+        parts = (model.bias_init, model.activation)
         if isinstance(model, rxl.CNN):
             conv_init = common.kernel_init_for(model.activation, model.kernel_init, layout="conv")
-            n = len(model.features)
-            for i in range(n):
-                nxt = f"Conv_{i + 1}/kernel" if i + 1 < n else "head/Dense_0/kernel"
-                out.append(
-                    Link(
-                        f"Conv_{i}/kernel",
-                        nxt,
-                        f"{act}_{i}/unit_stats",
-                        "auto",
-                        conv_init,
-                        model.bias_init,
-                        model.activation,
-                    )
-                )
-            prefix = "head/"
-        init = common.kernel_init_for(mlp.activation, mlp.kernel_init)
-        widths = (*model.dense, model.num_classes) if isinstance(model, rxl.CNN) else mlp.features
-        for i in range(len(widths) - 1):
-            out.append(
-                Link(
-                    f"{prefix}Dense_{i}/kernel",
-                    f"{prefix}Dense_{i + 1}/kernel",
-                    f"{prefix}{act}_{i}/unit_stats",
-                    "auto",
-                    init,
-                    model.bias_init,
-                    model.activation,
-                )
+            dense_init = common.kernel_init_for(model.activation, model.kernel_init)
+            return (
+                *_chain(
+                    "Conv_{}/kernel",
+                    f"{act}_{{}}/unit_stats",
+                    len(model.features),
+                    "head/Dense_0/kernel",
+                    conv_init,
+                    *parts,
+                ),
+                *_chain(
+                    "head/Dense_{}/kernel",
+                    f"head/{act}_{{}}/unit_stats",
+                    len(model.dense),
+                    None,
+                    dense_init,
+                    *parts,
+                ),
             )
-        return tuple(out)
+        init = common.kernel_init_for(model.activation, model.kernel_init)
+        return _chain(
+            "Dense_{}/kernel", f"{act}_{{}}/unit_stats", len(model.features) - 1, None, init, *parts
+        )
     if isinstance(model, (rxn.MLP, rxn.CNN)):
         return _nnx_links(model)
     raise TypeError(
@@ -323,38 +314,62 @@ def links(model: Any) -> tuple[Link, ...]:
 
 
 def _nnx_links(model: Any) -> tuple[Link, ...]:
-    out: list[Link] = []
-    prefix = ""
-    mlp = model
     if hasattr(model, "convs"):
-        n = len(model.convs)
-        for i in range(n):
-            nxt = f"convs/{i + 1}/kernel" if i + 1 < n else "head/layers/0/kernel"
-            out.append(
-                Link(
-                    f"convs/{i}/kernel",
-                    nxt,
-                    f"conv_activations/{i}/unit_stats",
-                    "auto",
-                    model.conv_kernel_init,
-                    model.bias_init,
-                    model.activation,
-                )
-            )
-        prefix, mlp = "head/", model.head
-    for i in range(len(mlp.layers) - 1):
-        out.append(
-            Link(
-                f"{prefix}layers/{i}/kernel",
-                f"{prefix}layers/{i + 1}/kernel",
-                f"{prefix}activations/{i}/unit_stats",
-                "auto",
-                mlp.kernel_init,
-                mlp.bias_init,
-                mlp.activation,
-            )
+        head = model.head
+        return (
+            *_chain(
+                "convs/{}/kernel",
+                "conv_activations/{}/unit_stats",
+                len(model.convs),
+                "head/layers/0/kernel",
+                model.conv_kernel_init,
+                model.bias_init,
+                model.activation,
+            ),
+            *_chain(
+                "head/layers/{}/kernel",
+                "head/activations/{}/unit_stats",
+                len(head.layers) - 1,
+                None,
+                head.kernel_init,
+                head.bias_init,
+                head.activation,
+            ),
         )
-    return tuple(out)
+    return _chain(
+        "layers/{}/kernel",
+        "activations/{}/unit_stats",
+        len(model.layers) - 1,
+        None,
+        model.kernel_init,
+        model.bias_init,
+        model.activation,
+    )
+
+
+def _chain(
+    kernel: str,
+    stats: str,
+    count: int,
+    last: str | None,
+    init: Any,
+    bias_init: Any,
+    activation: Any,
+) -> tuple[Link, ...]:
+    """Links layer ``i`` to layer ``i + 1`` for ``i < count`` (paths: ``kernel`` and ``stats``
+    formatted with ``i``); the last link's outgoing kernel is ``last`` when given."""
+    return tuple(
+        Link(
+            kernel.format(i),
+            last if last is not None and i == count - 1 else kernel.format(i + 1),
+            stats.format(i),
+            "auto",
+            init,
+            bias_init,
+            activation,
+        )
+        for i in range(count)
+    )
 
 
 # --------------------------------------------------------------------------- scores
