@@ -250,7 +250,7 @@ register(ActivationInfo("relu6", relu6, "two_valued", jax_nn=(jax.nn.relu6,), ki
 
 
 def _leaky_forward(x: Array, slope: Array) -> Array:
-    return jnp.where(x >= 0, x, slope * x)
+    return x * jnp.where(x >= 0, jnp.ones_like(slope), slope)
 
 
 _leaky = two_valued(_leaky_forward, lambda x, slope: x >= 0, lambda slope: (1, slope))

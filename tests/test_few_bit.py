@@ -326,14 +326,21 @@ def test_transforms(bits):
 def test_residual_is_the_packed_index_only(shape):
     """Reverse mode keeps only ``slot`` bits per element in uint32 words (3 bits in 4-bit slots),
     packed per row, never across rows (a batch-sharded array would then move codes between
-    devices, tests/test_sharding.py); an odd last axis wastes part of one word per row."""
+    devices, tests/test_sharding.py); an odd last axis wastes part of one word per row, or of one
+    word per block where shards of it over 2 or 4 devices would split a word (conftest's 4
+    devices: 100 codes of 1 bit in 2 blocks of 50, of 2 or 4 bits in 4 blocks of 25)."""
+    assert jax.device_count() == 4
     for bits, slot in ((1, 1), (2, 2), (3, 4), (4, 4)):
         x = jax.ShapeDtypeStruct(shape, jnp.float32)
         residuals = jax.eval_shape(
             lambda x, b=bits: jax.vjp(functools.partial(rx.silu, bits=b), x)[1], x
         )
         big = [r for r in jax.tree_util.tree_leaves(residuals) if r.size > 2**bits]
-        expected = (shape[0], math.ceil(shape[-1] * slot / 32))
+        n = shape[-1]
+        blocks = 1 if n % (32 // slot * 4) == 0 else 2 if bits == 1 else 4
+        expected = (shape[0], blocks, math.ceil(n // blocks * slot / 32))
+        if blocks == 1:
+            expected = (shape[0], math.ceil(n * slot / 32))
         assert [(r.dtype, r.shape) for r in big] == [(jnp.uint32, expected)]
 
 

@@ -88,24 +88,26 @@ def test_learned_prelu_slope_keeps_only_the_input():
     assert [leaf.dtype for leaf in jax.tree.leaves(vjp) if leaf.size > 1] == [jnp.uint32]
 
 
-def prelu_mlp_temp(act, batch: int = 4096, width: int = 512, depth: int = 2) -> int:
+def prelu_mlp_temp(
+    act, batch: int = 4096, width: int = 512, depth: int = 2, dtype=jnp.float32
+) -> int:
     def loss(p, x):
         for w, a in zip(*p, strict=True):
             x = act(x @ w, a)
-        return jnp.mean(jnp.square(x))
+        return jnp.mean(jnp.square(x.astype(jnp.float32)))
 
-    ws = [jax.ShapeDtypeStruct((width, width), jnp.float32)] * depth
-    slopes = [jax.ShapeDtypeStruct((), jnp.float32)] * depth
-    x = jax.ShapeDtypeStruct((batch, width), jnp.float32)
+    ws = [jax.ShapeDtypeStruct((width, width), dtype)] * depth
+    slopes = [jax.ShapeDtypeStruct((), dtype)] * depth
+    x = jax.ShapeDtypeStruct((batch, width), dtype)
     compiled = jax.jit(jax.grad(loss)).lower((ws, slopes), x).compile()
     return compiled.memory_analysis().temp_size_in_bytes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 17, item 3): XLA:CPU schedules the slope's sum after x's cotangent, one "
-    "more (batch, width) buffer than jax.nn's step (24 vs 16 MiB at 1 layer, 136 vs 128 at 8) "
-    "with the same fusions; the residuals are already fewer (test above)",
-)
 def test_learned_prelu_mlp_costs_no_more_than_jax_nn():
+    """The slope's derivative is written ``x * where(x >= 0, 0, t_slope)`` (the forward is
+    ``x * where(x >= 0, 1, slope)``), so its transpose sums ``where(x < 0, g * x)`` in one fusion;
+    ``where(x >= 0, x, slope * x)`` transposed to a select of ``g`` shared with x's cotangent, and
+    XLA:CPU kept one more (batch, width) buffer than jax.nn's step (24 vs 16 MiB at 1 layer)."""
     assert prelu_mlp_temp(rx.prelu) <= prelu_mlp_temp(jax.nn.leaky_relu)
+    bf16 = prelu_mlp_temp(rx.prelu, batch=1024, dtype=jnp.bfloat16)
+    assert bf16 <= prelu_mlp_temp(jax.nn.leaky_relu, batch=1024, dtype=jnp.bfloat16)

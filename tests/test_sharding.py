@@ -8,7 +8,10 @@ kind than the same step with jax.nn's activation, over batch sizes whose rows pe
 width is not a multiple of 32 (each of those added collectives before codes were packed per row).
 """
 
+import os
 import re
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -74,17 +77,9 @@ def test_batch_sharded_step_adds_no_collectives(name, shape, mesh_name):
     assert all(got[op] <= ref[op] for op in COLLECTIVES), f"rectax {got}, jax.nn {ref}"
 
 
-SPLIT_WORD = pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 17, item 4): 48 codes per shard split a 32-bit word of 1-bit codes; the "
-    "shard layout is not known when the rule is traced (Auto axes)",
-)
-
-
 @pytest.mark.parametrize(
     ("name", "width"),
-    [(name, 128) for name in PAIRS]
-    + [pytest.param("relu", 96, marks=SPLIT_WORD), ("gelu_bits2", 96)],
+    [(name, width) for name in PAIRS for width in (128, 96, 100)],
 )
 def test_feature_sharded_step_adds_no_collectives(name, width):
     """Megatron-style: the hidden activation (8, width) sharded on batch and features over 2x2.
@@ -143,23 +138,11 @@ def one_d_collectives(act, n: int) -> dict[str, int]:
     return collectives(jax.jit(jax.grad(loss)).lower(x).compile().as_text())
 
 
-@pytest.mark.parametrize(
-    "n",
-    [
-        4096,
-        pytest.param(
-            1000,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open (issue 17, item 4): 250 codes per shard split a 32-bit word; the "
-                "shard layout is not known when the rule is traced (Auto axes)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("n", [4096, 1000, 200, 160])
 @pytest.mark.parametrize("name", PAIRS)
 def test_sharded_one_d_adds_no_collectives(name, n):
-    """A 1-D array is one row: shards that hold whole words (1024 codes) stay local."""
+    """A 1-D array is one row: shards that hold whole words (1024 codes) stay local, and so do
+    shards of 250, 50 or 40 codes (a word each at least): the row is packed in 4 blocks."""
     ours, theirs = PAIRS[name]
     got, ref = one_d_collectives(ours, n), one_d_collectives(theirs, n)
     assert all(got[op] <= ref[op] for op in COLLECTIVES), f"rectax {got}, jax.nn {ref}"
@@ -189,7 +172,8 @@ def test_sharded_gradient_equals_jax_nn():
 @pytest.mark.parametrize("bits", [1, 3, 8])
 def test_pack_unpack_round_trip_per_row(shape, bits):
     """Codes come back exactly, packed along the last axis one row per index of the other axes
-    (a feature map's width and channels merged when the channels fill no whole word), in a
+    (a feature map's width and channels merged when the channels fill no whole word; a row
+    whose even shards would split a word cut into blocks, one per shard), in a
     uint8/uint16 word when a row's codes fit in 8/16 bits and in uint32 words otherwise."""
     rng = np.random.default_rng(bits)
     codes = rng.integers(0, 2**bits, size=shape, dtype=np.uint32)
@@ -202,7 +186,33 @@ def test_pack_unpack_round_trip_per_row(shape, bits):
     row = shape[-1] if shape else 1
     if len(shape) >= 4 and row % (32 // slot):  # a feature map's width and channels, merged
         row *= shape[-2]
+    # in a process of several devices, a row whose even shards of at least a word each would
+    # split a word is packed in blocks, one per shard of the finest such sharding
+    per_word = 32 // slot
+    devices = jax.device_count()
+    shards = [
+        k for k in range(2, devices + 1) if devices % k == row % k == 0 and row >= per_word * k
+    ]
+    if shards and (row // max(shards)) % per_word:
+        row //= max(shards)
     rows = int(np.prod(shape)) // row if shape else 1
     width = 8 if row * slot <= 8 else 16 if row * slot <= 16 else 32
     assert words.dtype == jnp.dtype(f"uint{width}")
     assert words.size == rows * -(-row * slot // width)
+
+
+def test_one_device_process_keeps_whole_rows():
+    """The blocks are for processes of several devices only: with one device, a row of 1000 or
+    100 1-bit codes still takes ceil(n / 32) words (no block padding), as it always has."""
+    script = (
+        "import jax, jax.numpy as jnp\n"
+        "from rectax._core import _gradients\n"
+        "assert jax.device_count() == 1\n"
+        "for shape in [(1000,), (8, 100), (2, 3, 36)]:\n"
+        "    print(_gradients.pack_mask(jnp.zeros(shape, bool)).shape)\n"
+    )
+    env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split("\n")[:3] == ["(32,)", "(8, 4)", "(2, 3, 2)"]

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -194,12 +195,39 @@ def _packed_view(shape: Sequence[int], bits: int = 1) -> tuple[int, ...]:
     (collective-permutes and all-gathers that jax.nn's rules do not need;
     ``tests/test_sharding.py``). A row whose codes fit in 8 or 16 bits takes one ``uint8`` or
     ``uint16`` word (:func:`rectax._core._packing.word_bits`).
+
+    The last axis itself may be sharded (a Megatron-style hidden layer, a 1-D array), and under
+    ``Auto`` mesh axes its sharding is not known when the rule is traced. In a process of ``D``
+    devices (or under a larger mesh set with ``jax.set_mesh``) a mesh splits it evenly into
+    ``k`` shards, ``k`` dividing both ``D`` and its length ``n``; where the finest such split
+    whose shards still hold a word each (``n / k >= 32 / slot``) would cut a word, the row is
+    packed as ``k`` blocks of ``n / k`` codes, each padded to whole words, so that every coarser
+    split of it cuts no word either. Shards shorter than a word still share words. With one
+    device nothing changes; the blocks cost at most ``k - 1`` words per row (none for
+    ``(..., 1000)`` at 1 bit on 4 devices; ``(..., 96)``: 4 words for 3).
     """
     shape = tuple(shape)
     per_word = _packing.WORD_BITS // _packing.slot_bits(bits)
-    if len(shape) < FEATURE_MAP_RANK or shape[-1] % per_word == 0:
+    if len(shape) >= FEATURE_MAP_RANK and shape[-1] % per_word:
+        shape = (*shape[:-2], shape[-2] * shape[-1])
+    if not shape:
         return shape
-    return (*shape[:-2], shape[-2] * shape[-1])
+    n = shape[-1]
+    common = math.gcd(n, _devices())
+    # the most even shards of at least a word each: cut there, so that no word spans two shards
+    blocks = max(
+        (k for k in range(1, common + 1) if common % k == 0 and n // k >= per_word), default=1
+    )
+    if blocks == 1 or (n // blocks) % per_word == 0:
+        return shape
+    return (*shape[:-1], blocks, n // blocks)
+
+
+def _devices() -> int:
+    """How many devices a sharding of an activation may split its last axis over: the process's,
+    or the mesh's set with ``jax.set_mesh`` if larger (compile-only devices)."""
+    mesh = jax.sharding.get_abstract_mesh()
+    return max(jax.device_count(), 1 if mesh.empty else mesh.size)
 
 
 def pack_mask(mask: Array, bits: int = 1) -> Array:

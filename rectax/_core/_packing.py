@@ -3,7 +3,8 @@
 Residuals of piecewise-constant derivatives (a 1-bit mask) and of few-bit derivatives (a
 2- or 4-bit bucket index) are saved for the backward pass as packed words. Codes are packed
 along the last axis, so leading-axis shardings stay local (and last-axis ones whose shards fill
-whole words); the last axis is padded to a whole number of words. ``uint32`` words rather than
+whole words, or hold blocks that are padded to whole words: ``_gradients._packed_view``); the
+last axis is padded to a whole number of words. ``uint32`` words rather than
 bytes, because XLA:CPU widens ``uint8`` buffers of a reduction's output to 32-bit words, which
 costs 4 bits per 1-bit code; a last axis whose codes fit in 8 or 16 bits takes one ``uint8`` or
 ``uint16`` word instead (:func:`word_bits`), so a short row does not cost a 32-bit word.
