@@ -250,7 +250,12 @@ register(ActivationInfo("relu6", relu6, "two_valued", jax_nn=(jax.nn.relu6,), ki
 
 
 def _leaky_forward(x: Array, slope: Array) -> Array:
-    return x * jnp.where(x >= 0, jnp.ones_like(slope), slope)
+    # x * where(x >= 0, 1, slope) where x < 0: the slope's derivative x * where(x >= 0, 0, t)
+    # transposes to one fused sum of where(x < 0, g * x, 0); from slope * x, a select of g
+    # shared with x's cotangent cost a learned-slope MLP step one more (batch, width) buffer on
+    # XLA:CPU (tests/test_model_memory.py). The outer select keeps it 0, not inf * 0, at x = +inf.
+    positive = x >= 0
+    return jnp.where(positive, x, x * jnp.where(positive, jnp.ones_like(slope), slope))
 
 
 _leaky = two_valued(_leaky_forward, lambda x, slope: x >= 0, lambda slope: (1, slope))

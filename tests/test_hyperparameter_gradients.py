@@ -122,6 +122,17 @@ def test_per_channel_slope_gradient():
     np.testing.assert_allclose(np.asarray(g), ref, rtol=1e-3)
 
 
+def test_slope_derivative_is_zero_where_x_is_not_negative_even_at_inf():
+    """The slope's derivative is ``min(x, 0)``: 0 at ``x = +inf`` (never ``inf * 0``), in both
+    modes; jax.nn.leaky_relu's own slope gradient is NaN there."""
+    x = jnp.array([jnp.inf, 3.0, 0.0, -0.0, -2.0], jnp.float32)
+    slope = jnp.float32(0.25)
+    _, tangent = jax.jvp(lambda a: rx.prelu(x, a), (slope,), (jnp.float32(1.0),))
+    np.testing.assert_array_equal(np.asarray(tangent), [0.0, 0.0, 0.0, 0.0, -2.0])
+    assert float(jax.grad(lambda a: jnp.sum(rx.prelu(x, a)))(slope)) == -2.0
+    assert np.isnan(float(jax.grad(lambda a: jnp.sum(jax.nn.leaky_relu(x, a)))(slope)))
+
+
 def test_linen_prelu_slope_gradient_bfloat16():
     x = _inputs(2**16, jnp.bfloat16).reshape(-1, 8)
     layer = rxl.PReLU(num_parameters=8)
