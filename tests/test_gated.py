@@ -201,26 +201,6 @@ def test_the_product_is_tagged_for_remat_policies():
     assert not any(r.shape == product.shape and np.allclose(r, product) for r in plain)
 
 
-@pytest.mark.parametrize(("target", "keeps_codes"), [("cpu", True), ("gpu", False)])
-def test_few_bit_codes_under_a_residual_name_policy(target, keeps_codes):
-    """A save_only_these_names(RESIDUAL_NAME) block keeps the few-bit gate's codes where they
-    are tagged RESIDUAL_NAME (XLA:CPU) and recomputes them with the block on XLA:GPU, where kept
-    they raised the H100 step's peak (GeGLU bits=4 bfloat16: 1.043 of the plain expression)."""
-    w = jnp.ones((32, 16), jnp.bfloat16) / 32
-    g = jax.random.normal(jax.random.key(1), (8, 32), jnp.bfloat16)
-    u = jax.random.normal(jax.random.key(2), (8, 32), jnp.bfloat16)
-
-    def block(g, u):
-        return jnp.sum(jnp.tanh(rx.geglu(g, u, bits=4) @ w))
-
-    policy = jax.checkpoint_policies.save_only_these_names(rx.RESIDUAL_NAME)
-    with rx.residual_target(target):
-        named = _residuals(jax.checkpoint(block, policy=policy), g, u)
-        own = _residuals(functools.partial(rx.geglu, bits=4), g, u)
-    assert [r.shape for r in own if r.dtype == np.uint32] == [(8, 4)]  # the unit keeps codes
-    assert [r.shape for r in named if r.dtype == np.uint32] == ([(8, 4)] if keeps_codes else [])
-
-
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=["f32", "f64"])
 def test_cpu_float32_swiglu_is_jax_nns_expression(dtype):
     """Traced for XLA:CPU, float32/float64 SwiGLU is ``jax.nn.silu(gate) * up`` itself: its

@@ -68,10 +68,6 @@ checkpoint policies: ``jax.checkpoint_policies.save_only_these_names(RESIDUAL_NA
 
 _SAVE_BITS = jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)
 
-_UNIT_NAME = "rectax_unit_residual"
-"""Name under which a unit's own checkpoint saves residuals that a user's ``RESIDUAL_NAME``
-policy should not keep (:func:`residual_name`)."""
-
 
 FEATURE_MAP_RANK = 4
 """Inputs of this rank or more (``(N, H, W, C)`` feature maps) keep the output, not bits.
@@ -150,7 +146,8 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
       (``python -m benchmarks.ffn_stacks --time``) and, under remat, memory. GLU keeps its rule
       (its plain graph needed more memory than ``jax.nn.glu``).
     * XLA:GPU and XLA:TPU: jax.nn's residuals, except the 1-bit mask of 16-bit rank-2
-      activations on GPU (an MLP's) and few-bit codes on GPU (asked for).
+      activations on GPU (an MLP's) and few-bit codes of single-input activations on GPU (asked
+      for).
       The ``jax.checkpoint`` around the rule puts an optimisation barrier between the residual
       and the backward pass: cuDNN can no longer fuse relu into the convolution (it then keeps
       the pre-activation), and XLA:GPU/TPU can no longer recompute the cheap elementwise
@@ -161,36 +158,23 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
       jax.nn's step keeps only the pre-activation and recomputes the activation for the next
       layer's weight gradient; codes, and every step function recomputed from the input, only
       added to that.
-    * Gated units: on TPU the plain expression's graph (the checkpointed rule, and its jit
-      boundary alone, kept more); on GPU the checkpointed rule for ReGLU, few-bit gates and
-      16-bit SwiGLU, the plain graph for float32 SwiGLU and for GeGLU (``"gated_gelu"``: under a
-      ``RESIDUAL_NAME`` policy the rule keeps the tagged product). SwiGLU's and GeGLU's plain
-      graph is jax.nn's expression itself (:func:`gated`'s ``reference``): a rule with rectax's
-      float32-widened derivative, or rectax's tail-safe GELU forward, measured above it.
+    * Gated units on XLA:GPU and XLA:TPU: the plain expression's graph, few-bit gates included
+      (their derivative then exact). On TPU the checkpointed rule, and its jit boundary alone,
+      kept more. On GPU the rule (few-bit codes included) was below the plain graph only in
+      small steps (2 blocks of 256 rows: 0.947-0.959 under remat) and above it in larger ones
+      (4 blocks of 2048 rows, hidden 768: 1.05-1.31; the Llama 3 FFN stack at its ``quick``
+      size: 1.03-1.43), where it materialises ``act(gate)`` beside the matmul outputs XLA keeps
+      anyway. SwiGLU's and GeGLU's plain graph is jax.nn's expression itself (:func:`gated`'s
+      ``reference``): a rule with rectax's float32-widened derivative, or rectax's tail-safe
+      GELU forward, measured above it.
     """
     if target == "cpu":
         return form != "gated_silu" or x.dtype.itemsize == 2
     if form in ("gated", "gated_silu", "gated_gelu", "gated_from_output", "gated_coded"):
-        if target != "gpu" or form == "gated_gelu":
-            return False
-        return form not in ("gated", "gated_silu") or x.dtype.itemsize == 2
+        return False
     if form == "coded":
         return target != "tpu"
     return target == "gpu" and form == "two_valued" and x.ndim <= 2 and x.dtype.itemsize == 2
-
-
-def residual_name(target: str, form: str) -> str:
-    """The name a lean rule of ``form`` tags its residuals with when compiled for ``target``.
-
-    :data:`RESIDUAL_NAME`, so that a user's ``save_only_these_names(RESIDUAL_NAME)`` policy
-    keeps them, except the few-bit gates on XLA:GPU (``"gated_coded"``): their own checkpoint
-    saves ``gate``'s activation and codes under a private name, and a ``RESIDUAL_NAME`` policy
-    around the block recomputes them with the block, as plain ``jax.checkpoint`` does. Kept by
-    that policy, the codes beside the down projection's input raised the H100 step's peak (GeGLU
-    ``bits=4`` bfloat16, ``python -m benchmarks.gated --target h100``: 1.043 of the plain
-    expression; 1.000 with the private name, SwiGLU ``bits=4`` bfloat16 1.000 -> 0.959).
-    """
-    return _UNIT_NAME if target == "gpu" and form == "gated_coded" else RESIDUAL_NAME
 
 
 def _keeps_output(x: Array) -> bool:
@@ -614,31 +598,23 @@ def _gated_jvp(
 
 def _gated_build(
     forward: Callable[[Array], Array],
-    factors: Callable[[Array, Array, str], tuple[Array, Array, Array]],
+    factors: Callable[[Array, Array], tuple[Array, Array, Array]],
     plain: Callable[[Array, Array], Array],
     form: str,
 ) -> Callable[[Array, Array], Array]:
     """``f(gate, up) = forward(gate) * up`` with ``t = d_gate * t_gate + d_up * t_up``.
 
-    ``factors(gate, up, name) -> (y, d_gate, d_up)`` computes the output and both partial
-    derivatives inside the rule, choosing what reverse mode keeps by tagging it ``name``
-    (:func:`residual_name`: ``RESIDUAL_NAME`` but for few-bit gates on GPU), as :func:`_build`'s
-    ``tangent_factor``; checkpointed with a policy saving ``name``. ``plain`` is the unit with
-    nothing tagged or packed and no checkpoint (the plain expression's graph, or jax.nn's
-    expression itself), used where :func:`lean_residuals` says no for ``form`` and the target
-    traced for. Jitted per target, as :func:`_build`'s variants.
+    ``factors(gate, up) -> (y, d_gate, d_up)`` computes the output and both partial derivatives
+    inside the rule, choosing what reverse mode keeps by tagging it ``RESIDUAL_NAME``, as
+    :func:`_build`'s ``tangent_factor``; checkpointed with :data:`_SAVE_BITS`. ``plain`` is the
+    unit with nothing tagged or packed and no checkpoint (the plain expression's graph, or
+    jax.nn's expression itself), used where :func:`lean_residuals` says no for ``form`` and the
+    target traced for. Jitted per target, as :func:`_build`'s variants.
     """
-
-    def lean(name: str) -> Callable[[Array, Array], Array]:
-        policy = jax.checkpoint_policies.save_only_these_names(name)
-        rule = _gated_jvp(forward, lambda gate, up: factors(gate, up, name))
-        return jax.jit(jax.checkpoint(rule, policy=policy))
-
+    lean_unit = jax.jit(jax.checkpoint(_gated_jvp(forward, factors), policy=_SAVE_BITS))
     # plain is not jitted: a jit boundary kept one more (rows, model) buffer
 
     def variant(target: str) -> Callable[[Array, Array], Array]:
-        lean_unit = lean(residual_name(target, form))
-
         def unit(gate: Array, up: Array) -> Array:
             if lean_residuals(target, form, gate):
                 return lean_unit(gate, up)
@@ -685,9 +661,9 @@ def gated(
       A jitted function of ``(gate, up)`` (same shape and dtype).
     """
 
-    def factors(gate: Array, up: Array, name: str) -> tuple[Array, Array, Array]:
+    def factors(gate: Array, up: Array) -> tuple[Array, Array, Array]:
         a = forward(gate)
-        y = checkpoint_name(a * up, name)
+        y = checkpoint_name(a * up, RESIDUAL_NAME)
         return y, derivative(gate) * up, a
 
     def parts(gate: Array, up: Array) -> tuple[Array, Array, Array]:
@@ -721,8 +697,8 @@ def gated_from_output(
       A jitted function of ``(gate, up)``.
     """
 
-    def factors(gate: Array, up: Array, name: str) -> tuple[Array, Array, Array]:
-        a = checkpoint_name(forward(gate), name)
+    def factors(gate: Array, up: Array) -> tuple[Array, Array, Array]:
+        a = checkpoint_name(forward(gate), RESIDUAL_NAME)
         return a * up, jnp.where(mask_of_output(a), up, jnp.zeros_like(up)), a
 
     def parts(gate: Array, up: Array) -> tuple[Array, Array, Array]:
@@ -743,10 +719,9 @@ def gated_coded(
     """``f(gate, up) = forward(gate) * up`` whose gate derivative is ``level(code(gate))``.
 
     Reverse mode keeps ``a = forward(gate)`` and the gate's codes (``bits`` bits per element,
-    both tagged ``RESIDUAL_NAME``, on XLA:GPU a private name: :func:`residual_name`) and
-    ``up``; never ``gate``, whose matmul's backward needs only the cotangent. Few-Bit Backward
-    (:func:`coded`) for the gate of a gated unit. Where
-    :func:`lean_residuals` says no (XLA:TPU), the unit is the plain expression
+    both tagged ``RESIDUAL_NAME``) and ``up``; never ``gate``, whose matmul's backward needs only
+    the cotangent. Few-Bit Backward (:func:`coded`) for the gate of a gated unit. Where
+    :func:`lean_residuals` says no (XLA:GPU and XLA:TPU), the unit is the plain expression
     ``reference(gate) * up`` (else ``forward(gate) * up``) under JAX's autodiff: the exact
     derivative, no step function, as :func:`coded` there.
 
@@ -763,9 +738,9 @@ def gated_coded(
       A jitted function of ``(gate, up)``.
     """
 
-    def factors(gate: Array, up: Array, name: str) -> tuple[Array, Array, Array]:
-        a = checkpoint_name(forward(gate), name)
-        words = checkpoint_name(pack_mask(code(gate), bits), name)
+    def factors(gate: Array, up: Array) -> tuple[Array, Array, Array]:
+        a = checkpoint_name(forward(gate), RESIDUAL_NAME)
+        words = checkpoint_name(pack_mask(code(gate), bits), RESIDUAL_NAME)
         d = level(unpack_mask(words, gate.shape, bits))
         return a * up, lax.convert_element_type(d, up.dtype) * up, a
 
