@@ -1451,17 +1451,17 @@ def swiglu(gate: ArrayLike, up: ArrayLike, *, bits: int | None = None) -> Array:
     and ``up`` (what XLA keeps for ``jax.nn.silu(gate) * up``) and recomputes ``silu`` and its
     derivative in the backward pass; the product is tagged :data:`rectax.RESIDUAL_NAME`. With
     ``bits``, reverse mode keeps ``silu(gate)``, ``up`` and the gate's ``bits``-bit derivative
-    codes instead, never ``gate``. Traced for XLA:TPU (with or without ``bits``: codes cannot
-    lower the peak there, so the gate's derivative is exact), or for XLA:GPU and XLA:CPU in
-    float32 and float64 without ``bits``, it is ``jax.nn.silu(gate) * up`` itself, whose graph is
-    the floor there (on XLA:CPU, its step time): jax.nn's values and gradients
+    codes instead, never ``gate``. Traced for XLA:GPU or XLA:TPU (with or without ``bits``:
+    neither the rule nor codes lower the peak there, so the gate's derivative is exact), or for
+    XLA:CPU in float32 and float64 without ``bits``, it is ``jax.nn.silu(gate) * up`` itself,
+    whose graph is the floor there (on XLA:CPU, its step time): jax.nn's values and gradients
     (:func:`rectax.residual_target`).
 
     Args:
       gate: floating array, the gate's pre-activation.
       up: floating array of ``gate``'s shape and dtype.
       bits: None (default) for the exact derivative, or 1-4 for the gate's few-bit derivative
-        (:func:`few_bit`, silu's precomputed table; exact on XLA:TPU).
+        (:func:`few_bit`, silu's precomputed table; exact on XLA:GPU and XLA:TPU).
 
     Returns:
       ``silu(gate) * up``, of ``gate``'s shape and dtype.
@@ -1507,8 +1507,8 @@ def geglu(
     .. math:: \mathrm{geglu}(g, u) = \mathrm{gelu}(g) \cdot u
 
     As :func:`swiglu`, with :func:`gelu`'s ``approximate`` (default True, the tanh form, as
-    jax.nn and Gemma; ``'none'`` or False for the exact one). Traced for XLA:TPU (with or
-    without ``bits``, whose derivative is then exact) or for XLA:GPU without ``bits``, it is
+    jax.nn and Gemma; ``'none'`` or False for the exact one). Traced for XLA:GPU or XLA:TPU
+    (with or without ``bits``, whose derivative is then exact), it is
     ``jax.nn.gelu(gate, approximate) * up`` itself.
 
     Args:
@@ -1516,7 +1516,7 @@ def geglu(
       up: floating array of ``gate``'s shape and dtype.
       approximate: True or ``'tanh'`` for the tanh form, False or ``'none'`` for the exact one.
       bits: None (default) for the exact derivative, or 1-4 for the gate's few-bit derivative
-        (exact on XLA:TPU).
+        (exact on XLA:GPU and XLA:TPU).
 
     Returns:
       ``gelu(gate, approximate) * up``, of ``gate``'s shape and dtype.
@@ -1546,8 +1546,9 @@ def reglu(gate: ArrayLike, up: ArrayLike) -> Array:
 
     The gate's derivative is 1 for ``gate > 0`` and 0 otherwise (0 at 0, as :func:`relu`),
     read off ``relu(gate)``: reverse mode keeps ``relu(gate)`` (tagged
-    :data:`rectax.RESIDUAL_NAME`) and ``up``, never ``gate``. The derivative is already exact
-    in 1 bit, so there is no ``bits``.
+    :data:`rectax.RESIDUAL_NAME`) and ``up``, never ``gate``; traced for XLA:GPU or XLA:TPU,
+    the same rule without its checkpoint or tag (the plain expression's graph there). The
+    derivative is already exact in 1 bit, so there is no ``bits``.
 
     Args:
       gate: floating array, the gate's pre-activation.

@@ -440,8 +440,8 @@ _REFERENCES: dict[tuple[Any, ...], Callable[[Array], Array]] = {
     ("gelu", (("approximate", True),)): functools.partial(jax.nn.gelu, approximate=True),
     ("gelu", (("approximate", False),)): functools.partial(jax.nn.gelu, approximate=False),
 }
-"""jax.nn's gate activations, keyed as ``_GATED`` without bits: a few-bit gated unit on XLA:TPU
-is ``reference(gate) * up``, the exact unit's graph there
+"""jax.nn's gate activations, keyed as ``_GATED`` without bits: a few-bit gated unit on XLA:GPU
+and XLA:TPU is ``reference(gate) * up``, the exact unit's graph there
 (:func:`rectax._core._gradients.gated_coded`)."""
 
 
@@ -460,8 +460,8 @@ def gated_builtin(
 
     Returns:
       A function of ``(gate, up)`` whose reverse mode keeps ``exact(gate)``, ``up`` and the
-      gate's ``bits``-bit codes (:func:`rectax._core._gradients.gated_coded`); on XLA:TPU the exact
-      unit.
+      gate's ``bits``-bit codes (:func:`rectax._core._gradients.gated_coded`); on XLA:GPU and
+      XLA:TPU the exact unit.
     """
     bits = check_bits(api, bits)
     frozen = tuple(sorted((k, _static(api, k, v)) for k, v in params.items()))

@@ -147,7 +147,8 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
       (``python -m benchmarks.ffn_stacks --time``) and, under remat, memory. GLU keeps its rule
       (its plain graph needed more memory than ``jax.nn.glu``).
     * XLA:GPU and XLA:TPU: jax.nn's residuals, except the 1-bit mask of 16-bit rank-2
-      activations on GPU (an MLP's) and few-bit codes on GPU (asked for).
+      activations on GPU (an MLP's) and few-bit codes of single-input activations on GPU (asked
+      for).
       The ``jax.checkpoint`` around the rule puts an optimisation barrier between the residual
       and the backward pass: cuDNN can no longer fuse relu into the convolution (it then keeps
       the pre-activation), and XLA:GPU/TPU can no longer recompute the cheap elementwise
@@ -158,19 +159,20 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
       jax.nn's step keeps only the pre-activation and recomputes the activation for the next
       layer's weight gradient; codes, and every step function recomputed from the input, only
       added to that.
-    * Gated units: on TPU the plain expression's graph (the checkpointed rule, and its jit
-      boundary alone, kept more); on GPU the checkpointed rule for ReGLU, few-bit gates and
-      16-bit SwiGLU, the plain graph for float32 SwiGLU and for GeGLU (``"gated_gelu"``: under a
-      ``RESIDUAL_NAME`` policy the rule keeps the tagged product). SwiGLU's and GeGLU's plain
-      graph is jax.nn's expression itself (:func:`gated`'s ``reference``): a rule with rectax's
-      float32-widened derivative, or rectax's tail-safe GELU forward, measured above it.
+    * Gated units on XLA:GPU and XLA:TPU: the plain expression's graph, few-bit gates included
+      (their derivative then exact). On TPU the checkpointed rule, and its jit boundary alone,
+      kept more. On GPU the rule (few-bit codes included) was below the plain graph only in
+      small steps (2 blocks of 256 rows: 0.947-0.959 under remat) and above it in larger ones
+      (4 blocks of 2048 rows, hidden 768: 1.05-1.31; the Llama 3 FFN stack at its ``quick``
+      size: 1.03-1.43), where it materialises ``act(gate)`` beside the matmul outputs XLA keeps
+      anyway. SwiGLU's and GeGLU's plain graph is jax.nn's expression itself (:func:`gated`'s
+      ``reference``): a rule with rectax's float32-widened derivative, or rectax's tail-safe
+      GELU forward, measured above it.
     """
     if target == "cpu":
         return form != "gated_silu" or x.dtype.itemsize == 2
     if form in ("gated", "gated_silu", "gated_gelu", "gated_from_output", "gated_coded"):
-        if target != "gpu" or form == "gated_gelu":
-            return False
-        return form not in ("gated", "gated_silu") or x.dtype.itemsize == 2
+        return False
     if form == "coded":
         return target != "tpu"
     return target == "gpu" and form == "two_valued" and x.ndim <= 2 and x.dtype.itemsize == 2
@@ -747,7 +749,7 @@ def gated_coded(
     Reverse mode keeps ``a = forward(gate)`` and the gate's codes (``bits`` bits per element,
     both tagged ``RESIDUAL_NAME``) and ``up``; never ``gate``, whose matmul's backward needs only
     the cotangent. Few-Bit Backward (:func:`coded`) for the gate of a gated unit. Where
-    :func:`lean_residuals` says no (XLA:TPU), the unit is the plain expression
+    :func:`lean_residuals` says no (XLA:GPU and XLA:TPU), the unit is the plain expression
     ``reference(gate) * up`` (else ``forward(gate) * up``) under JAX's autodiff: the exact
     derivative, no step function, as :func:`coded` there.
 
