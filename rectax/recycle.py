@@ -910,7 +910,10 @@ def _redraw(
     )
     (idx,) = jnp.nonzero(mask & few, size=cap, fill_value=p.shape[-1])
     p = p.at[..., idx].set(fresh, mode="drop")
-    return lax.cond(few, lambda p: p, whole, p)
+    # More than ``cap`` selected: the whole kernel, in a 0-or-1-trip loop, which updates ``p``
+    # in place where a ``cond`` copies it in its identity branch at every firing.
+    _, p = lax.while_loop(lambda c: c[0], lambda c: (False, whole(c[1])), (~few, p))
+    return p
 
 
 def _apply(
