@@ -912,7 +912,8 @@ def _redraw(
     p = p.at[..., idx].set(fresh, mode="drop")
     # More than ``cap`` selected: the whole kernel, in a 0-or-1-trip loop, which updates ``p``
     # in place where a ``cond`` copies it in its identity branch at every firing.
-    _, p = lax.while_loop(lambda c: c[0], lambda c: (False, whole(c[1])), (~few, p))
+    done = jnp.zeros((), jnp.bool_)
+    _, p = lax.while_loop(lambda c: c[0], lambda c: (done, whole(c[1])), (~few, p))
     return p
 
 
