@@ -893,25 +893,28 @@ def _redraw(
     def whole(p: Array) -> Array:
         return keep(jnp.where(mask, init(key, p.shape, p.dtype).astype(p.dtype), p))
 
+    if p.ndim < 2:  # a bias: drawing it costs less than the ``cond`` that would skip the draw
+        return whole(p)
     if not (callable(columns) and mask.shape == p.shape[-1:] and 0 < cap < p.shape[-1]):
         return lax.cond(selected > 0, whole, lambda p: p, p)
-    # The columns are drawn under a cond that does not take ``p``, and written in place one
-    # selected unit at a time: a scatter into ``p``, or a branch taking ``p``, made XLA:CPU copy
-    # the kernel at every firing, units selected or not.
+    # The columns are drawn under a ``cond`` that does not take ``p`` (a branch taking ``p``
+    # copies the kernel on XLA:CPU) and scattered into ``p`` outside it, in place; unused slots
+    # point past the last column and are dropped. Control flow is what a firing costs on
+    # XLA:CPU (tens of microseconds per ``cond`` or loop, and every jax.random call is a loop
+    # there), so the columns take one ``cond`` and one draw, and no loop over the units.
     few = selected <= cap
     fresh = lax.cond(
         (selected > 0) & few,
         lambda: keep(columns(key, p.shape, cap, p.dtype).astype(p.dtype)),
         lambda: jnp.zeros((*p.shape[:-1], cap), p.dtype),
     )
-    (idx,) = jnp.nonzero(mask, size=cap, fill_value=0)
-
-    def put(j: Array, p: Array) -> Array:
-        column = lax.dynamic_slice_in_dim(fresh, j, 1, axis=-1)
-        return lax.dynamic_update_slice_in_dim(p, column, idx[j], axis=-1)
-
-    p = lax.fori_loop(0, jnp.where(few, selected, 0), put, p)
-    return lax.cond(few, lambda p: p, whole, p)
+    (idx,) = jnp.nonzero(mask & few, size=cap, fill_value=p.shape[-1])
+    p = p.at[..., idx].set(fresh, mode="drop")
+    # More than ``cap`` selected: the whole kernel, in a 0-or-1-trip loop, which updates ``p``
+    # in place where a ``cond`` copies it in its identity branch at every firing.
+    done = jnp.zeros((), jnp.bool_)
+    _, p = lax.while_loop(lambda c: c[0], lambda c: (done, whole(c[1])), (~few, p))
+    return p
 
 
 def _apply(
@@ -929,8 +932,11 @@ def _apply(
     # for zeros, key, column cap, outgoing rows?). A kernel that is both incoming and outgoing
     # (a middle layer) ends with its recycled rows zero, in its redrawn columns too.
     edits: dict[Path, list[tuple[Array, Initializer | None, Array, int, bool]]] = {}
+    # Each link's keys are ``split(fold_in(key, i))``, derived for all links in one threefry
+    # call each (a vmap): on CPU every threefry call is a loop, and loops cost dispatch.
+    keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(key, i)))(jnp.arange(len(ws)))
     for i, (w, mask, cap) in enumerate(zip(ws, masks, caps, strict=True)):
-        k_w, k_b = jax.random.split(jax.random.fold_in(key, i))
+        k_w, k_b = keys[i]
         edits.setdefault(w.incoming, []).append((mask, w.init, k_w, cap, False))
         if w.bias is not None:
             edits.setdefault(w.bias, []).append((mask, w.bias_init, k_b, 0, False))

@@ -279,6 +279,50 @@ def test_redraw_takes_the_column_cap_or_the_whole_kernel(n_dead: int, drawn) -> 
         np.testing.assert_array_equal(plain[:, ~dead], old[:, ~dead])
 
 
+def test_redraws_take_each_links_keys_and_draw_the_bias() -> None:
+    """Two layers through the column path with a random ``bias_init``: link ``i``'s selected
+    units take, in index order, the columns of ``init.columns(k_w, shape, cap)`` and the entries
+    of ``bias_init(k_b, (units,))``, with ``(k_w, k_b) = split(fold_in(fold_in(key(seed),
+    step), i))`` computed here with jax.random; every other entry is untouched."""
+    init, bias_init = rx.initializers.he_normal(), jax.nn.initializers.normal(1.0)
+    model = rxl.MLP((64, 64, 3), record_stats=True)
+    x = jax.random.normal(jax.random.key(1), (32, 16))
+    params = model.init(jax.random.key(0), x)["params"]
+    dead = [np.isin(np.arange(64), [5, 17, 40]), np.isin(np.arange(64), [0, 63])]
+    for i in range(2):
+        params[f"Dense_{i}"]["bias"] = jnp.where(jnp.asarray(dead[i]), -1e3, 0.0)
+    links = [
+        recycle.Link(
+            f"Dense_{i}/kernel",
+            f"Dense_{i + 1}/kernel",
+            f"Activation_{i}/unit_stats",
+            init=init,
+            bias_init=bias_init,
+        )
+        for i in range(2)
+    ]
+    tx = recycle.recycle(optax.sgd(0.0), links, score=recycle.redo(0.0), seed=5)
+    grads, stats = _grads(model, params, x)
+    _, state = tx.update(grads, tx.init(params), params, stats=stats)
+    new, state = jax.jit(tx.fire)(params, state)
+    assert [int(r) for r in state.recycled] == [3, 2]
+    step_key = jax.random.fold_in(jax.random.key(5), 1)  # one update before the firing
+    keep_rows = [np.ones(16, bool), ~dead[0]]  # layer 0's recycled rows of Dense_1 are zeroed
+    for i in range(2):
+        k_w, k_b = jax.random.split(jax.random.fold_in(step_key, i))
+        kernel, bias = (np.asarray(new[f"Dense_{i}"][n]) for n in ("kernel", "bias"))
+        old_kernel, old_bias = (np.asarray(params[f"Dense_{i}"][n]) for n in ("kernel", "bias"))
+        columns = np.asarray(init.columns(k_w, kernel.shape, 4, jnp.float32))
+        n = int(dead[i].sum())
+        rows = keep_rows[i]
+        np.testing.assert_array_equal(kernel[rows][:, dead[i]], columns[rows][:, :n])
+        np.testing.assert_array_equal(kernel[rows][:, ~dead[i]], old_kernel[rows][:, ~dead[i]])
+        drawn = np.asarray(bias_init(k_b, (64,), jnp.float32))
+        np.testing.assert_array_equal(bias[dead[i]], drawn[dead[i]])
+        np.testing.assert_array_equal(bias[~dead[i]], old_bias[~dead[i]])
+    np.testing.assert_array_equal(np.asarray(new["Dense_1"]["kernel"])[dead[0]], 0.0)
+
+
 def test_continual_backprops_cap_is_its_count() -> None:
     assert recycle.continual_backprop(1 / 64).column_cap(256) == 4
     assert recycle.continual_backprop(1.0).column_cap(256) == 0  # the whole kernel
