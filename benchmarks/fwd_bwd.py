@@ -14,8 +14,8 @@ per-round time ratios rectax / baseline over interleaved rounds with its 95% int
 
 ``--clock cpu`` (the default) times each call in CPU seconds of the process (all its threads,
 ``time.process_time``) instead of wall-clock seconds: on a shared machine whose other processes
-take the cores, wall-clock ratios of the same two kernels spread over ±20% from run to run,
-CPU-time ratios over a few percent.
+take the cores, its per-round ratios spread less (95% intervals of ±0.01-0.03 where wall-clock
+ones reach ±0.1); a run's median still moves with the machine's load from run to run.
 
 Why ``P`` matters: XLA:CPU (``xla/service/cpu/parallel_task_assignment.cc``) splits a loop
 fusion whose flops exceed its bytes accessed (``HloCostAnalysis``; transcendentals such as
