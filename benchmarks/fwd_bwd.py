@@ -1,0 +1,122 @@
+"""The lone fwd+bwd kernel on XLA:CPU: what the compiled step runs, and its time against jax.nn.
+
+``python -m benchmarks.fwd_bwd [--activations NAME ...] [--sizes EXP ...] [--clock cpu|wall]
+[--budget S]``.
+
+The kernel is :func:`benchmarks.models.forward_backward` (``y, vjp = jax.vjp(f, x); return y,
+vjp(g)[0]`` in one ``jax.jit``) on ``make bench``'s inputs (:func:`benchmarks.runner.
+elementwise_shape`, float32). Per activation and size it prints, for rectax and its baseline
+(:data:`benchmarks.cases.ACTIVATIONS`), the fusions of the optimized HLO
+(``compiled.as_text()``) in order, each ``1`` or ``P`` (``P``: XLA:CPU's parallel task
+assignment splits it across threads, ``outer_dimension_partitions``), and the median of the
+per-round time ratios rectax / baseline over interleaved rounds with its 95% interval
+(:func:`benchmarks.timing.interleave`, :func:`benchmarks.timing.ratio_stats`).
+
+``--clock cpu`` (the default) times each call in CPU seconds of the process (all its threads,
+``time.process_time``) instead of wall-clock seconds: on a shared machine whose other processes
+take the cores, its per-round ratios spread less (95% intervals of ±0.01-0.03 where wall-clock
+ones reach ±0.1); a run's median still moves with the machine's load from run to run.
+
+Why ``P`` matters: XLA:CPU (``xla/service/cpu/parallel_task_assignment.cc``) splits a loop
+fusion whose flops exceed its bytes accessed (``HloCostAnalysis``; transcendentals such as
+``exp`` and ``tanh`` are not flops) into as many tasks as threads as soon as
+``flops + 2 transcendentals + 10 bytes`` exceeds 100000, i.e. at any size from about 2^10
+float32 elements on; a memory-bound one only per 256 KiB accessed. At 2^12 elements a split
+fusion costs the hand-off between threads, more than its arithmetic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from . import models, timing
+from .cases import ACTIVATIONS
+from .runner import elementwise_shape
+
+_FUSION = re.compile(r"^\s+(ROOT )?%\S+ = \S+ fusion\(")
+_SPLIT = "outer_dimension_partitions"
+
+
+def fusions(hlo_text: str | None) -> str:
+    """The fusions of an optimized HLO module's text in order: ``1`` or ``P`` (split), joined."""
+    lines = [line for line in (hlo_text or "").splitlines() if _FUSION.match(line)]
+    return ",".join("P" if _SPLIT in line else "1" for line in lines)
+
+
+@dataclass(frozen=True)
+class Result:
+    activation: str
+    size: int
+    rectax_fusions: str
+    baseline: str
+    baseline_fusions: str
+    ratio: timing.Stats | None
+
+    def line(self) -> str:
+        r = self.ratio
+        timed = "" if r is None else f"  ratio {r.median:.3f} [{r.low:.3f}, {r.high:.3f}]"
+        return (
+            f"{self.activation:14s} 2^{self.size.bit_length() - 1:<3d} "
+            f"rectax [{self.rectax_fusions}]  {self.baseline} [{self.baseline_fusions}]{timed}"
+        )
+
+
+def measure(
+    name: str, size: int, *, clock: str = "cpu", budget_s: float = 3.0, repeats: int = 10
+) -> Result:
+    """Compiles rectax's and the baseline's fwd+bwd kernel of ``name`` at ``size`` elements;
+    times them in interleaved rounds unless ``budget_s`` is 0."""
+    act = ACTIVATIONS[name]
+    shape = elementwise_shape(size)
+    key_x, key_g = jax.random.split(jax.random.key(0))
+    x = 3 * jax.random.normal(key_x, shape, jnp.float32)
+    g = jax.random.normal(key_g, (*shape[:-1], act.width * shape[-1]), jnp.float32)
+    impls = {"rectax": act.rectax, "baseline": act.baselines[0]}
+    compiled = {
+        label: jax.jit(models.forward_backward(impl.fn)).lower(x, g).compile()
+        for label, impl in impls.items()
+    }
+    ratio = None
+    if budget_s > 0:
+        calls = {label: (lambda c=c: c(x, g)) for label, c in compiled.items()}
+        timed = timing.interleave(
+            calls,
+            repeats,
+            warmup=2,
+            budget_s=budget_s,
+            max_repeats=2000,
+            clock=time.process_time if clock == "cpu" else time.perf_counter,
+            count_compiles=False,
+        )
+        ratio = timing.ratio_stats(timed.times["rectax"], timed.times["baseline"])
+    return Result(
+        name,
+        size,
+        fusions(compiled["rectax"].as_text()),
+        f"{act.baselines[0].library}",
+        fusions(compiled["baseline"].as_text()),
+        ratio,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--activations", nargs="+", default=list(ACTIVATIONS))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[12, 24], metavar="EXP")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    parser.add_argument("--budget", type=float, default=3.0, help="seconds per case; 0: no timing")
+    args = parser.parse_args(argv)
+    for exp in args.sizes:
+        for name in args.activations:
+            print(measure(name, 2**exp, clock=args.clock, budget_s=args.budget).line(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

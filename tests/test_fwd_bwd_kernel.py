@@ -1,0 +1,60 @@
+"""The lone fwd+bwd kernel's compiled form on XLA:CPU (benchmarks/fwd_bwd.py).
+
+XLA:CPU splits a loop fusion whose flops exceed its bytes accessed across threads at any size
+(its parallel task assignment); at 2^12 elements the hand-off costs more than the arithmetic.
+The tanh-form GELU's forward fusion is written to stay under that line; the test also compiles
+the expression it replaced, which is split, so that a change of XLA's heuristic shows here
+instead of passing unnoticed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+import rectax as rx
+from benchmarks import fwd_bwd
+
+SHAPE = (4, 1024)  # make bench's 2^12 float32 kernel
+
+
+def _forward_fusions(fn: object) -> str:
+    x = jnp.ones(SHAPE, jnp.float32)
+    return fwd_bwd.fusions(jax.jit(fn).lower(x).compile().as_text())  # type: ignore[arg-type]
+
+
+def _gelu_tanh_before(x: jax.Array) -> jax.Array:
+    k = math.sqrt(2 / math.pi)
+    return jnp.maximum(x, -40.0) * (1 / (1 + jnp.exp(-2 * k * (x + 0.044715 * x * x * x))))
+
+
+def test_gelu_tanh_forward_is_one_unsplit_fusion() -> None:
+    assert _forward_fusions(_gelu_tanh_before) == "P"
+    assert _forward_fusions(lambda x: rx.gelu(x, approximate="tanh")) == "1"
+
+
+def test_fusions_reads_splits_from_the_hlo_text() -> None:
+    text = "\n".join(
+        [
+            "ENTRY %main (x: f32[4]) -> f32[4] {",
+            '  %a = f32[4]{0} fusion(%x), kind=kLoop, calls=%c, backend_config={"outer_'
+            'dimension_partitions":["2"]}',
+            "  %b = f32[4]{0} fusion(%a), kind=kLoop, calls=%d",
+            "  ROOT %t = (f32[4]{0}) tuple(%b)",
+        ]
+    )
+    assert fwd_bwd.fusions(text) == "P,1"
+
+
+def test_measure_compiles_both_kernels_and_times_them() -> None:
+    untimed = fwd_bwd.measure("relu", 2**10, budget_s=0)
+    assert untimed.ratio is None
+    # rectax: the forward, the 1-bit pack, the backward; jax.nn: the forward, the backward
+    assert (untimed.rectax_fusions, untimed.baseline_fusions) == ("1,1,1", "1,1")
+    timed = fwd_bwd.measure("relu", 2**10, budget_s=0.05, repeats=6)
+    assert timed.ratio is not None
+    assert timed.ratio.low <= timed.ratio.median <= timed.ratio.high
+    assert timed.line().startswith("relu ")
+    assert "ratio" in timed.line()
