@@ -24,7 +24,9 @@ CASES = {
         ("resnet", "bf16", "remat-bits"),
         ("gpt-gelu", "bf16", "remat-bits"),
         ("mlp", "f32", "none"),
+        ("mlp", "bf16", "none"),  # 1.002 with uint32 words
         ("mlp", "bf16", "remat"),
+        ("mlp", "bf16", "remat-bits"),  # 1.007 with the mask tagged RESIDUAL_NAME
     ],
     "tpu-v5e": [
         ("mnist", "f32", "none"),
@@ -111,6 +113,31 @@ def test_residual_target_selects_the_rule():
     with pytest.raises(ValueError, match=r"rectax\.residual_target: platform"):  # noqa: SIM117
         with rx.residual_target("cuda"):
             pass
+
+
+def test_gpu_masks_are_bytes_kept_by_rectax_alone():
+    """On a GPU compile, a 16-bit rank-2 relu keeps its mask in uint8 words, which a
+    ``save_only_these_names(RESIDUAL_NAME)`` policy does not save (the block is recomputed, as
+    with jax.nn.relu); on CPU, uint32 words that the policy saves."""
+    x = jnp.linspace(-2.0, 2.0, 8 * 64, dtype=jnp.bfloat16).reshape(8, 64)
+    policy = jax.checkpoint_policies.save_only_these_names(rx.RESIDUAL_NAME)
+
+    def block():  # a new function per target: JAX caches a function's trace, not the target
+        return jax.checkpoint(lambda x: rx.relu(x) * 2, policy=policy)
+
+    def residuals(platform, fn):
+        with rx.residual_target(platform):
+            _, vjp = jax.vjp(fn, x)
+        return [(leaf.dtype, leaf.shape) for leaf in jax.tree_util.tree_leaves(vjp)]
+
+    assert residuals("gpu", rx.relu) == [(jnp.dtype(jnp.uint8), (8, 8))]
+    assert residuals("cpu", rx.relu) == [(jnp.dtype(jnp.uint32), (8, 2))]
+    assert residuals("cpu", block()) == [(jnp.dtype(jnp.uint32), (8, 2))]
+    assert all(dtype == x.dtype for dtype, _ in residuals("gpu", block()))
+    for platform in ("cpu", "gpu"):
+        with rx.residual_target(platform):
+            g = jax.grad(lambda x: block()(x).astype(jnp.float32).sum())(x)
+        assert jnp.array_equal(g, jnp.where(x > 0, 2.0, 0.0).astype(x.dtype))
 
 
 SLOPES = jnp.array([0.1, 0.2, 0.3, 0.4], jnp.float32)

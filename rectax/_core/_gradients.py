@@ -28,9 +28,10 @@ values tagged ``RESIDUAL_NAME`` (plus the function's inputs, if the backward pas
 
 * :func:`two_valued` packs the mask to 1 bit per element (into ``uint32`` words,
   :mod:`rectax._core._packing`; along the last axis, every other axis indexing rows, so that their
-  shardings split no word: :func:`_packed_view`) and tags it, so
-  reverse mode keeps 1 bit per element instead of an array of the input's dtype; the factor is
-  recomputed from the bits and the (small) hyperparameters.
+  shardings split no word: :func:`_packed_view`) and tags it (on XLA:GPU: ``uint8`` words under
+  a name only rectax's own checkpoint saves, :func:`_mask_words`), so reverse mode keeps 1 bit
+  per element instead of an array of the input's dtype; the factor is recomputed from the bits
+  and the (small) hyperparameters.
   Convolutional feature maps (rank >= 4) are the exception where the mask can be read off the
   output (relu, NecroReLU, relu6: ``output_mask``): there the output ``y`` is tagged and kept
   instead, because 1-bit masks beside the convolutions' backward pass raised the step's peak
@@ -67,7 +68,17 @@ RESIDUAL_NAME = "rectax_residual"
 relu, necro_relu and relu6 on feature maps (see :data:`FEATURE_MAP_RANK`). Save it in your own
 checkpoint policies: ``jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)``."""
 
-_SAVE_BITS = jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)
+_LOCAL_NAME = "rectax_local_residual"
+"""Name of residuals that only rectax's own checkpoint saves, never a user's
+``save_only_these_names(RESIDUAL_NAME)`` policy: the 1-bit masks on XLA:GPU
+(:func:`_mask_words`)."""
+
+_SAVE_BITS = jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME, _LOCAL_NAME)
+
+_LEAN_TARGET: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "rectax_lean_target", default=None
+)
+"""The target whose lean rule is being traced (set by :func:`_build`'s per-target rule)."""
 
 
 FEATURE_MAP_RANK = 4
@@ -147,7 +158,8 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
       (``python -m benchmarks.ffn_stacks --time``) and, under remat, memory. GLU keeps its rule
       (its plain graph needed more memory than ``jax.nn.glu``).
     * XLA:GPU and XLA:TPU: jax.nn's residuals, except the 1-bit mask of 16-bit rank-2
-      activations on GPU (an MLP's) and few-bit codes of single-input activations on GPU (asked
+      activations on GPU (an MLP's; ``uint8`` words that a ``RESIDUAL_NAME`` policy does not
+      save, :func:`_mask_words`) and few-bit codes of single-input activations on GPU (asked
       for).
       The ``jax.checkpoint`` around the rule puts an optimisation barrier between the residual
       and the backward pass: cuDNN can no longer fuse relu into the convolution (it then keeps
@@ -176,6 +188,23 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
     if form == "coded":
         return target != "tpu"
     return target == "gpu" and form == "two_valued" and x.ndim <= 2 and x.dtype.itemsize == 2
+
+
+def _mask_words(target: str | None) -> tuple[int | None, str]:
+    """The word width and the checkpoint name of :func:`two_valued`'s packed mask on ``target``.
+
+    XLA:CPU: :func:`rectax._core._packing.word_bits`'s words (XLA:CPU widens ``uint8``
+    reduction outputs), tagged :data:`RESIDUAL_NAME`. XLA:GPU, where only 16-bit rank-2
+    activations keep a mask (:func:`lean_residuals`): ``uint8`` words, tagged
+    :data:`_LOCAL_NAME`, so a ``save_only_these_names(RESIDUAL_NAME)`` policy recomputes the
+    block as it does with jax.nn's rule. ``python -m benchmarks --target h100 --target-sizes
+    small --zoo mlp``, bfloat16 (``docs/memory.md``): ``uint32`` words peaked at 1.002 of
+    jax.nn's (no remat) and the tagged mask at 1.007 under that policy; the bytes measure 0.903
+    and 1.000, the zoo's quick sizes unchanged (0.731).
+    """
+    if target == "gpu":
+        return 8, _LOCAL_NAME
+    return None, RESIDUAL_NAME
 
 
 def _keeps_output(x: Array) -> bool:
@@ -232,9 +261,10 @@ def _devices() -> int:
     return max(jax.device_count(), 1 if mesh.empty else mesh.size)
 
 
-def pack_mask(mask: Array, bits: int = 1) -> Array:
-    """Packs a boolean mask (or ``bits``-bit codes) into unsigned words (:func:`_packed_view`)."""
-    return _packing.pack(mask.reshape(_packed_view(mask.shape, bits)), bits)
+def pack_mask(mask: Array, bits: int = 1, width: int | None = None) -> Array:
+    """Packs a boolean mask (or ``bits``-bit codes) into unsigned words (:func:`_packed_view`),
+    of ``width`` bits if given (:func:`rectax._core._packing.pack`)."""
+    return _packing.pack(mask.reshape(_packed_view(mask.shape, bits)), bits, width)
 
 
 def unpack_mask(words: Array, shape: Sequence[int], bits: int = 1) -> Array:
@@ -384,14 +414,22 @@ def _build(
 
         return rule
 
-    def lean(x: Array, y: Array, params: Sequence[Any], t_x: Array) -> tuple[Array, Array]:
-        y, d = tangent_factor(x, y, params)
-        if combine is not None:
-            return y, combine(t_x, d)
-        return y, t_x * lax.convert_element_type(d, t_x.dtype)
+    def lean_rule(target: str) -> Tangent:
+        """The lean tangent, ``tangent_factor`` traced for ``target`` (:data:`_LEAN_TARGET`)."""
 
-    @jax.custom_jvp
-    def fn(x: Array, *params: Any) -> Array:
+        def lean(x: Array, y: Array, params: Sequence[Any], t_x: Array) -> tuple[Array, Array]:
+            token = _LEAN_TARGET.set(target)
+            try:
+                y, d = tangent_factor(x, y, params)
+            finally:
+                _LEAN_TARGET.reset(token)
+            if combine is not None:
+                return y, combine(t_x, d)
+            return y, t_x * lax.convert_element_type(d, t_x.dtype)
+
+        return lean
+
+    def primal(x: Array, *params: Any) -> Array:
         return forward(x, *_narrow(x, params))
 
     fn_plain: Callable[..., Array] | None = None
@@ -402,12 +440,15 @@ def _build(
         def unpacked(x: Array, y: Array, params: Sequence[Any], t_x: Array) -> tuple[Array, Array]:
             return y, as_plain(x, y, params, t_x)
 
-        fn_plain = jax.custom_jvp(lambda x, *params: forward(x, *_narrow(x, params)))
+        fn_plain = jax.custom_jvp(primal)
         fn_plain.defjvp(make_rule(unpacked), symbolic_zeros=True)
-    fn.defjvp(make_rule(lean, unpacked), symbolic_zeros=True)
-    saved = jax.checkpoint(fn, policy=_SAVE_BITS)
 
     def variant(target: str) -> Callable[..., Array]:
+        # one custom-JVP function per target: JAX caches the rule's trace with the function
+        fn = jax.custom_jvp(primal)
+        fn.defjvp(make_rule(lean_rule(target), unpacked), symbolic_zeros=True)
+        saved = jax.checkpoint(fn, policy=_SAVE_BITS)
+
         def activation(x: Array, *params: Any) -> Array:
             cast = _cast_params(x, params)
             if fn_plain is not None and not lean_residuals(target, form, x):
@@ -502,7 +543,8 @@ def two_valued(
             y = checkpoint_name(y, RESIDUAL_NAME)
             m = output_mask(y, *params)
         else:
-            words = checkpoint_name(pack_mask(mask(x, *params)), RESIDUAL_NAME)
+            width, name = _mask_words(_LEAN_TARGET.get())
+            words = checkpoint_name(pack_mask(mask(x, *params), width=width), name)
             m = unpack_mask(words, x.shape)
         where_true, where_false = values(*params)
         return y, jnp.where(m, where_true, where_false)

@@ -52,22 +52,23 @@ def _shifts(slot: int, ndim: int, width: int = WORD_BITS) -> Array:
     return shifts.reshape((1,) * (ndim - 1) + (per_word,))
 
 
-def pack(codes: Array, bits: int) -> Array:
+def pack(codes: Array, bits: int, width: int | None = None) -> Array:
     """Packs unsigned integer ``codes`` (each ``< 2**bits``) into words along the last axis.
 
     Args:
       codes: an unsigned integer or boolean array, any shape (a scalar is treated as shape (1,)).
       bits: code width; 3 is stored in 4-bit slots.
+      width: the words' width, 8, 16 or 32; None chooses :func:`word_bits`.
 
     Returns:
       ``uint32`` array of shape ``codes.shape[:-1] + (ceil(n * slot / 32),)``, ``n`` the last
       axis length; one ``uint8`` or ``uint16`` word per row when ``n * slot`` is at most 8 or 16
-      (:func:`word_bits`).
+      (:func:`word_bits`); words of ``width`` bits if given.
     """
     slot = slot_bits(bits)
     codes = jnp.atleast_1d(codes)
     n = codes.shape[-1]
-    width = word_bits(n, bits)
+    width = word_bits(n, bits) if width is None else width
     dtype = _word_dtype(width)
     per_word = width // slot
     words = -(-n // per_word)
