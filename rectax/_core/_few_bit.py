@@ -340,7 +340,8 @@ def few_bit(fn: Callable[[Array], Array], bits: int = 3) -> FewBit:
     function recomputed from the input, measured above jax.nn's peak:
     ``python -m benchmarks --target tpu-v5e``, ``docs/memory.md``).
     The same holds for the ``bits`` keyword of rectax's activations and gated units. To train
-    with ``q`` on a TPU anyway, trace under ``rectax.residual_target("gpu")`` (packed codes).
+    with ``q`` on a TPU anyway, trace under ``rectax.residual_target("gpu")`` (packed codes;
+    ``"cpu"`` for a gated unit, whose gate is exact on GPU too).
 
     .. math:: \min_q \int_{-100}^{100} \bigl(f'(x) - q(x)\bigr)^2\,dx
 
