@@ -1456,12 +1456,13 @@ def swiglu(gate: ArrayLike, up: ArrayLike, *, bits: int | None = None) -> Array:
     ``swiglu(x @ W_gate, x @ W_up) @ W_down``). One custom rule: reverse mode keeps ``gate``
     and ``up`` (what XLA keeps for ``jax.nn.silu(gate) * up``) and recomputes ``silu`` and its
     derivative in the backward pass; the product is tagged :data:`rectax.RESIDUAL_NAME`. With
-    ``bits``, reverse mode keeps ``silu(gate)``, ``up`` and the gate's ``bits``-bit derivative
-    codes instead, never ``gate``. Traced for XLA:GPU or XLA:TPU (with or without ``bits``:
-    neither the rule nor codes lower the peak there, so the gate's derivative is exact), or for
-    XLA:CPU in float32 and float64 without ``bits``, it is ``jax.nn.silu(gate) * up`` itself,
-    whose graph is the floor there (on XLA:CPU, its step time): jax.nn's values and gradients
-    (:func:`rectax.residual_target`).
+    ``bits``, reverse mode keeps ``up`` and the gate's ``bits``-bit derivative codes, and
+    ``silu(gate)`` in 16-bit (never ``gate``) or ``gate`` in float32/float64 (``silu``
+    recomputed: what measured lowest on XLA:CPU). Traced for XLA:GPU or XLA:TPU (with or
+    without ``bits``: neither the rule nor codes lower the peak there, so the gate's
+    derivative is exact), or for XLA:CPU in float32 and float64 without ``bits``, it is
+    ``jax.nn.silu(gate) * up`` itself, whose graph is the floor there (on XLA:CPU, its step
+    time): jax.nn's values and gradients (:func:`rectax.residual_target`).
 
     Args:
       gate: floating array, the gate's pre-activation.
@@ -1578,7 +1579,7 @@ def _sigmoid_derivative(x: Array) -> Array:
     return s * c
 
 
-_glu = gated(_wide(jax.nn.sigmoid), _wide(_sigmoid_derivative))
+_glu = gated(_wide(jax.nn.sigmoid), _wide(_sigmoid_derivative), tag_16bit=False)
 
 
 def glu(x: ArrayLike, axis: int = -1) -> Array:
@@ -1588,6 +1589,9 @@ def glu(x: ArrayLike, axis: int = -1) -> Array:
       (x_1, x_2) = \text{the two halves of } x \text{ along } \texttt{axis}
 
     One custom rule (:func:`swiglu`'s, with a sigmoid gate): the halves are its two inputs.
+    The product is tagged :data:`rectax.RESIDUAL_NAME` in float32 and float64 only: a
+    bfloat16 product kept by a ``save_only_these_names`` policy beside the recomputed halves
+    measured 1.111x ``jax.nn.glu``'s peak on XLA:CPU (``docs/memory.md``).
 
     Args:
       x: floating input array.

@@ -16,6 +16,7 @@ from scipy import special
 
 import rectax as rx
 from benchmarks import gated as gated_ffn
+from benchmarks import models
 from rectax import linen as rxl
 from rectax import nnx as rxn
 
@@ -160,8 +161,10 @@ def _residuals(fn, g, u):
 
 
 def test_what_reverse_mode_keeps():
-    """Exact: both inputs (what XLA keeps for the plain expression). Few-bit: silu(gate), up and
-    4-bit codes, never gate. ReGLU: relu(gate) and up."""
+    """Exact: both inputs (what XLA keeps for the plain expression). Few-bit: gate, up and 4-bit
+    codes, never silu(gate) (recomputed: tagging it measured above the plain expression under
+    plain jax.checkpoint, test_ffn_stack_memory_never_above_the_plain_expression). ReGLU:
+    relu(gate) and up."""
     _, _, g, u = _inputs(jnp.float32, n=256)
     g, u = g.reshape(8, 32), u.reshape(8, 32)
 
@@ -172,9 +175,9 @@ def test_what_reverse_mode_keeps():
     assert kept(exact, g)
     assert kept(exact, u)
     few = _residuals(functools.partial(rx.swiglu, bits=4), g, u)
-    assert kept(few, rx.silu(g))
+    assert kept(few, g)
     assert kept(few, u)
-    assert not kept(few, g)
+    assert not kept(few, rx.silu(g))
     assert [r.shape for r in few if r.dtype == np.uint32] == [(8, 4)]  # 4 bits per element
     re = _residuals(rx.reglu, g, u)
     assert kept(re, rx.relu(g))
@@ -275,16 +278,44 @@ MEMORY_CASES = {
 @pytest.mark.parametrize("case", list(MEMORY_CASES))
 def test_ffn_stack_memory_never_above_the_plain_expression(case, dtype, remat):
     """XLA:CPU, measured (`python -m benchmarks.gated`): exact units 0.62-1.00 of the plain
-    expression, few-bit 0.59-0.82, except under plain jax.checkpoint in float32, where the
-    few-bit unit's codes (4 bits per element, 1/8 of an f32 hidden array) sit on the recomputed
-    block's peak: plain + exactly the codes' bytes."""
+    expression, few-bit 0.60-0.76. The few-bit cells under plain jax.checkpoint in float32
+    were 1.007 while the rule tagged silu(gate) beside the codes (the codes' bytes above the
+    plain expression); GLU is below (test_glu_residual_stack_memory)."""
     fn, plain = MEMORY_CASES[case]
     ours = ffn_temp_bytes(fn, remat, dtype)
     theirs = ffn_temp_bytes(GATED[plain][1], remat, dtype)
-    allowance = 0
-    if case.endswith("bits3") and remat == "remat" and dtype == jnp.float32:
-        allowance = ROWS * HIDDEN * 4 // 8  # the 4-bit slots of 3-bit codes
-    assert ours <= theirs + allowance, f"{case}: {ours / theirs:.3f} of the plain expression"
+    assert ours <= theirs, f"{case}: {ours / theirs:.3f} of the plain expression"
+
+
+@functools.cache
+def glu_temp_bytes(glu, remat: str, dtype) -> int:
+    """Compiled temp bytes of jit(grad) of 4 residual blocks ``x + glu(x W_in) W_out``."""
+    block = models.remat(lambda x, w: glu(x @ w[0]) @ w[1], remat)
+
+    def loss(ws, x):
+        for w in ws:
+            x = x + block(x, w)
+        return jnp.mean(jnp.square(x.astype(jnp.float32)))
+
+    w = (
+        jax.ShapeDtypeStruct((MODEL, 2 * HIDDEN), dtype),
+        jax.ShapeDtypeStruct((HIDDEN, MODEL), dtype),
+    )
+    x = jax.ShapeDtypeStruct((ROWS, MODEL), dtype)
+    compiled = jax.jit(jax.grad(loss)).lower([w] * LAYERS, x).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+
+@pytest.mark.parametrize("remat", REMATS)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["f32", "bf16"])
+def test_glu_residual_stack_memory(dtype, remat):
+    """XLA:CPU: rx.glu 0.765 of jax.nn.glu in float32, 0.980 / 1.000 / 1.000 in bfloat16 (was
+    1.111 under remat-bits while the bfloat16 product was tagged: the policy kept it beside the
+    recomputed inputs)."""
+    with rx.residual_target("cpu"):
+        ours = glu_temp_bytes(rx.glu, remat, dtype)
+        theirs = glu_temp_bytes(jax.nn.glu, remat, dtype)
+    assert ours <= theirs, f"glu: {ours / theirs:.3f} of jax.nn.glu"
 
 
 # --------------------------------------------------------------------------- GatedMLP
