@@ -469,6 +469,47 @@ def timing(
 
 
 # --------------------------------------------------------------------------- squared ReLU
+def policy_timing(
+    models: Sequence[str],
+    size: dict[str, int],
+    repeats: int,
+    budget_s: float,
+    write: Callable[[str], None] = print,
+    dtype: str = "float32",
+) -> None:
+    """Step time of each rectax unit under ``remat-bits`` (``save_only_these_names(
+    RESIDUAL_NAME)``) over the same unit under plain ``jax.checkpoint``, in ``dtype``, this
+    machine: interleaved rounds, median of the per-round ratios and its 95% interval, beside the
+    ratio of the two steps' compiled temp memory."""
+    from benchmarks import timing as bt
+
+    write(f"## {jax.default_backend()} step time, {dtype}, {size}: remat-bits / remat, rectax")
+    write("| model | unit | median | 95% interval | [min, max] | rounds | temp |")
+    write("|---|---|---|---|---|---|---|")
+    for model in models:
+        named = {n: u for n, u in MODELS[model][1].items() if not n.startswith("probe")}
+        for name, (unit, _) in named.items():
+            steps: dict[str, Any] = {}
+            arrays: Any = None
+            for remat in ("remat", "remat-bits"):
+                grad, params, x = step(model, unit, remat, dtype, size)
+                if arrays is None:
+                    arrays = jax.tree.map(
+                        lambda s: jax.random.normal(jax.random.key(1), s.shape, s.dtype) * 0.05,
+                        (params, x),
+                    )
+                steps[remat] = jax.jit(grad).lower(*arrays).compile()
+            temp = {r: c.memory_analysis().temp_size_in_bytes for r, c in steps.items()}
+            fns = {r: functools.partial(c, *arrays) for r, c in steps.items()}
+            got = bt.interleave(fns, repeats, warmup=2, budget_s=budget_s)
+            s = bt.ratio_stats(got.times["remat-bits"], got.times["remat"])
+            write(
+                f"| {model} | {name} | {s.median:.3f} | [{s.low:.3f}, {s.high:.3f}] "
+                f"| [{s.min:.3f}, {s.max:.3f}] | {len(got.times['remat'])} "
+                f"| {temp['remat-bits'] / temp['remat']:.3f} |"
+            )
+
+
 def _squared_relu_rule(derivative: Callable[[Array, Array], Array]) -> Callable[[Array], Array]:
     """``relu(x)²`` with a plain custom rule ``t * derivative(x, y)`` (no checkpoint)."""
 
@@ -547,10 +588,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per comparison")
     parser.add_argument("--trace-as", default=None, help="--time with the rules of cpu/gpu/tpu")
+    parser.add_argument(
+        "--policy",
+        action="store_true",
+        help="with --time: rectax's remat-bits step over its plain-remat step",
+    )
     args = parser.parse_args(argv)
     size = SIZES[args.size or ("time" if args.time else "small")]
     if args.squared_relu:
         squared_relu_table(args.target)
+    elif args.time and args.policy:
+        for dtype in args.dtypes or ["float32"]:
+            policy_timing(args.models, size, args.repeats, args.budget, dtype=dtype)
     elif args.time:
         for dtype in args.dtypes or ["float32"]:
             timing(
