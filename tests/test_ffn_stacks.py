@@ -137,3 +137,16 @@ def test_kept_buffers_reads_what_the_forward_pass_keeps():
     assert [k[:2] for k in kept] == [(8 * 16 * 4, "f32[8,16]")], kept
     assert kept[0][2].startswith("jvp(")
     assert all("transpose(" in b[2] for b in backward)
+
+
+def test_policy_timing_compares_remat_bits_with_remat():
+    """`--time --policy`: one row per rectax unit; float32 `rx.swiglu` on XLA:CPU is jax.nn's
+    expression, nothing tagged, so its two steps need the same temp (docs/memory.md)."""
+    lines: list[str] = []
+    size = {"batch": 1, "seq": 8, "dim": 16, "layers": 1}
+    fs.policy_timing(["llama3"], size, 2, 0.0, write=lines.append)
+    rows = [line.split(" | ") for line in lines[3:]]
+    units = [n for n in fs.MODELS["llama3"][1] if not n.startswith("probe")]
+    assert [r[1] for r in rows] == units
+    assert rows[units.index("swiglu")][-1] == "1.000 |"
+    assert all(float(r[2]) > 0 for r in rows)
