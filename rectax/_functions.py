@@ -1591,7 +1591,7 @@ def glu(x: ArrayLike, axis: int = -1) -> Array:
     One custom rule (:func:`swiglu`'s, with a sigmoid gate): the halves are its two inputs.
     The product is tagged :data:`rectax.RESIDUAL_NAME` in float32 and float64 only: a
     bfloat16 product kept by a ``save_only_these_names`` policy beside the recomputed halves
-    measured 1.111x ``jax.nn.glu``'s peak on XLA:CPU (``docs/memory.md``).
+    measured above ``jax.nn.glu``'s peak on XLA:CPU (``docs/memory.md``).
 
     Args:
       x: floating input array.

@@ -174,12 +174,11 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
     * Gated units on XLA:GPU and XLA:TPU: the plain expression's graph, few-bit gates included
       (their derivative then exact). On TPU the checkpointed rule, and its jit boundary alone,
       kept more. On GPU the rule (few-bit codes included) was below the plain graph only in
-      small steps (2 blocks of 256 rows: 0.947-0.959 under remat) and above it in larger ones
-      (4 blocks of 2048 rows, hidden 768: 1.05-1.31; the Llama 3 FFN stack at its ``quick``
-      size: 1.03-1.43), where it materialises ``act(gate)`` beside the matmul outputs XLA keeps
-      anyway. SwiGLU's and GeGLU's plain graph is jax.nn's expression itself (:func:`gated`'s
-      ``reference``): a rule with rectax's float32-widened derivative, or rectax's tail-safe
-      GELU forward, measured above it.
+      small steps (2 blocks of 256 rows) and above it in larger ones (4 blocks of 2048 rows;
+      the Llama 3 FFN stack at its ``quick`` size), where it materialises ``act(gate)`` beside
+      the matmul outputs XLA keeps anyway. SwiGLU's and GeGLU's plain graph is jax.nn's
+      expression itself (:func:`gated`'s ``reference``): a rule with rectax's float32-widened
+      derivative, or rectax's tail-safe GELU forward, measured above it.
     """
     if target == "cpu":
         return form != "gated_silu" or x.dtype.itemsize == 2
@@ -197,10 +196,10 @@ def _mask_words(target: str | None) -> tuple[int | None, str]:
     reduction outputs), tagged :data:`RESIDUAL_NAME`. XLA:GPU, where only 16-bit rank-2
     activations keep a mask (:func:`lean_residuals`): ``uint8`` words, tagged
     :data:`_LOCAL_NAME`, so a ``save_only_these_names(RESIDUAL_NAME)`` policy recomputes the
-    block as it does with jax.nn's rule. ``python -m benchmarks --target h100 --target-sizes
-    small --zoo mlp``, bfloat16 (``docs/memory.md``): ``uint32`` words peaked at 1.002 of
-    jax.nn's (no remat) and the tagged mask at 1.007 under that policy; the bytes measure 0.903
-    and 1.000, the zoo's quick sizes unchanged (0.731).
+    block as it does with jax.nn's rule. With ``uint32`` words, and the mask tagged, the zoo's
+    bfloat16 MLP at its small sizes measured above jax.nn's peak, with no remat and under that
+    policy (``python -m benchmarks --target h100 --target-sizes small --zoo mlp``,
+    ``docs/memory.md``).
     """
     if target == "gpu":
         return 8, _LOCAL_NAME
@@ -729,7 +728,7 @@ def gated(
       form: :func:`lean_residuals`'s form: ``"gated"``, ``"gated_silu"`` or ``"gated_gelu"``.
       tag_16bit: whether the product is tagged for 16-bit inputs too (False: float32 and
         float64 only). GLU's is not: on XLA:CPU a ``RESIDUAL_NAME`` policy then kept the
-        bfloat16 product beside the recomputed inputs, 1.111x ``jax.nn.glu``'s peak in a
+        bfloat16 product beside the recomputed inputs, above ``jax.nn.glu``'s peak in a
         residual stack (``docs/memory.md``, "Gated units on XLA:CPU in a residual stack").
 
     Returns:
@@ -799,11 +798,9 @@ def gated_coded(
     and ``up``, and in 16-bit ``a = forward(gate)`` (tagged too), never ``gate``, whose matmul's
     backward needs only the cotangent. In float32/float64 it keeps ``gate`` instead of ``a``
     and recomputes ``a``: on XLA:CPU tagging ``a`` kept it beside the recomputed block's own
-    buffers under plain ``jax.checkpoint`` (1.007x the plain expression in a 4-block residual
-    stack of 512 rows, 1.028x at 2048 rows and hidden 768; untagged 0.713 and 0.755, and lower
-    without remat too: 0.625 and 0.656 from 0.815 and 0.840), while in bfloat16 untagging it
-    measured higher (0.787 from 0.757 at 2048 rows). Few-Bit Backward (:func:`coded`) for the
-    gate of a gated unit. Where
+    buffers under plain ``jax.checkpoint``, above the plain expression's peak, while in
+    bfloat16 untagging it measured higher (``docs/memory.md``, "Gated units on XLA:CPU in a
+    residual stack"). Few-Bit Backward (:func:`coded`) for the gate of a gated unit. Where
     :func:`lean_residuals` says no (XLA:GPU and XLA:TPU), the unit is the plain expression
     ``reference(gate) * up`` (else ``forward(gate) * up``) under JAX's autodiff: the exact
     derivative, no step function, as :func:`coded` there.
