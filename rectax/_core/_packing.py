@@ -77,8 +77,17 @@ def pack(codes: Array, bits: int, width: int | None = None) -> Array:
     if pad:
         c = jnp.pad(c, [(0, 0)] * (c.ndim - 1) + [(0, pad)])
     c = c.reshape((*c.shape[:-1], words, per_word))
-    # The shifted codes occupy disjoint bits, so their sum is their bitwise OR.
-    return jnp.sum(c << _shifts(slot, c.ndim, width), axis=-1, dtype=dtype)
+    shifts = _shifts(slot, c.ndim, width)
+    if per_word == WORD_BITS:
+        # The same sum over (16, 2) codes instead of 32: XLA:CPU's loop vectorizer then sums
+        # each word's codes 8 at a time (2 interleaved, from one 16-element load) where it
+        # otherwise gathers 32 scalars per 8 words. The codes are split before they are
+        # shifted: XLA folds a split of the shifted codes back into one 32-code sum.
+        split = (*c.shape[:-1], per_word // 2, 2)
+        c = c.reshape(split) << shifts.reshape((*shifts.shape[:-1], per_word // 2, 2))
+        # The shifted codes occupy disjoint bits, so their sum is their bitwise OR.
+        return jnp.sum(c, axis=(-2, -1), dtype=dtype)
+    return jnp.sum(c << shifts, axis=-1, dtype=dtype)
 
 
 def unpack(words: Array, bits: int, shape: Sequence[int]) -> Array:
