@@ -1,7 +1,7 @@
 """The lone fwd+bwd kernel on XLA:CPU: what the compiled step runs, and its time against jax.nn.
 
 ``python -m benchmarks.fwd_bwd [--activations NAME ...] [--sizes EXP ...] [--clock cpu|wall]
-[--budget S]``.
+[--budget S] [--parts]``.
 
 The kernel is :func:`benchmarks.models.forward_backward` (``y, vjp = jax.vjp(f, x); return y,
 vjp(g)[0]`` in one ``jax.jit``) on ``make bench``'s inputs (:func:`benchmarks.runner.
@@ -23,6 +23,10 @@ fusion whose flops exceed its bytes accessed (``HloCostAnalysis``; transcendenta
 ``flops + 2 transcendentals + 10 bytes`` exceeds 100000, i.e. at any size from about 2^10
 float32 elements on; a memory-bound one only per 256 KiB accessed. At 2^12 elements a split
 fusion costs the hand-off between threads, more than its arithmetic.
+
+``--parts`` times the 1-bit kernel's fusions instead, each jitted alone (:func:`parts`): the
+pack, rectax's backward and jax.nn's, and a copy and a row sum of ``x`` for the floors, each
+against relu's forward.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+from jax import lax
+
+from rectax._core import _gradients
 
 from . import models, timing
 from .cases import ACTIVATIONS
@@ -106,14 +113,69 @@ def measure(
     )
 
 
+def parts(
+    size: int, *, clock: str = "cpu", budget_s: float = 3.0, repeats: int = 10
+) -> dict[str, timing.Stats]:
+    """The 1-bit kernel's fusions at ``size`` float32 elements, each jitted alone, timed in
+    interleaved rounds: the median ratio (95% interval) of each to relu's forward.
+
+    ``pack``: the mask of ``x > 0`` packed (:func:`rectax._core._gradients.pack_mask`);
+    ``backward``: rectax's, the cotangent selected by the unpacked words; ``jax.nn backward``:
+    selected by ``x > 0``; ``copy``: reads and writes an array (the forward's traffic);
+    ``read x``: a row sum of ``x`` (a pass that only reads it).
+    """
+    shape = elementwise_shape(size)
+    key_x, key_g = jax.random.split(jax.random.key(0))
+    x = 3 * jax.random.normal(key_x, shape, jnp.float32)
+    g = jax.random.normal(key_g, shape, jnp.float32)
+    words = jax.jit(_gradients.pack_mask)(x > 0)
+    zero = jnp.zeros((), jnp.float32)
+    pieces = {
+        "forward": (lambda x, g: jnp.maximum(x, zero), x),
+        "copy": (lambda x, g: x * g[(0,) * g.ndim], x),
+        "read x": (lambda x, g: jnp.sum(x, axis=-1), x),
+        "pack": (lambda x, g: _gradients.pack_mask(x > zero), x),
+        "backward": (
+            lambda w, g: lax.select(_gradients.unpack_mask(w, g.shape), g, jnp.zeros_like(g)),
+            words,
+        ),
+        "jax.nn backward": (lambda x, g: lax.select(x > zero, g, jnp.zeros_like(g)), x),
+    }
+    compiled = {label: jax.jit(f).lower(a, g).compile() for label, (f, a) in pieces.items()}
+    calls = {label: (lambda c=c, a=pieces[label][1]: c(a, g)) for label, c in compiled.items()}
+    timed = timing.interleave(
+        calls,
+        repeats,
+        warmup=2,
+        budget_s=budget_s,
+        max_repeats=2000,
+        clock=time.process_time if clock == "cpu" else time.perf_counter,
+        count_compiles=False,
+    )
+    return {
+        label: timing.ratio_stats(timed.times[label], timed.times["forward"])
+        for label in pieces
+        if label != "forward"
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--activations", nargs="+", default=list(ACTIVATIONS))
     parser.add_argument("--sizes", nargs="+", type=int, default=[12, 24], metavar="EXP")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     parser.add_argument("--budget", type=float, default=3.0, help="seconds per case; 0: no timing")
+    parser.add_argument("--parts", action="store_true", help="the 1-bit kernel's fusions alone")
     args = parser.parse_args(argv)
     for exp in args.sizes:
+        if args.parts:
+            for label, r in parts(2**exp, clock=args.clock, budget_s=args.budget).items():
+                print(
+                    f"2^{exp:<3d} {label:16s} / relu forward {r.median:.3f} "
+                    f"[{r.low:.3f}, {r.high:.3f}]",
+                    flush=True,
+                )
+            continue
         for name in args.activations:
             print(measure(name, 2**exp, clock=args.clock, budget_s=args.budget).line(), flush=True)
 

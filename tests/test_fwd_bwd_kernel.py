@@ -91,3 +91,10 @@ def test_one_bit_words_are_little_endian_bits(shape: tuple[int, ...]) -> None:
     words = jax.jit(_packing.pack, static_argnums=1)(jnp.asarray(mask), 1)
     assert words.dtype == expected.dtype
     np.testing.assert_array_equal(np.asarray(words), expected)
+
+
+def test_parts_times_each_fusion_against_the_forward() -> None:
+    parts = fwd_bwd.parts(2**10, budget_s=0.05, repeats=6)
+    assert list(parts) == ["copy", "read x", "pack", "backward", "jax.nn backward"]
+    for stats in parts.values():
+        assert 0 < stats.low <= stats.median <= stats.high
