@@ -56,6 +56,7 @@ from jax.scipy.stats import norm
 
 from . import _functions as _activations
 from . import diagnostics
+from ._core import _prng
 from .diagnostics import UnitStats
 from .initializers._variance import Initializer
 
@@ -836,7 +837,8 @@ def recycle(
             score.select(_evidence(params, w, a, g, ag))
             for w, a, g, ag in zip(ws, state.stats, state.grad, state.age, strict=True)
         )
-        key = jax.random.fold_in(jax.random.key(seed), state.step)
+        # Keys and draws by the unrolled hash: jax.random's values, without its loop on CPU.
+        key = jax.random.fold_in(_prng.unrolled(jax.random.key(seed)), state.step)
         caps = tuple(score.column_cap(w.units) for w in ws)
         params, inner_state = _apply(params, state.inner, ws, masks, caps, inner, key)
         packed = [
@@ -899,9 +901,10 @@ def _redraw(
         return lax.cond(selected > 0, whole, lambda p: p, p)
     # The columns are drawn under a ``cond`` that does not take ``p`` (a branch taking ``p``
     # copies the kernel on XLA:CPU) and scattered into ``p`` outside it, in place; unused slots
-    # point past the last column and are dropped. Control flow is what a firing costs on
-    # XLA:CPU (tens of microseconds per ``cond`` or loop, and every jax.random call is a loop
-    # there), so the columns take one ``cond`` and one draw, and no loop over the units.
+    # point past the last column and are dropped. No loop over the units: on XLA:CPU a loop or
+    # ``cond`` body runs op by op, and the key's unrolled hash (``_prng.unrolled``) leaves the
+    # draw without the loop jax's threefry has there. A ``cond`` not taken costs about 2 us, less
+    # than drawing the columns for nothing (``ceil(units / 16)`` of them for ``redo``).
     few = selected <= cap
     fresh = lax.cond(
         (selected > 0) & few,
@@ -932,8 +935,8 @@ def _apply(
     # for zeros, key, column cap, outgoing rows?). A kernel that is both incoming and outgoing
     # (a middle layer) ends with its recycled rows zero, in its redrawn columns too.
     edits: dict[Path, list[tuple[Array, Initializer | None, Array, int, bool]]] = {}
-    # Each link's keys are ``split(fold_in(key, i))``, derived for all links in one threefry
-    # call each (a vmap): on CPU every threefry call is a loop, and loops cost dispatch.
+    # Each link's keys are ``split(fold_in(key, i))``, derived for all links in one call each
+    # (a vmap).
     keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(key, i)))(jnp.arange(len(ws)))
     for i, (w, mask, cap) in enumerate(zip(ws, masks, caps, strict=True)):
         k_w, k_b = keys[i]
