@@ -691,8 +691,17 @@ def _row_magnitude(w: Array, units: int) -> Array:
 
 
 def _row_mask(mask: Array, kernel: Array) -> Array:
-    rows = kernel.shape[-2]
-    return mask[jnp.arange(rows) % mask.shape[0]][:, None]
+    # Row r belongs to unit r % units: the mask tiled (a broadcast XLA fuses, not a gather).
+    return jnp.tile(mask, kernel.shape[-2] // mask.shape[0])[:, None]
+
+
+def _first(mask: Array, count: int, fill: int) -> Array:
+    """The indices of ``mask``'s first ``count`` True entries in order, then ``fill``:
+    ``jnp.nonzero(mask, size=count, fill_value=fill)[0]`` in one ``top_k`` (``nonzero`` takes
+    two cumulative sums and a scatter, each an operation XLA:CPU dispatches on its own)."""
+    n = mask.shape[0]
+    value, index = lax.top_k(jnp.where(mask, n - jnp.arange(n, dtype=jnp.int32), 0), count)
+    return jnp.where(value > 0, index, fill)
 
 
 def recycle(
@@ -911,7 +920,7 @@ def _redraw(
         lambda: keep(columns(key, p.shape, cap, p.dtype).astype(p.dtype)),
         lambda: jnp.zeros((*p.shape[:-1], cap), p.dtype),
     )
-    (idx,) = jnp.nonzero(mask & few, size=cap, fill_value=p.shape[-1])
+    idx = _first(mask & few, cap, p.shape[-1])
     p = p.at[..., idx].set(fresh, mode="drop")
     # More than ``cap`` selected: the whole kernel, in a 0-or-1-trip loop, which updates ``p``
     # in place where a ``cond`` copies it in its identity branch at every firing.
