@@ -912,7 +912,7 @@ def _redraw(
     # copies the kernel on XLA:CPU) and scattered into ``p`` outside it, in place; unused slots
     # point past the last column and are dropped. No loop over the units: on XLA:CPU a loop or
     # ``cond`` body runs op by op, and the key's unrolled hash (``_prng.unrolled``) leaves the
-    # draw without the loop jax's threefry has there. A ``cond`` not taken costs about 2 us, less
+    # draw without the loop jax's threefry has there. A ``cond`` not taken costs a few us, less
     # than drawing the columns for nothing (``ceil(units / 16)`` of them for ``redo``).
     few = selected <= cap
     fresh = lax.cond(
