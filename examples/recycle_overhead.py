@@ -30,6 +30,9 @@ its baseline (``idle`` and the firing variants to ``stats``; ``stats`` to ``plai
 t-interval over rounds of the per-round ratio, of wall time and of CPU time;
 and ``memory_analysis()`` of each compiled step (temporaries, arguments, outputs; for
 ``firing_call`` those of the ``fire`` call). JSON to ``examples/recycle_overhead_latest.json``.
+
+``--draws`` times ``fire``'s keys and column draws alone instead, with jax's threefry key and
+with the unrolled one ``fire`` uses (:func:`draws`).
 """
 
 from __future__ import annotations
@@ -126,6 +129,72 @@ def steps(width: int, batch: int) -> tuple[dict[str, Any], Any, Any]:
     return out, x, y
 
 
+def draws(width: int, rounds: int) -> None:
+    """``--draws``: what ``fire``'s keys and column draws cost alone, with jax's threefry key
+    (a 5-trip loop per hash on CPU) and with the unrolled key ``fire`` uses (the same values).
+
+    One jitted program per variant, on two kernels ``(64, width)`` and ``(width, width)``: the
+    per-step key, the per-link keys (a vmapped ``fold_in`` and ``split``), 4 columns drawn per
+    kernel (``he_normal().columns``) and scattered in; timed interleaved against an empty
+    program (CPU time of 200 calls per round), and each program's ``while`` loops counted.
+    """
+    from rectax._core._prng import unrolled
+    from rectax.initializers import he_normal
+
+    init = he_normal()
+    kernels = [jnp.ones((64, width)), jnp.ones((width, width))]
+    slots = jnp.asarray([3, 50, 100, width], jnp.int32)  # the last slot is dropped, as in fire
+
+    def program(rekey: bool) -> Any:
+        def f(kernels: list, step: Any) -> list:
+            key = jax.random.key(0)
+            key = jax.random.fold_in(unrolled(key) if rekey else key, step)
+            keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(key, i)))(jnp.arange(2))
+            return [
+                p.at[:, slots].set(init.columns(keys[i][0], p.shape, 4, p.dtype), mode="drop")
+                for i, p in enumerate(kernels)
+            ]
+
+        return jax.jit(f, donate_argnums=0)
+
+    fns = {
+        "empty": jax.jit(lambda kernels, step: kernels, donate_argnums=0),
+        "jax key": program(False),
+        "unrolled key": program(True),
+    }
+    step = jnp.int32(1)
+    loops = {k: f.lower(kernels, step).compile().as_text().count(" while(") for k, f in fns.items()}
+    same = all(
+        np.array_equal(a, b)
+        for a, b in zip(
+            fns["jax key"]([k + 0 for k in kernels], step),
+            fns["unrolled key"]([k + 0 for k in kernels], step),
+            strict=True,
+        )
+    )
+    carry = {k: [p + 0 for p in kernels] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    rng = random.Random(0)
+    for _ in range(rounds):
+        order = list(fns)
+        rng.shuffle(order)
+        for k in order:
+            c, start = carry[k], time.process_time()
+            for _ in range(200):
+                c = fns[k](c, step)
+            jax.block_until_ready(c)
+            cpu[k].append((time.process_time() - start) / 200 * 1e6)
+            carry[k] = c
+    empty = np.asarray(cpu["empty"])
+    print(f"same values: {same}")
+    for k in fns:
+        extra = interval(np.asarray(cpu[k]) - empty)
+        print(
+            f"{k:12s} while loops {loops[k]}  median CPU {np.median(cpu[k]):6.1f} us/call; over "
+            f"empty {extra[0]:6.1f} [{extra[1]:.1f}, {extra[2]:.1f}] us"
+        )
+
+
 def interval(r: np.ndarray) -> tuple[float, float, float]:
     n = len(r)
     half = float(scipy.stats.t.ppf(0.975, n - 1) * np.std(r, ddof=1) / math.sqrt(n))
@@ -139,7 +208,13 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--out", type=Path, default=RESULTS / "recycle_overhead_latest.json")
+    parser.add_argument(
+        "--draws", action="store_true", help="time fire's keys and column draws alone (no JSON)"
+    )
     args = parser.parse_args()
+    if args.draws:
+        draws(args.width, args.rounds)
+        return
     variants, _, _ = steps(args.width, args.batch)
     carry = {k: (v["params"], v["state"]) for k, v in variants.items()}
     for k, v in variants.items():  # warm up

@@ -56,6 +56,7 @@ from jax.scipy.stats import norm
 
 from . import _functions as _activations
 from . import diagnostics
+from ._core import _prng
 from .diagnostics import UnitStats
 from .initializers._variance import Initializer
 
@@ -690,8 +691,17 @@ def _row_magnitude(w: Array, units: int) -> Array:
 
 
 def _row_mask(mask: Array, kernel: Array) -> Array:
-    rows = kernel.shape[-2]
-    return mask[jnp.arange(rows) % mask.shape[0]][:, None]
+    # Row r belongs to unit r % units: the mask tiled (a broadcast XLA fuses, not a gather).
+    return jnp.tile(mask, kernel.shape[-2] // mask.shape[0])[:, None]
+
+
+def _first(mask: Array, count: int, fill: int) -> Array:
+    """The indices of ``mask``'s first ``count`` True entries in order, then ``fill``:
+    ``jnp.nonzero(mask, size=count, fill_value=fill)[0]`` in one ``top_k`` (``nonzero`` takes
+    two cumulative sums and a scatter, each an operation XLA:CPU dispatches on its own)."""
+    n = mask.shape[0]
+    value, index = lax.top_k(jnp.where(mask, n - jnp.arange(n, dtype=jnp.int32), 0), count)
+    return jnp.where(value > 0, index, fill)
 
 
 def recycle(
@@ -836,7 +846,8 @@ def recycle(
             score.select(_evidence(params, w, a, g, ag))
             for w, a, g, ag in zip(ws, state.stats, state.grad, state.age, strict=True)
         )
-        key = jax.random.fold_in(jax.random.key(seed), state.step)
+        # Keys and draws by the unrolled hash: jax.random's values, without its loop on CPU.
+        key = jax.random.fold_in(_prng.unrolled(jax.random.key(seed)), state.step)
         caps = tuple(score.column_cap(w.units) for w in ws)
         params, inner_state = _apply(params, state.inner, ws, masks, caps, inner, key)
         packed = [
@@ -899,16 +910,17 @@ def _redraw(
         return lax.cond(selected > 0, whole, lambda p: p, p)
     # The columns are drawn under a ``cond`` that does not take ``p`` (a branch taking ``p``
     # copies the kernel on XLA:CPU) and scattered into ``p`` outside it, in place; unused slots
-    # point past the last column and are dropped. Control flow is what a firing costs on
-    # XLA:CPU (tens of microseconds per ``cond`` or loop, and every jax.random call is a loop
-    # there), so the columns take one ``cond`` and one draw, and no loop over the units.
+    # point past the last column and are dropped. No loop over the units: on XLA:CPU a loop or
+    # ``cond`` body runs op by op, and the key's unrolled hash (``_prng.unrolled``) leaves the
+    # draw without the loop jax's threefry has there. A ``cond`` not taken costs a few us, less
+    # than drawing the columns for nothing (``ceil(units / 16)`` of them for ``redo``).
     few = selected <= cap
     fresh = lax.cond(
         (selected > 0) & few,
         lambda: keep(columns(key, p.shape, cap, p.dtype).astype(p.dtype)),
         lambda: jnp.zeros((*p.shape[:-1], cap), p.dtype),
     )
-    (idx,) = jnp.nonzero(mask & few, size=cap, fill_value=p.shape[-1])
+    idx = _first(mask & few, cap, p.shape[-1])
     p = p.at[..., idx].set(fresh, mode="drop")
     # More than ``cap`` selected: the whole kernel, in a 0-or-1-trip loop, which updates ``p``
     # in place where a ``cond`` copies it in its identity branch at every firing.
@@ -932,8 +944,8 @@ def _apply(
     # for zeros, key, column cap, outgoing rows?). A kernel that is both incoming and outgoing
     # (a middle layer) ends with its recycled rows zero, in its redrawn columns too.
     edits: dict[Path, list[tuple[Array, Initializer | None, Array, int, bool]]] = {}
-    # Each link's keys are ``split(fold_in(key, i))``, derived for all links in one threefry
-    # call each (a vmap): on CPU every threefry call is a loop, and loops cost dispatch.
+    # Each link's keys are ``split(fold_in(key, i))``, derived for all links in one call each
+    # (a vmap).
     keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(key, i)))(jnp.arange(len(ws)))
     for i, (w, mask, cap) in enumerate(zip(ws, masks, caps, strict=True)):
         k_w, k_b = keys[i]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 
 import flax.linen as nn
 import jax
@@ -321,6 +322,23 @@ def test_redraws_take_each_links_keys_and_draw_the_bias() -> None:
         np.testing.assert_array_equal(bias[dead[i]], drawn[dead[i]])
         np.testing.assert_array_equal(bias[~dead[i]], old_bias[~dead[i]])
     np.testing.assert_array_equal(np.asarray(new["Dense_1"]["kernel"])[dead[0]], 0.0)
+
+
+def test_firing_runs_no_threefry_loop() -> None:
+    """On CPU jax lowers every threefry hash (fold_in, split, each draw) as a 5-trip loop, which
+    XLA:CPU runs op by op; fire's keys and column draws take the unrolled hash instead. The only
+    loops left in the compiled firing are the column-path kernels' whole-kernel fallbacks
+    (0 trips unless more units than the cap are selected), and none of them holds a hash loop."""
+    model, params, x = _setup()
+    tx = recycle.recycle(
+        optax.adam(1e-2), recycle.links(model), score=recycle.continual_backprop(1 / 16, 0)
+    )
+    grads, stats = _grads(model, params, x)
+    _, state = tx.update(grads, tx.init(params), params, stats=stats)
+    text = jax.jit(tx.fire).lower(params, state).compile().as_text()
+    loops = [line for line in text.splitlines() if re.search(r" while\(", line)]
+    assert len(loops) == 2, loops  # Dense_0's and Dense_1's fallback
+    assert not [line for line in loops if re.search("threefry|_uniform|random", line)]
 
 
 def test_continual_backprops_cap_is_its_count() -> None:

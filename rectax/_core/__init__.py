@@ -5,5 +5,6 @@
 * :mod:`._packing`: the 1-bit masks and ``b``-bit codes packed into words;
 * :mod:`._few_bit`, :mod:`._few_bit_tables`: few-bit derivatives and their generated tables;
 * :mod:`._catalog`: what each activation records beside its definition;
-* :mod:`._dtypes`: the float32-or-wider and float64 evaluation helpers.
+* :mod:`._dtypes`: the float32-or-wider and float64 evaluation helpers;
+* :mod:`._prng`: jax's threefry2x32 keys with the hash unrolled (no loop on CPU, same bits).
 """
