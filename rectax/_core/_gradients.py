@@ -66,7 +66,13 @@ Array = jax.Array
 RESIDUAL_NAME = "rectax_residual"
 """Name under which residuals are saved: packed 1-bit masks and few-bit codes, or the output of
 relu, necro_relu and relu6 on feature maps (see :data:`FEATURE_MAP_RANK`). Save it in your own
-checkpoint policies: ``jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)``."""
+checkpoint policies: ``jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME)``.
+
+One exception: when compiling for XLA:GPU, the 1-bit masks of 16-bit rank-2 activations (an
+MLP's in bfloat16) are saved by rectax's own checkpoint only, under another name, so a policy
+saving ``RESIDUAL_NAME`` recomputes those blocks in the backward pass, as it does with jax.nn's
+rule. ``docs/memory.md`` (the bfloat16 MLP's masks on the H100) has the measurement behind
+this choice."""
 
 _LOCAL_NAME = "rectax_local_residual"
 """Name of residuals that only rectax's own checkpoint saves, never a user's
@@ -74,12 +80,6 @@ _LOCAL_NAME = "rectax_local_residual"
 (:func:`_mask_words`)."""
 
 _SAVE_BITS = jax.checkpoint_policies.save_only_these_names(RESIDUAL_NAME, _LOCAL_NAME)
-
-_LEAN_TARGET: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "rectax_lean_target", default=None
-)
-"""The target whose lean rule is being traced (set by :func:`_build`'s per-target rule)."""
-
 
 FEATURE_MAP_RANK = 4
 """Inputs of this rank or more (``(N, H, W, C)`` feature maps) keep the output, not bits.
@@ -189,7 +189,7 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
     return target == "gpu" and form == "two_valued" and x.ndim <= 2 and x.dtype.itemsize == 2
 
 
-def _mask_words(target: str | None) -> tuple[int | None, str]:
+def _mask_words(target: str) -> tuple[int | None, str]:
     """The word width and the checkpoint name of :func:`two_valued`'s packed mask on ``target``.
 
     XLA:CPU: :func:`rectax._core._packing.word_bits`'s words (XLA:CPU widens ``uint8``
@@ -353,7 +353,7 @@ def _cast_params(x: Array, params: Sequence[Any]) -> list[Any]:
 
 def _build(
     forward: Callable[..., Array],
-    tangent_factor: Callable[[Array, Array, Sequence[Any]], tuple[Array, Array]],
+    tangent_factor: Callable[[Array, Array, Sequence[Any], str], tuple[Array, Array]],
     form: str,
     plain: Callable[[Array, Array, Sequence[Any], Array], Array] | None = None,
     *,
@@ -373,8 +373,9 @@ def _build(
     output whose shape differs from ``x``'s (:func:`two_valued_pair`, where ``factor`` is the
     mask). It must be linear in ``t_x``; reverse mode transposes it.
 
-    ``tangent_factor(x, y, params) -> (y, factor)`` computes the derivative factor inside the
-    rule, choosing what reverse mode keeps by tagging it ``RESIDUAL_NAME`` (which
+    ``tangent_factor(x, y, params, target) -> (y, factor)`` computes the derivative factor
+    inside the rule traced for ``target`` (the :func:`residual_target` the lean variant is
+    built for), choosing what reverse mode keeps by tagging it ``RESIDUAL_NAME`` (which
     :data:`_SAVE_BITS` saves). It returns ``y`` too, tagged when the output itself is the
     residual: the rule must return that very value, or an outer ``save_only_these_names``
     policy keeps a second copy (the ResNet blocks of ``python -m benchmarks --modes zoo``).
@@ -414,14 +415,10 @@ def _build(
         return rule
 
     def lean_rule(target: str) -> Tangent:
-        """The lean tangent, ``tangent_factor`` traced for ``target`` (:data:`_LEAN_TARGET`)."""
+        """The lean tangent: ``tangent_factor`` for ``target``."""
 
         def lean(x: Array, y: Array, params: Sequence[Any], t_x: Array) -> tuple[Array, Array]:
-            token = _LEAN_TARGET.set(target)
-            try:
-                y, d = tangent_factor(x, y, params)
-            finally:
-                _LEAN_TARGET.reset(token)
+            y, d = tangent_factor(x, y, params, target)
             if combine is not None:
                 return y, combine(t_x, d)
             return y, t_x * lax.convert_element_type(d, t_x.dtype)
@@ -492,9 +489,11 @@ def from_input(
     def plain(x: Array, y: Array, params: Sequence[Any], t_x: Array) -> Array:
         return t_x * lax.convert_element_type(derivative(x, *params), t_x.dtype)
 
-    return _build(
-        forward, lambda x, y, params: (y, derivative(x, *params)), "from_input", plain, jit=jit
-    )
+    def factor(x: Array, y: Array, params: Sequence[Any], target: str) -> tuple[Array, Array]:
+        del target
+        return y, derivative(x, *params)
+
+    return _build(forward, factor, "from_input", plain, jit=jit)
 
 
 def _scaled(t: Array, value: Any) -> Array:
@@ -537,12 +536,12 @@ def two_valued(
       A jitted function of ``(x, *params)``, as :func:`from_input`'s.
     """
 
-    def factor(x: Array, y: Array, params: Sequence[Any]) -> tuple[Array, Array]:
+    def factor(x: Array, y: Array, params: Sequence[Any], target: str) -> tuple[Array, Array]:
         if output_mask is not None and _keeps_output(x):
             y = checkpoint_name(y, RESIDUAL_NAME)
             m = output_mask(y, *params)
         else:
-            width, name = _mask_words(_LEAN_TARGET.get())
+            width, name = _mask_words(target)
             words = checkpoint_name(pack_mask(mask(x, *params), width=width), name)
             m = unpack_mask(words, x.shape)
         where_true, where_false = values(*params)
@@ -586,8 +585,8 @@ def two_valued_pair(
       A jitted function of ``x``.
     """
 
-    def factor(x: Array, y: Array, params: Sequence[Any]) -> tuple[Array, Array]:
-        del params
+    def factor(x: Array, y: Array, params: Sequence[Any], target: str) -> tuple[Array, Array]:
+        del params, target
         if output_mask is not None and _keeps_output(x):
             y = checkpoint_name(y, RESIDUAL_NAME)
             return y, output_mask(y)
@@ -627,8 +626,8 @@ def coded(
       A jitted function of ``x``.
     """
 
-    def factor(x: Array, y: Array, params: Sequence[Any]) -> tuple[Array, Array]:
-        del params
+    def factor(x: Array, y: Array, params: Sequence[Any], target: str) -> tuple[Array, Array]:
+        del params, target
         words = checkpoint_name(pack_mask(code(x), bits), RESIDUAL_NAME)
         return y, level(unpack_mask(words, x.shape, bits))
 
@@ -851,8 +850,8 @@ def from_output(
       A jitted function of ``(x, *params)``, as :func:`from_input`'s.
     """
 
-    def factor(x: Array, y: Array, params: Sequence[Any]) -> tuple[Array, Array]:
-        del x
+    def factor(x: Array, y: Array, params: Sequence[Any], target: str) -> tuple[Array, Array]:
+        del x, target
         y = checkpoint_name(y, RESIDUAL_NAME)
         return y, derivative_of_output(y, *params)
 
