@@ -307,7 +307,8 @@ def output_codes(
     (all 2^16, NaN excepted), evaluated by ``fn`` itself on the backend tracing it. The codes
     differ from ``x``'s only where two inputs on either side of a border round to the same
     ``y``: then by one, for inputs within a few units in the last place of the border
-    (bfloat16 GELU 4-bit: 7 of the 65536 inputs; ``tests/test_few_bit.py``). A NaN gets code 0,
+    (4 bits, bfloat16: 7 of the 65536 inputs for the tanh GELU, 4 for the exact one;
+    ``tests/test_few_bit.py``). A NaN gets code 0,
     as ``x``'s own code.
     """
     dtype = np.dtype(dtype)
@@ -481,11 +482,11 @@ def _static(api: str, arg: str, value: Any) -> Any:
 
 _BUILTINS: dict[tuple[Any, ...], FewBit] = {}
 
-_UNIMODAL = (("gelu", (("approximate", True),)),)
+_UNIMODAL = (("gelu", (("approximate", True),)), ("gelu", (("approximate", False),)))
 """Built-ins (name, hyperparameters) whose 16-bit codes are read off the output on XLA:GPU
-(:func:`output_codes`): the tanh GELU. The exact GELU kept more that way under full remat
-(gpt-gelu ``bits=4`` bf16, quick sizes: 1.000 of jax.nn's peak, 0.939 with the codes;
-``docs/memory.md``)."""
+(:func:`output_codes`): the GELU, tanh and exact, at every ``bits``, for float16 and bfloat16
+inputs (32- and 64-bit ones keep their codes). Why, with the compiled peaks of both rules and
+the commands: ``docs/memory.md``, "Codes read off the output"."""
 
 
 def builtin(api: str, exact: Callable[..., Array], bits: Any, **params: Any) -> FewBit:
