@@ -942,7 +942,8 @@ def gelu(
       x: floating input array.
       approximate: True or ``'tanh'`` for the tanh form, False or ``'none'`` for the exact one.
       bits: None (default) for the exact derivative, or 1-4 for a few-bit one
-        (:func:`few_bit`, precomputed table).
+        (:func:`few_bit`, precomputed table). On XLA:GPU a float16 or bfloat16 input's codes
+        are read off the output and a 1-bit side mask rather than kept (``docs/memory.md``).
 
     Returns:
       An array of ``x``'s shape and dtype.

@@ -289,6 +289,57 @@ def test_float64_with_x64():
         np.testing.assert_array_equal(g, expected_derivative("silu", 3, x, np.float64))
 
 
+# --------------------------------------------------------------------------- codes off the output
+MANTISSA = {jnp.dtype(jnp.bfloat16): 7, jnp.dtype(jnp.float16): 10}
+# the inputs where the GPU's codes, read off the output, differ from the input's, over all 2^16
+# values of each dtype, 1 to 4 bits: at most 7 for the tanh GELU, 4 for the exact one (4 bits,
+# bfloat16)
+MOST_MISMATCHES = {"gelu_tanh": 7, "gelu_exact": 4}
+
+
+@pytest.mark.parametrize("name", ["gelu_tanh", "gelu_exact"])
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_gpu_reads_16_bit_gelu_codes_off_the_output(name, bits, dtype):
+    """On XLA:GPU a 16-bit GELU's codes (tanh or exact) come from its output and one bit (the
+    side of the first border above GELU's minimum), not from the input. Over every value of the
+    dtype (NaN and the infinities included) the gradient is the input's code's level except at a
+    few inputs within 3 units in the last place of a border, where it is the level next to it,
+    and the largest error against the float64 derivative stays the step function's own (to
+    1e-5)."""
+    dt = jnp.dtype(dtype)
+    x = np.arange(2**16, dtype=np.uint16).view(dt)
+    with np.errstate(invalid="ignore"):  # ml_dtypes warns casting NaN
+        x64 = x.astype(np.float64)
+    borders, levels = table(name, bits)
+    act = activation(name, bits)
+    grads = {}
+    for platform in ("cpu", "gpu"):
+        with rx.residual_target(platform):
+            grad = jax.jit(jax.grad(lambda v: jnp.sum(act(v).astype(jnp.float32))))
+            grads[platform] = np.asarray(grad(jnp.asarray(x)), np.float64)
+    want = expected_derivative(name, bits, x64, dt).astype(np.float64)
+    np.testing.assert_array_equal(grads["cpu"], want)  # the input's codes
+    gpu = grads["gpu"]
+    bad = np.flatnonzero(gpu != want)
+    assert len(bad) <= MOST_MISMATCHES[name], x64[bad]
+    b = borders.astype(dt).astype(np.float64)
+    lv = levels.astype(dt).astype(np.float64)
+    idx = np.sum(x64[:, None] > b, axis=-1)
+    for i in bad:
+        assert np.isfinite(x64[i])
+        assert gpu[i] in (lv[max(idx[i] - 1, 0)], lv[min(idx[i] + 1, len(lv) - 1)])
+        ulp = 2.0 ** (np.floor(np.log2(abs(x64[i]))) - MANTISSA[dt])
+        ulp = max(ulp, float(jnp.finfo(dt).smallest_subnormal))
+        assert np.min(np.abs(b - x64[i])) <= 3 * ulp, x64[i]
+    finite = np.isfinite(x64)
+    dref = BY_NAME[BUILTINS[name][2]].dref
+    exact = dref(x64[finite])
+    worst = np.max(np.abs(want[finite] - exact))
+    # the inputs next to a border are as far from f' as the border itself, on either side
+    assert np.max(np.abs(gpu[finite] - exact)) <= worst * (1 + 1e-5)
+
+
 # --------------------------------------------------------------------------- transforms
 X2 = np.linspace(-5.3, 4.9, 8 * 13).reshape(8, 13)  # last axis not a multiple of 8
 

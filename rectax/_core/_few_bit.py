@@ -286,6 +286,69 @@ def step_function(
     return index, derivative
 
 
+def output_split(table: FewBitTable) -> int:
+    """The index of the first border above the minimum of a function with one minimum (GELU):
+    the border after the last interval whose level is not positive (0 if none is)."""
+    levels = np.asarray(table.levels)
+    falling = np.flatnonzero(levels <= 0)
+    return int(falling[-1]) if len(falling) else 0
+
+
+def output_codes(
+    fn: Callable[[Array], Array], table: FewBitTable, dtype: np.dtype
+) -> tuple[Callable[[Array], Array], Callable[[Array, Array], Array]]:
+    """``(side, codes)``: the codes of a 16-bit ``x`` read off ``y = fn(x)`` and one bit.
+
+    For ``fn`` with one minimum and strictly monotone on each side of it (GELU). ``side(x)`` is
+    ``x > b_s``, ``b_s`` the first border above the minimum (:func:`output_split`): on that side
+    ``fn`` rises, and ``x > b_k`` for a border ``b_k > b_s`` is ``y > t_k``; below it
+    ``x > b_k`` (``b_k < b_s``) is ``y < t_k``. The thresholds ``t_k`` are the largest (smallest)
+    ``y`` of the inputs on that side at or below ``b_k``, found over every value of ``dtype``
+    (all 2^16, NaN excepted), evaluated by ``fn`` itself on the backend tracing it. The codes
+    differ from ``x``'s only where two inputs on either side of a border round to the same
+    ``y``: then by one, for inputs within a few units in the last place of the border
+    (4 bits, bfloat16: 7 of the 65536 inputs for the tanh GELU, 4 for the exact one;
+    ``tests/test_few_bit.py``). A NaN gets code 0,
+    as ``x``'s own code.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.itemsize != 2:  # pragma: no cover - only 16-bit inputs take this rule
+        raise ValueError(f"rectax: codes are read off the output for 16-bit inputs, not {dtype}.")
+    every = np.arange(2**16, dtype=np.uint16).view(dtype)
+    with np.errstate(invalid="ignore"):  # ml_dtypes warns casting NaN
+        x64 = every.astype(np.float64)
+    x = every[~np.isnan(x64)]
+    x64 = x64[~np.isnan(x64)]
+    with jax.ensure_compile_time_eval():
+        y = np.asarray(fn(jnp.asarray(x)), np.float64)
+    borders = np.asarray(table.borders, np.float64).astype(dtype)
+    split = output_split(table)
+    right = x64 > float(borders[split])
+    rising, falling = [], []
+    for k, b in enumerate(borders.astype(np.float64)):
+        if k > split:  # x > b_k  <=>  y > t
+            below = y[right & (x64 <= b)]
+            rising.append(np.asarray(below.max() if below.size else -np.inf, dtype))
+        elif k < split:  # x > b_k  <=>  y < t
+            below = y[~right & (x64 <= b)]
+            falling.append(np.asarray(below.min() if below.size else np.inf, dtype))
+    cut = borders[split]
+
+    def side(x: Array) -> Array:
+        return x > cut
+
+    def codes(y: Array, side: Array) -> Array:
+        high = jnp.full(y.shape, split + 1, jnp.uint32)
+        for t in rising:
+            high = high + (y > t).astype(jnp.uint32)
+        low = jnp.zeros(y.shape, jnp.uint32)
+        for t in falling:
+            low = low + (y < t).astype(jnp.uint32)
+        return jnp.where(side, high, low)
+
+    return side, codes
+
+
 class FewBit:
     """An activation whose backward pass uses a few-bit derivative; see :func:`few_bit`.
 
@@ -293,12 +356,22 @@ class FewBit:
       fn: the exact activation (the forward pass).
       bits: code width.
       table: the :class:`FewBitTable` of the derivative.
+      unimodal: ``fn`` has one minimum and is strictly monotone on each side of it (GELU): on
+        XLA:GPU its 16-bit codes are read off the output (:func:`output_codes`).
     """
 
-    def __init__(self, fn: Callable[[Array], Array], bits: int, table: FewBitTable, name: str):
+    def __init__(
+        self,
+        fn: Callable[[Array], Array],
+        bits: int,
+        table: FewBitTable,
+        name: str,
+        unimodal: bool = False,
+    ):
         self.fn = fn
         self.bits = bits
         self.table = table
+        self.unimodal = unimodal
         self.__name__ = name
         self.__doc__ = f"{name}: exact forward pass, {bits}-bit derivative (rectax.few_bit)."
         self._compiled: dict[np.dtype, Callable[[Array], Array]] = {}
@@ -308,6 +381,9 @@ class FewBit:
 
     def _for(self, dtype: np.dtype) -> Callable[[Array], Array]:
         index, derivative = step_function(self.table, self.bits, dtype)
+        if self.unimodal and np.dtype(dtype).itemsize == 2:
+            reader = functools.partial(output_codes, self.fn, self.table, np.dtype(dtype))
+            return coded(self.fn, index, derivative, self.bits, from_output=reader)
         return coded(self.fn, index, derivative, self.bits)
 
     def __call__(self, x: ArrayLike) -> Array:
@@ -406,6 +482,12 @@ def _static(api: str, arg: str, value: Any) -> Any:
 
 _BUILTINS: dict[tuple[Any, ...], FewBit] = {}
 
+_UNIMODAL = (("gelu", (("approximate", True),)), ("gelu", (("approximate", False),)))
+"""Built-ins (name, hyperparameters) whose 16-bit codes are read off the output on XLA:GPU
+(:func:`output_codes`): the GELU, tanh and exact, at every ``bits``, for float16 and bfloat16
+inputs (32- and 64-bit ones keep their codes). Why, with the compiled peaks of both rules and
+the commands: ``docs/memory.md``, "Codes read off the output"."""
+
 
 def builtin(api: str, exact: Callable[..., Array], bits: Any, **params: Any) -> FewBit:
     """The few-bit version of a rectax activation at these hyperparameters (cached).
@@ -430,7 +512,8 @@ def builtin(api: str, exact: Callable[..., Array], bits: Any, **params: Any) -> 
         else:
             table = FewBitTable(*stored)
         args = "".join(f", {k}={v!r}" for k, v in frozen)
-        _BUILTINS[key] = FewBit(forward, bits, table, f"{api}(bits={bits}{args})")
+        name = f"{api}(bits={bits}{args})"
+        _BUILTINS[key] = FewBit(forward, bits, table, name, unimodal=(api, frozen) in _UNIMODAL)
     return _BUILTINS[key]
 
 

@@ -186,6 +186,8 @@ def lean_residuals(target: str, form: str, x: Array) -> bool:
         return False
     if form == "coded":
         return target != "tpu"
+    if form == "coded_output":
+        return target == "gpu" and x.dtype.itemsize != 2
     return target == "gpu" and form == "two_valued" and x.ndim <= 2 and x.dtype.itemsize == 2
 
 
@@ -608,6 +610,7 @@ def coded(
     code: Callable[[Array], Array],
     level: Callable[[Array], Array],
     bits: int,
+    from_output: Callable[[], OutputCodes] | None = None,
 ) -> Callable[[Array], Array]:
     """``f(x)`` whose derivative is ``level(code(x))``: a ``bits``-bit step function.
 
@@ -616,11 +619,20 @@ def coded(
     :func:`lean_residuals` says no (XLA:TPU, where codes cannot lower the peak), the function is
     ``forward`` itself, with ``forward``'s own, exact derivative: no step function.
 
+    With ``from_output``, on XLA:GPU for 16-bit inputs (``"coded_output"`` in
+    :func:`lean_residuals`) the codes are read off the output instead: a ``custom_jvp`` without
+    checkpoint whose rule is ``t_x * level(codes(y, side))``, ``side`` a 1-bit mask packed as the
+    codes are. The next matmul keeps ``y`` for its weight gradient anyway, so reverse mode adds
+    only the 1-bit words to it (:func:`rectax._core._few_bit.output_codes`).
+
     Args:
       forward: ``forward(x) -> y``, differentiable (a rectax activation uses its own rule).
       code: ``code(x)``: unsigned codes below ``2**bits`` (a boolean for ``bits == 1``).
       level: ``level(codes) -> dy/dx`` for the unpacked codes (``uint32``, or bool for 1 bit).
       bits: 1 to 8.
+      from_output: ``from_output() -> (side, codes)``, called once, when first traced for a
+        GPU: ``side(x)`` a boolean, ``codes(y, side)`` the codes of ``x`` from ``y = forward(x)``
+        and that boolean (for 16-bit ``x``).
 
     Returns:
       A jitted function of ``x``.
@@ -631,7 +643,46 @@ def coded(
         words = checkpoint_name(pack_mask(code(x), bits), RESIDUAL_NAME)
         return y, level(unpack_mask(words, x.shape, bits))
 
-    return _build(forward, factor, "coded", exact=forward)
+    if from_output is None:
+        return _build(forward, factor, "coded", exact=forward)
+    read_off = _read_off_output(forward, level, from_output)
+
+    def fallback(x: Array) -> Array:
+        return forward(x) if current_residual_target() == "tpu" else read_off(x)
+
+    return _build(forward, factor, "coded_output", exact=fallback)
+
+
+OutputCodes = tuple[Callable[[Array], Array], Callable[[Array, Array], Array]]
+
+
+def _read_off_output(
+    forward: Callable[[Array], Array],
+    level: Callable[[Array], Array],
+    from_output: Callable[[], OutputCodes],
+) -> Callable[[Array], Array]:
+    """:func:`coded`'s GPU rule for 16-bit inputs: the codes read off ``y`` and a 1-bit side.
+
+    No checkpoint and no names: XLA:GPU keeps ``y`` (which the next matmul keeps anyway) and the
+    packed side bits, and recomputes ``level(codes(y, side))`` in the backward fusion; under
+    ``jax.checkpoint`` the block is recomputed as it is with jax.nn's rule. Packing matters: an
+    unpacked boolean side was kept as a byte per element.
+    """
+    parts: list[OutputCodes] = []
+
+    def rule(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Array, Array]:
+        (x,), (t_x,) = primals, tangents
+        if not parts:
+            parts.append(from_output())
+        side, codes = parts[0]
+        y = forward(x)
+        words = pack_mask(side(x))
+        d = level(codes(y, unpack_mask(words, x.shape)))
+        return y, t_x * lax.convert_element_type(d, t_x.dtype)
+
+    fn = jax.custom_jvp(forward)
+    fn.defjvp(rule)
+    return jax.jit(fn)
 
 
 # --------------------------------------------------------------------------- gated units
