@@ -327,8 +327,9 @@ def test_redraws_take_each_links_keys_and_draw_the_bias() -> None:
 def test_firing_runs_no_threefry_loop() -> None:
     """On CPU jax lowers every threefry hash (fold_in, split, each draw) as a 5-trip loop, which
     XLA:CPU runs op by op; fire's keys and column draws take the unrolled hash instead. The only
-    loops left in the compiled firing are the column-path kernels' whole-kernel fallbacks
-    (0 trips unless more units than the cap are selected), and none of them holds a hash loop."""
+    loop left in the compiled firing is the column-path kernels' whole-kernel fallback (0 trips
+    unless more units than the cap are selected; one loop for all kernels), which holds no hash
+    loop, and all kernels' columns are drawn under one ``cond``."""
     model, params, x = _setup()
     tx = recycle.recycle(
         optax.adam(1e-2), recycle.links(model), score=recycle.continual_backprop(1 / 16, 0)
@@ -337,7 +338,9 @@ def test_firing_runs_no_threefry_loop() -> None:
     _, state = tx.update(grads, tx.init(params), params, stats=stats)
     text = jax.jit(tx.fire).lower(params, state).compile().as_text()
     loops = [line for line in text.splitlines() if re.search(r" while\(", line)]
-    assert len(loops) == 2, loops  # Dense_0's and Dense_1's fallback
+    assert len(loops) == 1, loops  # Dense_0's and Dense_1's fallbacks, in one loop
+    conds = [line for line in text.splitlines() if re.search(r" conditional\(", line)]
+    assert len(conds) == 1, conds  # both layers' column draws, under one cond
     assert not [line for line in loops if re.search("threefry|_uniform|random", line)]
 
 
