@@ -32,7 +32,8 @@ and ``memory_analysis()`` of each compiled step (temporaries, arguments, outputs
 ``firing_call`` those of the ``fire`` call). JSON to ``examples/recycle_overhead_latest.json``.
 
 ``--draws`` times ``fire``'s keys and column draws alone instead, with jax's threefry key and
-with the unrolled one ``fire`` uses (:func:`draws`).
+with the unrolled one ``fire`` uses (:func:`draws`); ``--ops`` counts each step's compiled
+operations instead (:func:`ops`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import dataclasses
 import json
 import math
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -195,6 +197,32 @@ def draws(width: int, rounds: int) -> None:
         )
 
 
+# Instructions that are no work of their own in XLA:CPU's compiled program.
+_FREE = ("parameter", "constant", "tuple", "get-tuple-element", "bitcast")
+
+
+def ops(width: int, batch: int) -> None:
+    """``--ops``: each step's operations in XLA:CPU's compiled program (``as_text()`` of
+    ``jax.jit(step).lower(...).compile()``): the entry computation's instructions, each a fusion,
+    a dot, a copy, a ``TopK`` call, a ``conditional`` or a ``while`` that the runtime dispatches
+    on its own (parameters, constants, tuples and bitcasts left out), and how many of them are
+    ``conditional`` s and ``while`` s, whose bodies are dispatched op by op."""
+    variants, _, _ = steps(width, batch)
+    for k, v in variants.items():
+        if k == "firing_call":
+            continue
+        text = v["fn"].lower(v["params"], v["state"]).compile().as_text()
+        entry = text[text.index("\nENTRY ") :]
+        entry = entry[: entry.index("\n}")]
+        # ``%name = type opcode(operands), attributes``; a tuple type is in parentheses.
+        kinds = [re.search(r" = .*?\s([a-z][\w-]*)\(", line) for line in entry.splitlines()[1:]]
+        work = [m.group(1) for m in kinds if m and m.group(1) not in _FREE]
+        print(
+            f"{k:13s} {len(work):4d} operations, {work.count('conditional')} conditional, "
+            f"{work.count('while')} while"
+        )
+
+
 def interval(r: np.ndarray) -> tuple[float, float, float]:
     n = len(r)
     half = float(scipy.stats.t.ppf(0.975, n - 1) * np.std(r, ddof=1) / math.sqrt(n))
@@ -211,7 +239,13 @@ def main() -> None:
     parser.add_argument(
         "--draws", action="store_true", help="time fire's keys and column draws alone (no JSON)"
     )
+    parser.add_argument(
+        "--ops", action="store_true", help="count each step's compiled operations (no JSON)"
+    )
     args = parser.parse_args()
+    if args.ops:
+        ops(args.width, args.batch)
+        return
     if args.draws:
         draws(args.width, args.rounds)
         return

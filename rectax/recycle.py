@@ -502,7 +502,9 @@ class Score:
         utility = activity(e.stats, e.activation) * e.outgoing
         mature = e.age >= self.maturity
         _, idx = lax.top_k(-jnp.where(mature, utility, jnp.inf), k)
-        chosen = jnp.zeros((units,), jnp.bool_).at[idx].set(True)
+        # The chosen units' mask by comparing with their indices: one fused operation where a
+        # scatter into a zero mask is three (broadcast, copy, scatter) on XLA:CPU.
+        chosen = jnp.any(jnp.arange(units, dtype=idx.dtype)[:, None] == idx, axis=1)
         return chosen & mature
 
 
@@ -700,7 +702,9 @@ def _first(mask: Array, count: int, fill: int) -> Array:
     ``jnp.nonzero(mask, size=count, fill_value=fill)[0]`` in one ``top_k`` (``nonzero`` takes
     two cumulative sums and a scatter, each an operation XLA:CPU dispatches on its own)."""
     n = mask.shape[0]
-    value, index = lax.top_k(jnp.where(mask, n - jnp.arange(n, dtype=jnp.int32), 0), count)
+    # float32 ranks (exact below 2**24): XLA:CPU's TopK takes floats; an integer top_k is a sort.
+    dtype = jnp.float32 if n < 2**24 else jnp.int32
+    value, index = lax.top_k(jnp.where(mask, n - jnp.arange(n, dtype=dtype), 0), count)
     return jnp.where(value > 0, index, fill)
 
 
@@ -929,6 +933,46 @@ def _redraw(
     return p
 
 
+class _Plan(NamedTuple):
+    """How one kernel's selected columns are redrawn (:func:`_plan`)."""
+
+    columns: Callable[[], Array] | None  # the ``cap`` drawn columns, when drawn alone
+    go: Array  # whether to draw the columns
+    slots: Array  # the columns they go to; past the last for unused slots
+    zeros: Array  # what stands for the columns when none are drawn
+    whole: Callable[[Array], Array]  # the kernel with its selected entries drawn whole
+    redraw: Array  # whether to draw the whole kernel
+
+
+def _plan(
+    p: Array, mask: Array, init: Initializer, key: Array, cap: int, rows: Array | None
+) -> _Plan:
+    """:func:`_redraw` of a kernel (``p.ndim >= 2``) in parts, so that the draws of several
+    kernels go under one ``cond`` and one loop; the same values."""
+    columns = getattr(init, "columns", None)
+    selected = jnp.sum(mask, dtype=jnp.int32)
+
+    def keep(v: Array) -> Array:
+        return v if rows is None else jnp.where(rows, jnp.zeros((), v.dtype), v)
+
+    def whole(p: Array) -> Array:
+        return keep(jnp.where(mask, init(key, p.shape, p.dtype).astype(p.dtype), p))
+
+    no = jnp.zeros((), jnp.bool_)
+    if not (callable(columns) and mask.shape == p.shape[-1:] and 0 < cap < p.shape[-1]):
+        return _Plan(None, no, jnp.zeros((0,), jnp.int32), p, whole, selected > 0)
+    assert callable(columns)
+    few = selected <= cap
+
+    def draw() -> Array:
+        assert callable(columns)
+        return keep(columns(key, p.shape, cap, p.dtype).astype(p.dtype))
+
+    zeros = jnp.zeros((*p.shape[:-1], cap), p.dtype)
+    idx = _first(mask & few, cap, p.shape[-1])
+    return _Plan(draw, (selected > 0) & few, idx, zeros, whole, ~few)
+
+
 def _apply(
     params: Any,
     inner_state: Any,
@@ -961,24 +1005,72 @@ def _apply(
         path: functools.reduce(jnp.logical_or, [e[0] for e in es]) for path, es in edits.items()
     }
 
-    def new_param(path: Any, p: Array) -> Array:
+    # Every kernel's redraw is planned first and the draws of all links done together: one
+    # ``cond`` draws every column-path link's columns and one 0-or-1-trip loop every kernel
+    # drawn whole, instead of one of each per link (on XLA:CPU each ``cond`` or loop is
+    # dispatched on its own, unfused with the rest of the step; op counts in docs/recycle.md).
+    flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+    leaves: list[Array] = []
+    columns: list[tuple[int, Callable[[], Array], Array, Array, Array]] = []
+    wholes: list[tuple[int, Callable[[Array], Array], Array]] = []
+    for n, (path, p) in enumerate(flat):
         es = edits.get(_names(path), ())
         # The recycled rows are zeroed first, by a ``where`` that XLA fuses with the optimizer's
         # update, and the column redraws keep them zero: the result of zeroing them after the
         # redraws, without a pass over the kernel after the redraws' loop (see docs/recycle.md's
         # overhead figures).
         row_masks = [mask for mask, *_, is_rows in es if is_rows]
-        rows = functools.reduce(jnp.logical_or, row_masks) if row_masks else None
-        if rows is not None:
-            p = jnp.where(rows, jnp.zeros((), p.dtype), p)
-        for mask, init, k, cap, is_rows in es:
-            if is_rows:
-                continue
-            if init is None:
-                p = jnp.where(mask, jnp.zeros((), p.dtype), p)
-            else:
-                p = _redraw(p, mask, init, k, cap, rows)
-        return p
+        zero_rows = functools.reduce(jnp.logical_or, row_masks) if row_masks else None
+        if zero_rows is not None:
+            p = jnp.where(zero_rows, jnp.zeros((), p.dtype), p)
+        others = [e for e in es if not e[4]]
+        first = others[0][1] if len(others) == 1 else None
+        if first is not None and p.ndim >= 2:
+            mask, _, k, cap, _ = others[0]
+            plan = _plan(p, mask, first, k, cap, zero_rows)
+            if plan.columns is not None:
+                columns.append((n, plan.columns, plan.go, plan.slots, plan.zeros))
+            wholes.append((n, plan.whole, plan.redraw))
+        else:
+            for mask, init, k, cap, _ in others:
+                if init is None:
+                    p = jnp.where(mask, jnp.zeros((), p.dtype), p)
+                else:
+                    p = _redraw(p, mask, init, k, cap, zero_rows)
+        leaves.append(p)
+    if columns:
+        # The columns are drawn under a ``cond`` that does not take the kernels (a branch
+        # taking one copies it on XLA:CPU) and scattered in outside it, in place; unused slots
+        # point past the last column and are dropped.
+        fresh = lax.cond(
+            functools.reduce(jnp.logical_or, [c[2] for c in columns]),
+            lambda: tuple(c[1]() for c in columns),
+            lambda: tuple(c[4] for c in columns),
+        )
+        for (n, _, _, idx, _), f in zip(columns, fresh, strict=True):
+            leaves[n] = leaves[n].at[..., idx].set(f, mode="drop")
+    if wholes:
+        # The whole kernels, in one 0-or-1-trip loop, which updates them in place where a
+        # ``cond`` copies each in its identity branch at every firing; in it each kernel is
+        # redrawn when it needs it and kept otherwise.
+        done = jnp.zeros((), jnp.bool_)
+
+        def body(c: tuple[Array, tuple[Array, ...]]) -> tuple[Array, tuple[Array, ...]]:
+            return done, tuple(
+                jnp.where(redraw, whole(v), v)
+                for (_, whole, redraw), v in zip(wholes, c[1], strict=True)
+            )
+
+        _, drawn = lax.while_loop(
+            lambda c: c[0],
+            body,
+            (
+                functools.reduce(jnp.logical_or, [w[2] for w in wholes]),
+                tuple(leaves[w[0]] for w in wholes),
+            ),
+        )
+        for (n, _, _), v in zip(wholes, drawn, strict=True):
+            leaves[n] = v
 
     # Reset the optimizer state's entries of the changed weights, found by path and shape.
     fresh_state = inner.init(params)
@@ -991,5 +1083,5 @@ def _apply(
                 return jnp.where(mask, init_leaf, leaf)
         return leaf
 
-    new_params = jax.tree_util.tree_map_with_path(new_param, params)
+    new_params = jax.tree_util.tree_unflatten(treedef, leaves)
     return new_params, jax.tree_util.tree_map_with_path(reset, inner_state, fresh_state)

@@ -280,6 +280,62 @@ def test_redraw_takes_the_column_cap_or_the_whole_kernel(n_dead: int, drawn) -> 
         np.testing.assert_array_equal(plain[:, ~dead], old[:, ~dead])
 
 
+@pytest.mark.parametrize(
+    ("dead0", "dead1", "plain"),
+    [(5, 1, False), (1, 5, False), (0, 2, False), (6, 0, False), (5, 5, False), (1, 2, True)],
+)
+def test_links_share_one_cond_and_one_loop_and_each_takes_its_own_path(
+    dead0: int, dead1: int, plain: bool
+) -> None:
+    """Two links (64 units each, cap 4) whose draws share one ``cond`` and one loop: a link
+    with more selected units than the cap draws its whole kernel (-1), one with at most the cap
+    takes its columns (``1000 * 4 + k``), one with nothing selected is untouched, whatever the
+    other takes; a plain-function initializer draws the whole kernel (-2) beside a column-path
+    link; the rows of the first link's recycled units stay zero in the second kernel."""
+    model = rxl.MLP((64, 64, 3), record_stats=True)
+    x = jax.random.normal(jax.random.key(1), (32, 16))
+    params = model.init(jax.random.key(0), x)["params"]
+    dead = [np.zeros(64, bool), np.zeros(64, bool)]
+    dead[0][[5, 17, 40, 41, 42, 43][:dead0]] = True
+    dead[1][[0, 63, 7, 8, 9][:dead1]] = True
+    for i in range(2):
+        params[f"Dense_{i}"]["bias"] = jnp.where(jnp.asarray(dead[i]), -1e3, 0.0)
+    inits = [_Marked(), (lambda k, s, d=None: jnp.full(s, -2.0, d)) if plain else _Marked()]
+    links = [
+        recycle.Link(
+            f"Dense_{i}/kernel", f"Dense_{i + 1}/kernel", f"Activation_{i}/unit_stats", init=init
+        )
+        for i, init in enumerate(inits)
+    ]
+    tx = recycle.recycle(optax.sgd(0.0), links, score=recycle.redo(0.0))
+    grads, stats = _grads(model, params, x)
+    _, state = tx.update(grads, tx.init(params), params, stats=stats)
+    new, state = jax.jit(tx.fire)(params, state)
+    # The selected units (age reset): the killed ones, and a unit the kill starves of input may
+    # die with them; each link still takes the path its kills put it on.
+    chosen = [np.asarray(a) == 0 for a in state.age]
+    for c, d, n in zip(chosen, dead, (dead0, dead1), strict=True):
+        assert c[d].all()
+        assert (c.sum() > 4) == (n > 4), c.sum()
+        assert (c.sum() > 0) == (n > 0), c.sum()
+    dead = chosen
+    for i in range(2):
+        old, k = np.asarray(params[f"Dense_{i}"]["kernel"]), np.asarray(new[f"Dense_{i}"]["kernel"])
+        live = ~dead[0] if i else np.ones(k.shape[0], bool)
+        np.testing.assert_array_equal(k[live][:, ~dead[i]], old[live][:, ~dead[i]])
+        np.testing.assert_array_equal(k[~live], 0.0)
+        n, fresh = int(dead[i].sum()), k[live][:, dead[i]]
+        if i and plain:
+            np.testing.assert_array_equal(fresh, -2.0)
+        elif n > 4:
+            np.testing.assert_array_equal(fresh, -1.0)
+        elif n:
+            np.testing.assert_array_equal(
+                fresh, np.broadcast_to(4000.0 + np.arange(n), fresh.shape)
+            )
+    np.testing.assert_array_equal(np.asarray(new["Dense_2"]["kernel"])[dead[1]], 0.0)
+
+
 def test_redraws_take_each_links_keys_and_draw_the_bias() -> None:
     """Two layers through the column path with a random ``bias_init``: link ``i``'s selected
     units take, in index order, the columns of ``init.columns(k_w, shape, cap)`` and the entries
@@ -327,8 +383,9 @@ def test_redraws_take_each_links_keys_and_draw_the_bias() -> None:
 def test_firing_runs_no_threefry_loop() -> None:
     """On CPU jax lowers every threefry hash (fold_in, split, each draw) as a 5-trip loop, which
     XLA:CPU runs op by op; fire's keys and column draws take the unrolled hash instead. The only
-    loops left in the compiled firing are the column-path kernels' whole-kernel fallbacks
-    (0 trips unless more units than the cap are selected), and none of them holds a hash loop."""
+    loop left in the compiled firing is the column-path kernels' whole-kernel fallback (0 trips
+    unless more units than the cap are selected; one loop for all kernels), which holds no hash
+    loop, and all kernels' columns are drawn under one ``cond``."""
     model, params, x = _setup()
     tx = recycle.recycle(
         optax.adam(1e-2), recycle.links(model), score=recycle.continual_backprop(1 / 16, 0)
@@ -337,7 +394,9 @@ def test_firing_runs_no_threefry_loop() -> None:
     _, state = tx.update(grads, tx.init(params), params, stats=stats)
     text = jax.jit(tx.fire).lower(params, state).compile().as_text()
     loops = [line for line in text.splitlines() if re.search(r" while\(", line)]
-    assert len(loops) == 2, loops  # Dense_0's and Dense_1's fallback
+    assert len(loops) == 1, loops  # Dense_0's and Dense_1's fallbacks, in one loop
+    conds = [line for line in text.splitlines() if re.search(r" conditional\(", line)]
+    assert len(conds) == 1, conds  # both layers' column draws, under one cond
     assert not [line for line in loops if re.search("threefry|_uniform|random", line)]
 
 
