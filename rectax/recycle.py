@@ -899,37 +899,22 @@ def _redraw(
     entry has the distribution the whole draw gives it. ``rows``, when given, is a mask of rows
     (axis -2) that stay zero in what is written.
     """
-    columns = getattr(init, "columns", None)
-    selected = jnp.sum(mask, dtype=jnp.int32)
-
-    def keep(v: Array) -> Array:
-        return v if rows is None else jnp.where(rows, jnp.zeros((), v.dtype), v)
-
-    def whole(p: Array) -> Array:
-        return keep(jnp.where(mask, init(key, p.shape, p.dtype).astype(p.dtype), p))
-
+    plan = _plan(p, mask, init, key, cap, rows)
     if p.ndim < 2:  # a bias: drawing it costs less than the ``cond`` that would skip the draw
-        return whole(p)
-    if not (callable(columns) and mask.shape == p.shape[-1:] and 0 < cap < p.shape[-1]):
-        return lax.cond(selected > 0, whole, lambda p: p, p)
+        return plan.whole(p)
     # The columns are drawn under a ``cond`` that does not take ``p`` (a branch taking ``p``
     # copies the kernel on XLA:CPU) and scattered into ``p`` outside it, in place; unused slots
     # point past the last column and are dropped. No loop over the units: on XLA:CPU a loop or
     # ``cond`` body runs op by op, and the key's unrolled hash (``_prng.unrolled``) leaves the
     # draw without the loop jax's threefry has there. A ``cond`` not taken costs a few us, less
     # than drawing the columns for nothing (``ceil(units / 16)`` of them for ``redo``).
-    few = selected <= cap
-    fresh = lax.cond(
-        (selected > 0) & few,
-        lambda: keep(columns(key, p.shape, cap, p.dtype).astype(p.dtype)),
-        lambda: jnp.zeros((*p.shape[:-1], cap), p.dtype),
-    )
-    idx = _first(mask & few, cap, p.shape[-1])
-    p = p.at[..., idx].set(fresh, mode="drop")
-    # More than ``cap`` selected: the whole kernel, in a 0-or-1-trip loop, which updates ``p``
-    # in place where a ``cond`` copies it in its identity branch at every firing.
+    if plan.columns is not None:
+        fresh = lax.cond(plan.go, plan.columns, lambda: plan.zeros)
+        p = p.at[..., plan.slots].set(fresh, mode="drop")
+    # Drawn whole (more than ``cap`` selected, or no ``columns``): a 0-or-1-trip loop, which
+    # updates ``p`` in place where a ``cond`` copies it in its identity branch at every firing.
     done = jnp.zeros((), jnp.bool_)
-    _, p = lax.while_loop(lambda c: c[0], lambda c: (done, whole(c[1])), (~few, p))
+    _, p = lax.while_loop(lambda c: c[0], lambda c: (done, plan.whole(c[1])), (plan.redraw, p))
     return p
 
 
@@ -947,8 +932,8 @@ class _Plan(NamedTuple):
 def _plan(
     p: Array, mask: Array, init: Initializer, key: Array, cap: int, rows: Array | None
 ) -> _Plan:
-    """:func:`_redraw` of a kernel (``p.ndim >= 2``) in parts, so that the draws of several
-    kernels go under one ``cond`` and one loop; the same values."""
+    """How :func:`_redraw` redraws ``p``, in parts, so that the draws of several kernels can go
+    under one ``cond`` and one loop (:func:`_apply`); the same values."""
     columns = getattr(init, "columns", None)
     selected = jnp.sum(mask, dtype=jnp.int32)
 
