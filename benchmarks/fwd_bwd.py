@@ -34,8 +34,9 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +56,21 @@ def fusions(hlo_text: str | None) -> str:
     """The fusions of an optimized HLO module's text in order: ``1`` or ``P`` (split), joined."""
     lines = [line for line in (hlo_text or "").splitlines() if _FUSION.match(line)]
     return ",".join("P" if _SPLIT in line else "1" for line in lines)
+
+
+def _interleave(
+    calls: Mapping[str, Callable[..., Any]], clock: str, budget_s: float, repeats: int
+) -> timing.Timings:
+    """``calls`` timed in interleaved rounds by ``clock`` (``"cpu"``: process CPU time)."""
+    return timing.interleave(
+        calls,
+        repeats,
+        warmup=2,
+        budget_s=budget_s,
+        max_repeats=2000,
+        clock=time.process_time if clock == "cpu" else time.perf_counter,
+        count_compiles=False,
+    )
 
 
 @dataclass(frozen=True)
@@ -93,15 +109,7 @@ def measure(
     ratio = None
     if budget_s > 0:
         calls = {label: (lambda c=c: c(x, g)) for label, c in compiled.items()}
-        timed = timing.interleave(
-            calls,
-            repeats,
-            warmup=2,
-            budget_s=budget_s,
-            max_repeats=2000,
-            clock=time.process_time if clock == "cpu" else time.perf_counter,
-            count_compiles=False,
-        )
+        timed = _interleave(calls, clock, budget_s, repeats)
         ratio = timing.ratio_stats(timed.times["rectax"], timed.times["baseline"])
     return Result(
         name,
@@ -143,15 +151,7 @@ def parts(
     }
     compiled = {label: jax.jit(f).lower(a, g).compile() for label, (f, a) in pieces.items()}
     calls = {label: (lambda c=c, a=pieces[label][1]: c(a, g)) for label, c in compiled.items()}
-    timed = timing.interleave(
-        calls,
-        repeats,
-        warmup=2,
-        budget_s=budget_s,
-        max_repeats=2000,
-        clock=time.process_time if clock == "cpu" else time.perf_counter,
-        count_compiles=False,
-    )
+    timed = _interleave(calls, clock, budget_s, repeats)
     return {
         label: timing.ratio_stats(timed.times[label], timed.times["forward"])
         for label in pieces
