@@ -2,16 +2,21 @@
 
 ``python examples/recycle_overhead.py`` (about a minute on CPU)
 
-Seven jitted train steps of an MLP 64-256-256-10 (batch 128, Adam), timed interleaved (each round
-runs every variant once, in a fresh random order, ``--steps`` steps each, so drifts in the
-machine's load hit all of them alike):
+Jitted train steps of an MLP 64-256-256-10 (batch 128, Adam), each compiled with its params and
+state donated (``donate_argnums=(0, 1)``, as a training loop compiles its step), timed interleaved
+(each round runs every variant once, in a fresh random order, ``--steps`` steps each, so drifts
+in the machine's load hit all of them alike):
 
 * ``plain``: Adam, the model without statistics;
 * ``stats``: Adam, the model sowing its :class:`~rectax.diagnostics.UnitStats`
-  (``record_stats=True``) and the step returning them, which ReDo and continual backprop read;
+  (``record_stats=True``), which ReDo and continual backprop read, and the step merging them
+  into a running total it carries (:func:`rectax.diagnostics.merge_stats`), as a loop that
+  monitors its units keeps them;
 * ``idle``: ``recycle(adam, ..., score=redo(0.1))``'s ``update``, a step that does not fire;
-* ``firing``: the same step compiled with ``tx.fire`` after the update (one program, what a
-  loop runs on its firing steps), here on every step;
+* ``firing``: the same step compiled with ``tx.fire`` first, before the gradient (one program,
+  what a loop runs on the step after each period), here on every step;
+* ``firing_last``: ``tx.fire`` compiled after the update instead (the end of the period's last
+  step): the same values (tested bitwise), a costlier program;
 * ``firing_call``: the ``idle`` step followed by a separate ``jax.jit(tx.fire,
   donate_argnums=(0, 1))`` call, on every step;
 * ``firing_draw``: as ``firing``, with ``continual_backprop(fraction=1/64, maturity=0)``, which
@@ -19,6 +24,7 @@ machine's load hit all of them alike):
   incoming kernels (``redo``'s firings redraw a layer only when it has a dormant unit, which
   on this healthy network is rare): 4 of 256 units per layer, whose columns alone are drawn
   (:meth:`rectax.initializers.VarianceScaling.columns`);
+* ``firing_draw_last``: as ``firing_draw``, ``fire`` compiled after the update;
 * ``firing_whole``: as ``firing_draw`` with the same initializer wrapped in a plain function
   (no ``columns``), so each firing draws both whole kernels, as every initializer that cannot
   draw columns alone does.
@@ -27,7 +33,8 @@ Reported: median and minimum time per step (the minimum is the least disturbed b
 a shared machine), the median process CPU time per step (all threads; it does not count time
 spent waiting for a core, so it is steadier on a shared machine) and, per variant, the ratio to
 its baseline (``idle`` and the firing variants to ``stats``; ``stats`` to ``plain``) with a 95%
-t-interval over rounds of the per-round ratio, of wall time and of CPU time;
+t-interval over rounds of the per-round ratio, of wall time and of CPU time (and, for the firing
+variants, the CPU-time ratio to ``idle``, what a firing adds to the recycler's own step);
 and ``memory_analysis()`` of each compiled step (temporaries, arguments, outputs; for
 ``firing_call`` those of the ``fire`` call). JSON to ``examples/recycle_overhead_latest.json``.
 
@@ -54,8 +61,8 @@ import numpy as np
 import optax
 import scipy.stats
 
+from rectax import diagnostics, recycle
 from rectax import linen as rxl
-from rectax import recycle
 
 RESULTS = Path(__file__).resolve().parent
 
@@ -69,12 +76,24 @@ def _whole(init: Any) -> Any:
     return whole
 
 
+VARIANTS = (
+    "plain",
+    "stats",
+    "idle",
+    "firing",
+    "firing_last",
+    "firing_call",
+    "firing_draw",
+    "firing_draw_last",
+    "firing_whole",
+)
+
+
 def steps(width: int, batch: int) -> tuple[dict[str, Any], Any, Any]:
     x = jax.random.normal(jax.random.key(0), (batch, 64))
     y = jax.random.randint(jax.random.key(1), (batch,), 0, 10)
     out: dict[str, Any] = {}
-    variants = ("plain", "stats", "idle", "firing", "firing_call", "firing_draw", "firing_whole")
-    for name in variants:
+    for name in VARIANTS:
         model = rxl.MLP((width, width, 10), record_stats=name != "plain")
         params = model.init(jax.random.key(2), x)["params"]
         tx: Any = optax.adam(1e-3)
@@ -82,39 +101,63 @@ def steps(width: int, batch: int) -> tuple[dict[str, Any], Any, Any]:
         if recycling:
             score = recycle.redo(0.1)
             links = recycle.links(model)
-            if name in ("firing_draw", "firing_whole"):
+            if name.startswith(("firing_draw", "firing_whole")):
                 score = recycle.continual_backprop(1 / 64, maturity=0)
             if name == "firing_whole":
                 links = tuple(dataclasses.replace(link, init=_whole(link.init)) for link in links)
             tx = recycle.recycle(tx, links, score=score)
+        fires = name.startswith("firing") and name != "firing_call"
+        last = name.endswith("_last")
 
-        def step(params: Any, state: Any, model: Any = model, tx: Any = tx, name: str = name):
+        def step(
+            params: Any,
+            state: Any,
+            model: Any = model,
+            tx: Any = tx,
+            name: str = name,
+            fires: bool = fires,
+            last: bool = last,
+        ) -> tuple[Any, Any]:
+            if fires and not last:  # the step after a period: recycle, then train
+                params, state = tx.fire(params, state)
+
             def loss(p: Any) -> tuple[Any, Any]:
                 logits, inter = model.apply({"params": p}, x, mutable=["intermediates"])
                 ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
                 return ce, inter.get("intermediates")
 
             grads, stats = jax.grad(loss, has_aux=True)(params)
-            if name in ("plain", "stats"):
+            if name == "plain":
                 updates, state = tx.update(grads, state, params)
+            elif name == "stats":  # the statistics kept as a running total, as a monitor keeps them
+                inner, total = state
+                updates, inner = tx.update(grads, inner, params)
+                total = jax.tree.map(diagnostics.merge_stats, total, stats, is_leaf=_is_stats)
+                state = inner, total
             else:
                 updates, state = tx.update(grads, state, params, stats=stats)
             params = optax.apply_updates(params, updates)
-            if name in ("firing", "firing_draw", "firing_whole"):
+            if fires and last:  # the end of a period's last step
                 params, state = tx.fire(params, state)
-            # "stats" returns its statistics, so that XLA computes them as the recyclers do
-            return params, state, stats if name == "stats" else None
+            return params, state
 
-        fn: Any = jax.jit(step)
         state = tx.init(params)
+        if name == "stats":
+            _, inter = model.apply({"params": params}, x, mutable=["intermediates"])
+            total = jax.tree.map(
+                lambda s: diagnostics.init_stats(s.mean.shape[-1]),
+                inter["intermediates"],
+                is_leaf=_is_stats,
+            )
+            state = (state, total)
+        fn: Any = jax.jit(step, donate_argnums=(0, 1))
         compiled = fn.lower(params, state).compile()
         if name == "firing_call":
             fire = jax.jit(tx.fire, donate_argnums=(0, 1))
             compiled = fire.lower(params, state).compile()
 
             def fn(params: Any, state: Any, step: Any = fn, fire: Any = fire) -> tuple:
-                params, state, _ = step(params, state)
-                return (*fire(params, state), None)
+                return fire(*step(params, state))
 
         mem = compiled.memory_analysis()
         assert mem is not None
@@ -129,6 +172,10 @@ def steps(width: int, batch: int) -> tuple[dict[str, Any], Any, Any]:
             },
         }
     return out, x, y
+
+
+def _is_stats(x: Any) -> bool:
+    return isinstance(x, diagnostics.UnitStats)
 
 
 def draws(width: int, rounds: int) -> None:
@@ -250,10 +297,11 @@ def main() -> None:
         draws(args.width, args.rounds)
         return
     variants, _, _ = steps(args.width, args.batch)
-    carry = {k: (v["params"], v["state"]) for k, v in variants.items()}
+    # Fresh copies: every step donates its params and state.
+    carry = {k: jax.tree.map(jnp.copy, (v["params"], v["state"])) for k, v in variants.items()}
     for k, v in variants.items():  # warm up
         for _ in range(3):
-            carry[k] = v["fn"](*carry[k])[:2]
+            carry[k] = v["fn"](*carry[k])
         jax.block_until_ready(carry[k])
     times: dict[str, list[float]] = {k: [] for k in variants}
     cpu: dict[str, list[float]] = {k: [] for k in variants}
@@ -266,7 +314,7 @@ def main() -> None:
             start, start_cpu = time.perf_counter(), time.process_time()
             c = carry[k]
             for _ in range(args.steps):
-                c = fn(*c)[:2]
+                c = fn(*c)
             jax.block_until_ready(c)
             times[k].append((time.perf_counter() - start) / args.steps)
             cpu[k].append((time.process_time() - start_cpu) / args.steps)
@@ -294,6 +342,8 @@ def main() -> None:
             entry["ratio"] = interval(t[k] / t[baseline[k]])
             entry["min_ratio"] = float(np.min(t[k]) / np.min(t[baseline[k]]))
             entry["cpu_ratio"] = interval(u[k] / u[baseline[k]])
+        if k.startswith("firing"):  # what a firing adds to the recycler's own idle step
+            entry["cpu_ratio_to_idle"] = interval(u[k] / u["idle"])
         result["variants"][k] = entry
         ratio = entry.get("ratio")
         shown = ""
@@ -303,8 +353,11 @@ def main() -> None:
                 f"  x{ratio[0]:.3f} [{ratio[1]:.3f}, {ratio[2]:.3f}] (min x{entry['min_ratio']:.3f}"
                 f"; cpu x{cr[0]:.3f} [{cr[1]:.3f}, {cr[2]:.3f}]) vs {baseline[k]}"
             )
+            if "cpu_ratio_to_idle" in entry:
+                shown += f" (cpu x{entry['cpu_ratio_to_idle'][0]:.3f} vs idle)"
+
         print(
-            f"{k:11s} median {entry['median_step_us']:7.1f} min {entry['min_step_us']:7.1f} us/step"
+            f"{k:16s} median {entry['median_step_us']:7.1f} min {entry['min_step_us']:7.1f} us/step"
             f"{shown}  memory {entry['memory']}"
         )
     args.out.write_text(json.dumps(result, indent=1))

@@ -17,7 +17,11 @@ about, and for the selected units
   ``mu``, the inner states of ``optax.masked`` and ``optax.chain``), whatever the optimizer.
 
 ``fire`` is a pure function: ``jax.jit`` it on its own (donating params and state) or call it
-inside a jitted step compiled for firing steps.
+inside a jitted step compiled for firing steps. In a step it is cheapest first, before the
+gradient, on the step that follows each period, with params and state donated
+(``jax.jit(step, donate_argnums=(0, 1))``): the values are those of firing at the end of the
+period's last step (bit for bit in the tests), but the selection reads the step's inputs instead
+of waiting for its update, and the optimizer's update absorbs the state resets.
 
 Three scores (Sokar et al. 2023; Dohare et al. 2024; Liu et al. 2025, arXiv 2505.24061):
 
@@ -734,7 +738,9 @@ def recycle(
     zero, resets the optimizer state's entries of exactly those weights to what ``inner.init``
     gives, and starts a new period. Every other parameter and state entry is returned as it
     is. It is a pure function: ``jax.jit(tx.fire, donate_argnums=(0, 1))``, or call it inside a
-    jitted step compiled for firing steps (or inside ``lax.scan`` every ``period`` steps).
+    jitted step compiled for firing steps (or inside ``lax.scan`` every ``period`` steps); in a
+    step, call it first, before the gradient, on the step after each period, with params and
+    state donated: the same values as firing at the end of the period, in a cheaper program.
 
     Args:
       inner: any optax optimizer (``adam``, ``adamw``, ``sgd`` with momentum, ``lion``, a
@@ -853,7 +859,12 @@ def recycle(
         # Keys and draws by the unrolled hash: jax.random's values, without its loop on CPU.
         key = jax.random.fold_in(_prng.unrolled(jax.random.key(seed)), state.step)
         caps = tuple(score.column_cap(w.units) for w in ws)
-        params, inner_state = _apply(params, state.inner, ws, masks, caps, inner, key)
+        # Continual backprop selects units at every firing once they are mature: its columns
+        # are drawn without a ``cond`` (a ``cond`` is dispatched on its own and waits for the
+        # selection; the draw does not need it).
+        params, inner_state = _apply(
+            params, state.inner, ws, masks, caps, inner, key, always=score.kind == "utility"
+        )
         packed = [
             _pack(
                 diagnostics.init_stats(w.units),
@@ -966,9 +977,11 @@ def _apply(
     caps: tuple[int, ...],
     inner: optax.GradientTransformation,
     key: Array,
+    always: bool = False,
 ) -> tuple[Any, Any]:
     """Recycles the units in ``masks``: new parameters, and the optimizer state's entries of the
-    changed weights back at ``inner.init``'s values."""
+    changed weights back at ``inner.init``'s values. ``always``: the column-path links' columns
+    are drawn whether or not a unit is selected (no ``cond``)."""
     # Per parameter path, the edits in order: (mask over the parameter, initializer or None
     # for zeros, key, column cap, outgoing rows?). A kernel that is both incoming and outgoing
     # (a middle layer) ends with its recycled rows zero, in its redrawn columns too.
@@ -1024,14 +1037,17 @@ def _apply(
                     p = _redraw(p, mask, init, k, cap, zero_rows)
         leaves.append(p)
     if columns:
-        # The columns are drawn under a ``cond`` that does not take the kernels (a branch
-        # taking one copies it on XLA:CPU) and scattered in outside it, in place; unused slots
-        # point past the last column and are dropped.
-        fresh = lax.cond(
-            functools.reduce(jnp.logical_or, [c[2] for c in columns]),
-            lambda: tuple(c[1]() for c in columns),
-            lambda: tuple(c[4] for c in columns),
-        )
+        # The columns are drawn (under a ``cond`` that does not take the kernels: a branch
+        # taking one copies it on XLA:CPU) and scattered in, in place; unused slots point past
+        # the last column and are dropped.
+        if always:
+            fresh = tuple(c[1]() for c in columns)
+        else:
+            fresh = lax.cond(
+                functools.reduce(jnp.logical_or, [c[2] for c in columns]),
+                lambda: tuple(c[1]() for c in columns),
+                lambda: tuple(c[4] for c in columns),
+            )
         for (n, _, _, idx, _), f in zip(columns, fresh, strict=True):
             leaves[n] = leaves[n].at[..., idx].set(f, mode="drop")
     if wholes:

@@ -380,24 +380,85 @@ def test_redraws_take_each_links_keys_and_draw_the_bias() -> None:
     np.testing.assert_array_equal(np.asarray(new["Dense_1"]["kernel"])[dead[0]], 0.0)
 
 
-def test_firing_runs_no_threefry_loop() -> None:
+@pytest.mark.parametrize("score", ["redo", "continual_backprop"])
+def test_firing_runs_no_threefry_loop(score: str) -> None:
     """On CPU jax lowers every threefry hash (fold_in, split, each draw) as a 5-trip loop, which
     XLA:CPU runs op by op; fire's keys and column draws take the unrolled hash instead. The only
     loop left in the compiled firing is the column-path kernels' whole-kernel fallback (0 trips
     unless more units than the cap are selected; one loop for all kernels), which holds no hash
-    loop, and all kernels' columns are drawn under one ``cond``."""
+    loop. ReDo draws all kernels' columns under one ``cond`` (a firing often selects nothing);
+    continual backprop, which selects units at every firing, draws them without one."""
     model, params, x = _setup()
-    tx = recycle.recycle(
-        optax.adam(1e-2), recycle.links(model), score=recycle.continual_backprop(1 / 16, 0)
-    )
+    chosen = {
+        "redo": recycle.redo(0.0),
+        "continual_backprop": recycle.continual_backprop(1 / 16, 0),
+    }
+    tx = recycle.recycle(optax.adam(1e-2), recycle.links(model), score=chosen[score])
     grads, stats = _grads(model, params, x)
     _, state = tx.update(grads, tx.init(params), params, stats=stats)
     text = jax.jit(tx.fire).lower(params, state).compile().as_text()
     loops = [line for line in text.splitlines() if re.search(r" while\(", line)]
     assert len(loops) == 1, loops  # Dense_0's and Dense_1's fallbacks, in one loop
     conds = [line for line in text.splitlines() if re.search(r" conditional\(", line)]
-    assert len(conds) == 1, conds  # both layers' column draws, under one cond
+    assert len(conds) == (score == "redo"), conds  # both layers' column draws, one cond or none
     assert not [line for line in loops if re.search("threefry|_uniform|random", line)]
+
+
+@pytest.mark.parametrize("score", ["redo", "continual_backprop"])
+@pytest.mark.parametrize("name", ["adam", "lion"])
+def test_firing_first_in_the_next_step_equals_firing_last(score: str, name: str) -> None:
+    """``fire`` compiled at the start of the step after a period (before the gradient, params
+    and state donated; the cheaper program) gives bit for bit the parameters and optimizer
+    state of ``fire`` compiled at the end of the period's last step."""
+    model, params, x = _setup()
+    chosen = {"redo": recycle.redo(0.0), "continual_backprop": recycle.continual_backprop(1 / 8, 0)}
+    tx = recycle.recycle(_optimizers()[name], recycle.links(model), score=chosen[score])
+
+    def train(params: dict, state: recycle.RecycleState) -> tuple:
+        grads, stats = _grads(model, params, x)
+        updates, state = tx.update(grads, state, params, stats=stats)
+        return optax.apply_updates(params, updates), state
+
+    @functools.partial(jax.jit, static_argnames="fire", donate_argnums=(0, 1))
+    def last(params: dict, state: recycle.RecycleState, fire: bool) -> tuple:
+        params, state = train(params, state)
+        return tx.fire(params, state) if fire else (params, state)
+
+    @functools.partial(jax.jit, static_argnames="fire", donate_argnums=(0, 1))
+    def first(params: dict, state: recycle.RecycleState, fire: bool) -> tuple:
+        if fire:
+            params, state = tx.fire(params, state)
+        return train(params, state)
+
+    a = b = (params, tx.init(params))
+    a, b = jax.tree.map(jnp.copy, a), jax.tree.map(jnp.copy, b)
+    for i in range(3 * PERIOD):  # fires after steps 3, 6 and 9: "last" ends with a firing
+        a = last(*a, fire=(i + 1) % PERIOD == 0)
+        b = first(*b, fire=i > 0 and i % PERIOD == 0)
+    a = last(*a, fire=False)  # step 10 of each, "first" firing before it
+    b = first(*b, fire=True)
+    assert [int(r) for r in a[1].recycled] == [int(r) for r in b[1].recycled]
+    assert all(int(r) > 0 for r in a[1].recycled)
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+
+
+def test_continual_backprop_without_a_mature_unit_changes_nothing() -> None:
+    """Continual backprop draws its columns at every firing (no ``cond``); when no unit is
+    mature, nothing is selected and the parameters and the optimizer state are returned as
+    they are (the drawn columns go to dropped slots)."""
+    model, params, x = _setup()
+    tx = recycle.recycle(
+        optax.adam(1e-2), recycle.links(model), score=recycle.continual_backprop(1 / 8, 100)
+    )
+    grads, stats = _grads(model, params, x)
+    _, state = tx.update(grads, tx.init(params), params, stats=stats)
+    new, after = jax.jit(tx.fire)(params, state)
+    assert [int(r) for r in after.recycled] == [0, 0]
+    for u, v in zip(jax.tree.leaves(params), jax.tree.leaves(new), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    for u, v in zip(jax.tree.leaves(state.inner), jax.tree.leaves(after.inner), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
 
 
 def test_continual_backprops_cap_is_its_count() -> None:
