@@ -38,9 +38,9 @@ variants, the CPU-time ratio to ``idle``, what a firing adds to the recycler's o
 and ``memory_analysis()`` of each compiled step (temporaries, arguments, outputs; for
 ``firing_call`` those of the ``fire`` call). JSON to ``examples/recycle_overhead_latest.json``.
 
-``--draws`` times ``fire``'s keys and column draws alone instead, with jax's threefry key and
-with the unrolled one ``fire`` uses (:func:`draws`); ``--ops`` counts each step's compiled
-operations instead (:func:`ops`).
+``--no-donate`` compiles every step without donating its inputs. ``--draws`` times ``fire``'s
+keys and column draws alone instead, with jax's threefry key and with the unrolled one ``fire``
+uses (:func:`draws`); ``--ops`` counts each step's compiled operations instead (:func:`ops`).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ VARIANTS = (
 )
 
 
-def steps(width: int, batch: int) -> tuple[dict[str, Any], Any, Any]:
+def steps(width: int, batch: int, donate: bool = True) -> tuple[dict[str, Any], Any, Any]:
     x = jax.random.normal(jax.random.key(0), (batch, 64))
     y = jax.random.randint(jax.random.key(1), (batch,), 0, 10)
     out: dict[str, Any] = {}
@@ -150,10 +150,10 @@ def steps(width: int, batch: int) -> tuple[dict[str, Any], Any, Any]:
                 is_leaf=_is_stats,
             )
             state = (state, total)
-        fn: Any = jax.jit(step, donate_argnums=(0, 1))
+        fn: Any = jax.jit(step, donate_argnums=(0, 1) if donate else ())
         compiled = fn.lower(params, state).compile()
         if name == "firing_call":
-            fire = jax.jit(tx.fire, donate_argnums=(0, 1))
+            fire = jax.jit(tx.fire, donate_argnums=(0, 1) if donate else ())
             compiled = fire.lower(params, state).compile()
 
             def fn(params: Any, state: Any, step: Any = fn, fire: Any = fire) -> tuple:
@@ -282,6 +282,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument(
+        "--no-donate", action="store_true", help="compile the steps without donating their inputs"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "recycle_overhead_latest.json")
     parser.add_argument(
         "--draws", action="store_true", help="time fire's keys and column draws alone (no JSON)"
@@ -296,7 +299,7 @@ def main() -> None:
     if args.draws:
         draws(args.width, args.rounds)
         return
-    variants, _, _ = steps(args.width, args.batch)
+    variants, _, _ = steps(args.width, args.batch, not args.no_donate)
     # Fresh copies: every step donates its params and state.
     carry = {k: jax.tree.map(jnp.copy, (v["params"], v["state"])) for k, v in variants.items()}
     for k, v in variants.items():  # warm up
