@@ -859,11 +859,12 @@ def recycle(
         # Keys and draws by the unrolled hash: jax.random's values, without its loop on CPU.
         key = jax.random.fold_in(_prng.unrolled(jax.random.key(seed)), state.step)
         caps = tuple(score.column_cap(w.units) for w in ws)
-        # Continual backprop selects units at every firing once they are mature: its columns
-        # are drawn without a ``cond`` (a ``cond`` is dispatched on its own and waits for the
-        # selection; the draw does not need it).
+        # Continual backprop selects units at every firing once they are mature, never more
+        # than its cap: its columns are drawn without a ``cond`` (a ``cond`` is dispatched on
+        # its own and waits for the selection; the draw does not need it) and its kernels need
+        # no whole-kernel fallback.
         params, inner_state = _apply(
-            params, state.inner, ws, masks, caps, inner, key, always=score.kind == "utility"
+            params, state.inner, ws, masks, caps, inner, key, bounded=score.kind == "utility"
         )
         packed = [
             _pack(
@@ -977,11 +978,12 @@ def _apply(
     caps: tuple[int, ...],
     inner: optax.GradientTransformation,
     key: Array,
-    always: bool = False,
+    bounded: bool = False,
 ) -> tuple[Any, Any]:
     """Recycles the units in ``masks``: new parameters, and the optimizer state's entries of the
-    changed weights back at ``inner.init``'s values. ``always``: the column-path links' columns
-    are drawn whether or not a unit is selected (no ``cond``)."""
+    changed weights back at ``inner.init``'s values. ``bounded``: no link selects more units
+    than its cap, so the column-path links' columns are drawn whether or not a unit is selected
+    (no ``cond``) and their kernels have no whole-kernel fallback."""
     # Per parameter path, the edits in order: (mask over the parameter, initializer or None
     # for zeros, key, column cap, outgoing rows?). A kernel that is both incoming and outgoing
     # (a middle layer) ends with its recycled rows zero, in its redrawn columns too.
@@ -1028,7 +1030,8 @@ def _apply(
             plan = _plan(p, mask, first, k, cap, zero_rows)
             if plan.columns is not None:
                 columns.append((n, plan.columns, plan.go, plan.slots, plan.zeros))
-            wholes.append((n, plan.whole, plan.redraw))
+            if plan.columns is None or not bounded:
+                wholes.append((n, plan.whole, plan.redraw))
         else:
             for mask, init, k, cap, _ in others:
                 if init is None:
@@ -1040,7 +1043,7 @@ def _apply(
         # The columns are drawn (under a ``cond`` that does not take the kernels: a branch
         # taking one copies it on XLA:CPU) and scattered in, in place; unused slots point past
         # the last column and are dropped.
-        if always:
+        if bounded:
             fresh = tuple(c[1]() for c in columns)
         else:
             fresh = lax.cond(
