@@ -563,13 +563,31 @@ def _nnx_step(model: rxn.MLP, optimizer: nnx.Optimizer, x: jax.Array) -> None:
     optimizer.update(model, grads, stats=stats)
 
 
-@nnx.jit
-def _nnx_fire(model: rxn.MLP, optimizer: nnx.Optimizer) -> None:
-    """docs/recycle.md's NNX firing step."""
+def _nnx_fire_fn(model: rxn.MLP, optimizer: nnx.Optimizer) -> None:
+    """docs/recycle.md's NNX ``fire``."""
     params = nnx.as_pure(nnx.state(model, nnx.Param))
     params, state = optimizer.tx.fire(params, nnx.as_pure(optimizer.opt_state))
     nnx.update(model, params)
     nnx.update(optimizer.opt_state, nnx.state(state))
+
+
+_nnx_fire = nnx.jit(_nnx_fire_fn)
+
+
+@nnx.jit(static_argnames="firing", donate_argnums=(0, 1))
+def _nnx_train_step(
+    model: rxn.MLP, optimizer: nnx.Optimizer, x: jax.Array, firing: bool = False
+) -> None:
+    """docs/recycle.md's NNX train step: ``fire`` first on the step after a period."""
+    if firing:
+        _nnx_fire_fn(model, optimizer)
+
+    def loss(m: rxn.MLP) -> tuple[jax.Array, nnx.State]:
+        y, inter = nnx.capture(m, nnx.Intermediate)(x)
+        return jnp.mean(jnp.square(y - 1.0)), inter
+
+    grads, stats = nnx.grad(loss, has_aux=True)(model)
+    optimizer.update(model, grads, stats=stats)
 
 
 def test_nnx_optimizer_and_builder_wiring() -> None:
@@ -590,6 +608,31 @@ def test_nnx_optimizer_and_builder_wiring() -> None:
     np.testing.assert_array_equal(np.asarray(mu["layers"][1]["kernel"][...])[:10], 0.0)
     np.testing.assert_array_equal(np.asarray(mu["layers"][0]["kernel"][...])[:, :10], 0.0)
     assert np.any(np.asarray(mu["layers"][1]["kernel"][...])[10:] != 0.0)  # the rest trained
+
+
+def test_nnx_train_step_firing_first_equals_a_separate_firing() -> None:
+    """NNX: ``fire`` called first inside the donated ``nnx.jit`` train step on the step after
+    each period gives bitwise the model and optimizer of a separate jitted ``fire`` after the
+    period's last step."""
+
+    def build() -> tuple[rxn.MLP, nnx.Optimizer]:
+        model = rxn.MLP(16, (32, 32, 2), record_stats=True, rngs=nnx.Rngs(0))
+        model.layers[0].bias[...] = jnp.where(jnp.arange(32) < 10, -1e3, 0.0)
+        tx = recycle.recycle(optax.adam(1e-2), recycle.links(model), score=recycle.redo(0.0))
+        return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    x = jax.random.normal(jax.random.key(2), (16, 16))
+    (model_a, opt_a), (model_b, opt_b) = build(), build()
+    for i in range(2 * PERIOD):
+        _nnx_step(model_a, opt_a, x)
+        if (i + 1) % PERIOD == 0:
+            _nnx_fire(model_a, opt_a)
+        _nnx_train_step(model_b, opt_b, x, firing=i > 0 and i % PERIOD == 0)
+    _nnx_fire(model_b, opt_b)  # the second period's firing, after its last step
+    assert int(opt_b.opt_state.recycled[0][...]) == 10
+    a, b = nnx.state((model_a, opt_a)), nnx.state((model_b, opt_b))
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
 
 
 def test_builder_wiring_with_crelu_clears_both_halves_rows() -> None:
