@@ -51,6 +51,7 @@ import json
 import math
 import random
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -270,6 +271,14 @@ def ops(width: int, batch: int) -> None:
         )
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(RESULTS.parent))
+    except ValueError:
+        return str(path)
+
+
 def interval(r: np.ndarray) -> tuple[float, float, float]:
     n = len(r)
     half = float(scipy.stats.t.ppf(0.975, n - 1) * np.std(r, ddof=1) / math.sqrt(n))
@@ -327,8 +336,8 @@ def main() -> None:
     baseline = {k: "stats" for k in variants} | {"stats": "plain"}
     baseline.pop("plain")
     result: dict[str, Any] = {
-        "command": "python examples/recycle_overhead.py",
-        "config": vars(args) | {"out": str(args.out)},
+        "command": " ".join(["python examples/recycle_overhead.py", *sys.argv[1:]]),
+        "config": vars(args) | {"out": _shown(args.out)},
         "device": jax.devices()[0].device_kind,
         "jax": jax.__version__,
         "variants": {},

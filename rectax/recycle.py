@@ -982,8 +982,8 @@ def _apply(
 ) -> tuple[Any, Any]:
     """Recycles the units in ``masks``: new parameters, and the optimizer state's entries of the
     changed weights back at ``inner.init``'s values. ``bounded``: no link selects more units
-    than its cap, so the column-path links' columns are drawn whether or not a unit is selected
-    (no ``cond``) and their kernels have no whole-kernel fallback."""
+    than its nonzero cap, so the column-path links' columns are drawn whether or not a unit is
+    selected (no ``cond``) and their kernels have no whole-kernel fallback."""
     # Per parameter path, the edits in order: (mask over the parameter, initializer or None
     # for zeros, key, column cap, outgoing rows?). A kernel that is both incoming and outgoing
     # (a middle layer) ends with its recycled rows zero, in its redrawn columns too.
@@ -1006,9 +1006,10 @@ def _apply(
     }
 
     # Every kernel's redraw is planned first and the draws of all links done together: one
-    # ``cond`` draws every column-path link's columns and one 0-or-1-trip loop every kernel
-    # drawn whole, instead of one of each per link (on XLA:CPU each ``cond`` or loop is
-    # dispatched on its own, unfused with the rest of the step; op counts in docs/recycle.md).
+    # ``cond`` draws every column-path link's columns (none when ``bounded``) and one
+    # 0-or-1-trip loop every kernel drawn whole, instead of one of each per link (on XLA:CPU
+    # each ``cond`` or loop is dispatched on its own, unfused with the rest of the step; op
+    # counts in docs/recycle.md).
     flat, treedef = jax.tree_util.tree_flatten_with_path(params)
     leaves: list[Array] = []
     columns: list[tuple[int, Callable[[], Array], Array, Array, Array]] = []
