@@ -16,7 +16,7 @@ in the machine's load hit all of them alike):
 * ``firing``: the same step compiled with ``tx.fire`` first, before the gradient (one program,
   what a loop runs on the step after each period), here on every step;
 * ``firing_last``: ``tx.fire`` compiled after the update instead (the end of the period's last
-  step): the same values (tested bitwise), a costlier program;
+  step): the same values (tested bitwise), another program;
 * ``firing_call``: the ``idle`` step followed by a separate ``jax.jit(tx.fire,
   donate_argnums=(0, 1))`` call, on every step;
 * ``firing_draw``: as ``firing``, with ``continual_backprop(fraction=1/64, maturity=0)``, which
@@ -38,6 +38,8 @@ variants, the CPU-time ratio to ``idle``, what a firing adds to the recycler's o
 and ``memory_analysis()`` of each compiled step (temporaries, arguments, outputs; for
 ``firing_call`` those of the ``fire`` call). JSON to ``examples/recycle_overhead_latest.json``.
 
+``--model cnn`` times rectax's linen CNN instead (conv blocks of 16 and 32 channels and a Dense
+head of ``--width`` units, on 8 x 8 x 1 inputs; continual backprop takes 1 unit in 16).
 ``--no-donate`` compiles every step without donating its inputs. ``--draws`` times ``fire``'s
 keys and column draws alone instead, with jax's threefry key and with the unrolled one ``fire``
 uses (:func:`draws`); ``--ops`` counts each step's compiled operations instead (:func:`ops`).
@@ -90,12 +92,21 @@ VARIANTS = (
 )
 
 
-def steps(width: int, batch: int, donate: bool = True) -> tuple[dict[str, Any], Any, Any]:
-    x = jax.random.normal(jax.random.key(0), (batch, 64))
+def _model(model: str, width: int, record_stats: bool) -> Any:
+    if model == "cnn":  # rectax's linen CNN on 8 x 8 images: two conv blocks and a Dense head
+        return rxl.CNN((16, 32), (width,), record_stats=record_stats)
+    return rxl.MLP((width, width, 10), record_stats=record_stats)
+
+
+def steps(
+    width: int, batch: int, donate: bool = True, model_name: str = "mlp"
+) -> tuple[dict[str, Any], Any, Any]:
+    shape = (batch, 8, 8, 1) if model_name == "cnn" else (batch, 64)
+    x = jax.random.normal(jax.random.key(0), shape)
     y = jax.random.randint(jax.random.key(1), (batch,), 0, 10)
     out: dict[str, Any] = {}
     for name in VARIANTS:
-        model = rxl.MLP((width, width, 10), record_stats=name != "plain")
+        model = _model(model_name, width, name != "plain")
         params = model.init(jax.random.key(2), x)["params"]
         tx: Any = optax.adam(1e-3)
         recycling = name not in ("plain", "stats")
@@ -103,7 +114,9 @@ def steps(width: int, batch: int, donate: bool = True) -> tuple[dict[str, Any], 
             score = recycle.redo(0.1)
             links = recycle.links(model)
             if name.startswith(("firing_draw", "firing_whole")):
-                score = recycle.continual_backprop(1 / 64, maturity=0)
+                # 4 of 256 units per layer (MLP); the CNN's 16 channels take 1 unit in 16
+                fraction = 1 / 16 if model_name == "cnn" else 1 / 64
+                score = recycle.continual_backprop(fraction, maturity=0)
             if name == "firing_whole":
                 links = tuple(dataclasses.replace(link, init=_whole(link.init)) for link in links)
             tx = recycle.recycle(tx, links, score=score)
@@ -249,13 +262,13 @@ def draws(width: int, rounds: int) -> None:
 _FREE = ("parameter", "constant", "tuple", "get-tuple-element", "bitcast")
 
 
-def ops(width: int, batch: int) -> None:
+def ops(width: int, batch: int, model_name: str = "mlp") -> None:
     """``--ops``: each step's operations in XLA:CPU's compiled program (``as_text()`` of
     ``jax.jit(step).lower(...).compile()``): the entry computation's instructions, each a fusion,
     a dot, a copy, a ``TopK`` call, a ``conditional`` or a ``while`` that the runtime dispatches
     on its own (parameters, constants, tuples and bitcasts left out), and how many of them are
     ``conditional`` s and ``while`` s, whose bodies are dispatched op by op."""
-    variants, _, _ = steps(width, batch)
+    variants, _, _ = steps(width, batch, model_name=model_name)
     for k, v in variants.items():
         if k == "firing_call":
             continue
@@ -289,6 +302,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument(
+        "--model",
+        choices=("mlp", "cnn"),
+        default="mlp",
+        help="the MLP 64-width-width-10, or rectax's linen CNN (16, 32) with a Dense head of "
+        "width units on 8 x 8 x 1 inputs",
+    )
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument(
@@ -303,12 +323,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.ops:
-        ops(args.width, args.batch)
+        ops(args.width, args.batch, args.model)
         return
     if args.draws:
         draws(args.width, args.rounds)
         return
-    variants, _, _ = steps(args.width, args.batch, not args.no_donate)
+    variants, _, _ = steps(args.width, args.batch, not args.no_donate, args.model)
     # Fresh copies: every step donates its params and state.
     carry = {k: jax.tree.map(jnp.copy, (v["params"], v["state"])) for k, v in variants.items()}
     for k, v in variants.items():  # warm up

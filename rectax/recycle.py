@@ -17,11 +17,12 @@ about, and for the selected units
   ``mu``, the inner states of ``optax.masked`` and ``optax.chain``), whatever the optimizer.
 
 ``fire`` is a pure function: ``jax.jit`` it on its own (donating params and state) or call it
-inside a jitted step compiled for firing steps. In a step it is cheapest first, before the
-gradient, on the step that follows each period, with params and state donated
-(``jax.jit(step, donate_argnums=(0, 1))``): the values are those of firing at the end of the
-period's last step (bit for bit in the tests), but the selection reads the step's inputs instead
-of waiting for its update, and the optimizer's update absorbs the state resets.
+inside a jitted step compiled for firing steps: last, after the update on the period's last
+step, or first, before the gradient on the step that follows. Both give the same values (bit for
+bit in the tests) from different programs, and which is cheaper depends on the model: first,
+the selection reads the step's inputs instead of waiting for its update and the optimizer's
+update absorbs the state resets, but the edits come before the forward pass (docs/recycle.md,
+Overhead, has both for an MLP and a CNN).
 
 Three scores (Sokar et al. 2023; Dohare et al. 2024; Liu et al. 2025, arXiv 2505.24061):
 
@@ -738,9 +739,9 @@ def recycle(
     zero, resets the optimizer state's entries of exactly those weights to what ``inner.init``
     gives, and starts a new period. Every other parameter and state entry is returned as it
     is. It is a pure function: ``jax.jit(tx.fire, donate_argnums=(0, 1))``, or call it inside a
-    jitted step compiled for firing steps (or inside ``lax.scan`` every ``period`` steps); in a
-    step, call it first, before the gradient, on the step after each period, with params and
-    state donated: the same values as firing at the end of the period, in a cheaper program.
+    jitted step compiled for firing steps (or inside ``lax.scan`` every ``period`` steps): after
+    the update on the period's last step, or first, before the gradient, on the step after it
+    (the same values; which program is cheaper depends on the model).
 
     Args:
       inner: any optax optimizer (``adam``, ``adamw``, ``sgd`` with momentum, ``lion``, a

@@ -409,7 +409,7 @@ def test_firing_runs_no_threefry_loop(score: str) -> None:
 @pytest.mark.parametrize("name", ["adam", "lion"])
 def test_firing_first_in_the_next_step_equals_firing_last(score: str, name: str) -> None:
     """``fire`` compiled at the start of the step after a period (before the gradient, params
-    and state donated; the cheaper program) gives bit for bit the parameters and optimizer
+    and state donated; another program) gives bit for bit the parameters and optimizer
     state of ``fire`` compiled at the end of the period's last step."""
     model, params, x = _setup()
     chosen = {"redo": recycle.redo(0.0), "continual_backprop": recycle.continual_backprop(1 / 8, 0)}
