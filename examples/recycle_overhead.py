@@ -42,7 +42,9 @@ and ``memory_analysis()`` of each compiled step (temporaries, arguments, outputs
 head of ``--width`` units, on 8 x 8 x 1 inputs; continual backprop takes 1 unit in 16).
 ``--no-donate`` compiles every step without donating its inputs. ``--draws`` times ``fire``'s
 keys and column draws alone instead, with jax's threefry key and with the unrolled one ``fire``
-uses (:func:`draws`); ``--ops`` counts each step's compiled operations instead (:func:`ops`).
+uses (:func:`draws`); ``--ops`` counts each step's compiled operations instead (:func:`ops`);
+``--target h100`` prints each step's compiled memory for a compile target instead
+(:func:`memories`).
 """
 
 from __future__ import annotations
@@ -292,6 +294,35 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def memories(width: int, batch: int, donate: bool, model_name: str, target: str) -> None:
+    """``--target``: each step's compiled memory for a compile target (``h100``, ``tpu-v5e``,
+    ...; :mod:`benchmarks.targets`, jax's deviceless ahead-of-time compilation), never run:
+    ``peak_memory_in_bytes`` and ``temp_size_in_bytes`` (XLA:TPU reports temporaries for some
+    programs only: compare the peaks)."""
+    import rectax as rx
+    from benchmarks import targets
+
+    dev = targets.device(target)
+    variants, _, _ = steps(width, batch, donate, model_name)
+    print(f"{target}, {'donated' if donate else 'not donated'}: peak / temporaries, bytes")
+    base: tuple[int, int] | None = None
+    for k, v in variants.items():
+        if k == "firing_call":  # two programs
+            continue
+        with rx.residual_target(targets.TARGETS[target].residual_target):
+            lowered = v["fn"].lower(*targets.abstract((v["params"], v["state"]), dev))
+        mem = lowered.compile().memory_analysis()
+        peak, temp = int(mem.peak_memory_in_bytes), int(mem.temp_size_in_bytes)
+        base = (peak, temp) if k == "stats" else base
+        shown = ""
+        if base and k != "stats":  # XLA:CPU's peak leaves the temporaries out: both ratios
+            shown = f"  peak x{peak / base[0]:.3f}" + (
+                f", temporaries x{temp / base[1]:.3f}" if temp and base[1] else ""
+            )
+            shown += " of stats"
+        print(f"{k:16s} {peak:9d} / {temp:9d}{shown}")
+
+
 def interval(r: np.ndarray) -> tuple[float, float, float]:
     n = len(r)
     half = float(scipy.stats.t.ppf(0.975, n - 1) * np.std(r, ddof=1) / math.sqrt(n))
@@ -321,7 +352,13 @@ def main() -> None:
     parser.add_argument(
         "--ops", action="store_true", help="count each step's compiled operations (no JSON)"
     )
+    parser.add_argument(
+        "--target", help="print each step's compiled memory for this compile target (no JSON)"
+    )
     args = parser.parse_args()
+    if args.target:
+        memories(args.width, args.batch, not args.no_donate, args.model, args.target)
+        return
     if args.ops:
         ops(args.width, args.batch, args.model)
         return
@@ -397,5 +434,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if "--target" in sys.argv:  # compile-only devices: set up before JAX initialises
+        sys.path.insert(0, str(RESULTS.parent))
+        from benchmarks import targets
+
+        targets.configure_environment()
     jnp.zeros(())  # start the backend before timing
     main()
